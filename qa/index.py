@@ -1,0 +1,347 @@
+"""The index on disk: FAISS vectors, BM25, passages, letters and a manifest.
+
+Layout of an index folder::
+
+    index/CURRENT           name of the live generation (replaced atomically)
+    index/gen-<time>/       manifest.json, letters.jsonl, passages.jsonl, vectors.faiss, bm25/
+    index/.lock             held while a build or update writes
+
+Every change writes a complete new generation and then swaps CURRENT, so a failed or killed
+build leaves the previous index untouched and readers never see a half-written one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from qa.chunking import CHUNKER_VERSION, Passage, chunk_letter
+from qa.letters import Letter
+from qa.lexical import LexicalIndex
+
+FORMAT_VERSION = 1
+POINTER = "CURRENT"
+KEEP_GENERATIONS = 2  # the live one and its predecessor, which a running server may still read
+
+
+class IndexStateError(Exception):
+    """An index that cannot be used as asked; the message says why and what to run."""
+
+
+class IndexBusy(IndexStateError):
+    pass
+
+
+@dataclass
+class Index:
+    folder: Path
+    manifest: dict
+    letters: dict[str, Letter]
+    passages: list[Passage]
+    vectors: faiss.Index
+    lexical: LexicalIndex
+    letter_passages: dict[str, list[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for row, passage in enumerate(self.passages):
+            self.letter_passages.setdefault(passage.letter_id, []).append(row)
+
+    @property
+    def model(self) -> str:
+        return str(self.manifest["model"])
+
+    def passage_vectors(self, rows: list[int]) -> np.ndarray:
+        if not rows:
+            return np.zeros((0, self.vectors.d), dtype=np.float32)
+        return np.vstack([self.vectors.reconstruct(row) for row in rows]).astype(np.float32)
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def live_generation(folder: Path) -> Path | None:
+    pointer = folder / POINTER
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text(encoding="utf-8").strip()
+    generation = folder / name
+    if not name or "/" in name or not generation.is_dir():
+        raise IndexStateError(f"{folder}: {POINTER} points to {name!r}, which is missing; rebuild with `qa index build`")
+    return generation
+
+
+def exists(folder: Path) -> bool:
+    return (folder / POINTER).is_file()
+
+
+def load(folder: Path) -> Index:
+    """Load the live generation, refusing anything incomplete or of another format."""
+    generation = live_generation(folder)
+    if generation is None:
+        raise IndexStateError(f"no index in {folder}; build one with `qa index build`")
+    try:
+        manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise IndexStateError(f"{generation}: unreadable manifest ({error}); rebuild with `qa index build`") from error
+    if manifest.get("format_version") != FORMAT_VERSION or manifest.get("chunker_version") != CHUNKER_VERSION:
+        raise IndexStateError(
+            f"{folder} was built by another version of qa (format {manifest.get('format_version')}, "
+            f"chunker {manifest.get('chunker_version')}); rebuild it with `qa index build`"
+        )
+    try:
+        letters = {letter.id: letter for letter in _read_letters(generation / "letters.jsonl")}
+        passages = list(_read_passages(generation / "passages.jsonl", letters))
+        vectors = faiss.read_index(str(generation / "vectors.faiss"))
+        lexical = LexicalIndex.load(generation / "bm25", len(passages))
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        raise IndexStateError(f"{generation}: damaged index ({error}); rebuild with `qa index build`") from error
+    counts = (len(letters), len(passages), vectors.ntotal)
+    expected = (manifest["counts"]["letters"], manifest["counts"]["passages"], manifest["counts"]["passages"])
+    if counts != expected or vectors.d != manifest["dimension"]:
+        raise IndexStateError(f"{generation}: damaged index (found {counts}, manifest says {expected}); rebuild it")
+    return Index(folder, manifest, letters, passages, vectors, lexical)
+
+
+def _read_letters(path: Path) -> Iterator[Letter]:
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            record = json.loads(line)
+            record["page_starts"] = tuple(record["page_starts"])
+            yield Letter(**record)
+
+
+def _read_passages(path: Path, letters: dict[str, Letter]) -> Iterator[Passage]:
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            record = json.loads(line)
+            text = letters[record["letter_id"]].text[record["start"] : record["end"]]
+            yield Passage(text=text, **record)
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+@contextmanager
+def write_lock(folder: Path) -> Iterator[None]:
+    """One writer at a time; a second one is told the index is busy instead of waiting."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise IndexBusy(f"{folder} is being updated by another process; try again when it is done") from error
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class UpdateSummary:
+    added: list[str]
+    replaced: list[str]
+    removed: list[str]
+    unchanged: int
+    letters: int
+    passages: int
+    embedded: int
+    seconds: float
+
+
+def update(
+    folder: Path,
+    embedder: object,
+    add: Iterable[Letter] = (),
+    remove: Iterable[str] = (),
+    replace_all: bool = False,
+    log: Progress = lambda message: None,
+    progress_bar: bool = False,
+) -> UpdateSummary:
+    """Write a new generation with letters added, replaced or removed, then swap it in.
+
+    Unchanged letters keep their vectors, so only new and changed letters are embedded.
+    With `replace_all` the new index holds exactly the letters given (a full build)."""
+    started = time.perf_counter()
+    with write_lock(folder):
+        old = load(folder) if exists(folder) and not replace_all else None
+        if old is not None and old.model != embedder.name:  # type: ignore[attr-defined]
+            raise IndexStateError(
+                f"{folder} was built with model {old.model!r}, not {embedder.name!r}; "  # type: ignore[attr-defined]
+                f"use --model {old.model} or rebuild with `qa index build`"
+            )
+        letters: dict[str, Letter] = dict(old.letters) if old else {}
+        hashes: dict[str, str] = dict(old.manifest["letters"]) if old else {}
+        removed = [letter_id for letter_id in remove if letters.pop(letter_id, None) is not None]
+        for letter_id in removed:
+            hashes.pop(letter_id, None)
+        unknown = [letter_id for letter_id in remove if letter_id not in removed]
+        if unknown:
+            raise IndexStateError(f"not in the index: {', '.join(unknown)}")
+
+        added, replaced, fresh = [], [], []
+        for letter in add:
+            content_hash = letter.content_hash()
+            if hashes.get(letter.id) == content_hash:
+                continue
+            (replaced if letter.id in letters else added).append(letter.id)
+            letters[letter.id] = letter
+            hashes[letter.id] = content_hash
+            fresh.append(letter.id)
+
+        # Passages in letter order; reuse vectors of letters whose content did not change.
+        fresh_set = set(fresh)
+        passages: list[Passage] = []
+        reuse_rows: list[int] = []
+        reuse_positions: list[int] = []
+        new_positions: list[int] = []
+        for letter_id, letter in letters.items():
+            if old is not None and letter_id not in fresh_set and letter_id in old.letter_passages:
+                for row in old.letter_passages[letter_id]:
+                    reuse_rows.append(row)
+                    reuse_positions.append(len(passages))
+                    passages.append(old.passages[row])
+            else:
+                for passage in chunk_letter(letter):
+                    new_positions.append(len(passages))
+                    passages.append(passage)
+
+        log(f"embedding {len(new_positions)} passages of {len(fresh)} letters with {embedder.name}")  # type: ignore[attr-defined]
+        new_vectors = embedder.embed_passages(  # type: ignore[attr-defined]
+            [passages[i].index_text(letters[passages[i].letter_id].title) for i in new_positions],
+            progress=progress_bar,
+        )
+        dimension = int(embedder.dimension)  # type: ignore[attr-defined]
+        vectors = np.zeros((len(passages), dimension), dtype=np.float32)
+        if new_positions:
+            vectors[new_positions] = new_vectors
+        if reuse_rows and old is not None:
+            vectors[reuse_positions] = old.passage_vectors(reuse_rows)
+
+        log("writing the index")
+        generation = _write_generation(folder, embedder.name, dimension, letters, hashes, passages, vectors)  # type: ignore[attr-defined]
+        _swap(folder, generation)
+    return UpdateSummary(
+        added=added,
+        replaced=replaced,
+        removed=removed,
+        unchanged=len(letters) - len(fresh),
+        letters=len(letters),
+        passages=len(passages),
+        embedded=len(new_positions),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _write_generation(
+    folder: Path,
+    model: str,
+    dimension: int,
+    letters: dict[str, Letter],
+    hashes: dict[str, str],
+    passages: list[Passage],
+    vectors: np.ndarray,
+) -> Path:
+    name = f"gen-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%f')}"
+    staging = folder / f".{name}.tmp"
+    staging.mkdir(parents=True)
+    try:
+        with (staging / "letters.jsonl").open("w", encoding="utf-8") as out:
+            for letter in letters.values():
+                out.write(json.dumps(letter.__dict__, ensure_ascii=False) + "\n")
+        with (staging / "passages.jsonl").open("w", encoding="utf-8") as out:
+            for passage in passages:
+                record = {k: v for k, v in passage.__dict__.items() if k != "text"}
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        flat = faiss.IndexFlatIP(dimension)
+        if len(vectors):
+            flat.add(vectors)
+        faiss.write_index(flat, str(staging / "vectors.faiss"))
+        (staging / "bm25").mkdir()
+        LexicalIndex.build(
+            [passage.index_text(letters[passage.letter_id].title) for passage in passages]
+        ).save(staging / "bm25")
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "chunker_version": CHUNKER_VERSION,
+            "model": model,
+            "dimension": dimension,
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "counts": {"letters": len(letters), "passages": len(passages)},
+            "letters": hashes,
+        }
+        # The manifest is written last: a generation without one is never made live.
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        _fsync_tree(staging)
+        os.rename(staging, folder / name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder / name
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _swap(folder: Path, generation: Path) -> None:
+    pointer_tmp = folder / f".{POINTER}.tmp"
+    pointer_tmp.write_text(generation.name + "\n", encoding="utf-8")
+    with pointer_tmp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(pointer_tmp, folder / POINTER)
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    _collect_garbage(folder, generation.name)
+
+
+def _collect_garbage(folder: Path, live: str) -> None:
+    """Drop old generations and leftovers of interrupted builds (we hold the write lock)."""
+    generations = sorted(path for path in folder.glob("gen-*") if path.is_dir())
+    keep = {live} | {path.name for path in generations[-KEEP_GENERATIONS:]}
+    for path in generations:
+        if path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+    for leftover in folder.glob(".gen-*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def info(index: Index) -> dict[str, object]:
+    """A summary for `qa index info` and the health endpoint."""
+    generation = live_generation(index.folder)
+    size = sum(path.stat().st_size for path in generation.rglob("*") if path.is_file()) if generation else 0
+    types: dict[str, int] = {}
+    for letter in index.letters.values():
+        types[letter.type or "onbekend"] = types.get(letter.type or "onbekend", 0) + 1
+    dates = sorted(letter.date for letter in index.letters.values() if letter.date)
+    return {
+        "folder": str(index.folder),
+        "model": index.model,
+        "dimension": index.manifest["dimension"],
+        "built_at": index.manifest["built_at"],
+        "letters": len(index.letters),
+        "passages": len(index.passages),
+        "types": types,
+        "date_range": [dates[0], dates[-1]] if dates else None,
+        "size_bytes": size,
+        "format_version": index.manifest["format_version"],
+    }

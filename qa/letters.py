@@ -1,0 +1,449 @@
+"""Letters and their readers: plain text, officielebekendmakingen XML/HTML, PDF, JSONL(.gz).
+
+Every reader returns a `Letter` with cleaned text and whatever metadata it can find. Metadata
+comes first from a `letters.jsonl` sidecar (the layout of the shared corpus and of `qa fetch`),
+then from the document itself (XML meta tags), then from patterns in the text.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from qa.cleaning import PAGE_BREAK, clean
+
+SIDECAR_NAME = "letters.jsonl"
+LETTER_SUFFIXES = (".txt", ".xml", ".html", ".htm", ".pdf")
+BULK_SUFFIXES = (".jsonl", ".jsonl.gz")
+OFFICIAL_URL = "https://zoek.officielebekendmakingen.nl/{id}.html"
+MAX_LETTER_BYTES = 50_000_000
+
+
+@dataclass(frozen=True)
+class Letter:
+    id: str
+    text: str
+    title: str | None = None
+    date: str | None = None  # ISO YYYY-MM-DD
+    dossier: str | None = None
+    number: str | None = None
+    sender: str | None = None
+    type: str | None = None
+    url: str | None = None
+    page_starts: tuple[int, ...] = (0,)
+    source: str | None = None  # the file it was read from
+
+    def content_hash(self) -> str:
+        """Changes whenever anything we index about the letter changes."""
+        payload = json.dumps(asdict(replace(self, source=None)), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def metadata(self) -> dict[str, object]:
+        data = asdict(self)
+        del data["text"]
+        return data
+
+
+class LetterError(Exception):
+    """A letter that cannot be read; the message says which file and why."""
+
+
+@dataclass
+class ReadReport:
+    letters: list[Letter] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+# --- metadata from text -------------------------------------------------------------------
+
+MONTHS = {
+    name: number
+    for number, names in enumerate(
+        [("januari", "jan"), ("februari", "feb"), ("maart", "mrt"), ("april", "apr"), ("mei",),
+         ("juni", "jun"), ("juli", "jul"), ("augustus", "aug"), ("september", "sep", "sept"),
+         ("oktober", "okt"), ("november", "nov"), ("december", "dec")],
+        start=1,
+    )
+    for name in names
+}
+_DATE = re.compile(
+    r"(?P<day>\d{1,2})\s+(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?\s+(?P<year>(?:1[89]|20)\d{2})",
+    re.IGNORECASE,
+)
+_DATE_LINE = re.compile(
+    r"(?:Den\s+Haag|[’'`]s[-\s]?Gravenhage|Datum|ontvangen|Voorgesteld)[,:\s]+(?:\S+\s+)?" + _DATE.pattern,
+    re.IGNORECASE,
+)
+_SENDER = re.compile(r"BRIEF\s+VAN\s+DE\s+(?P<who>[A-ZÀ-Ý ,\-–]+?)\s*(?:\n|Aan\s|$)")
+_ANSWER_SENDER = re.compile(r"Antwoord\s+van\s+(?P<who>[^\n(]+\([^)]+\))")
+_MOTION = re.compile(r"MOTIE\s+VAN\s+(?:HET\s+LID|DE\s+LEDEN)\s+(?P<who>[^\n]+)")
+_NUMBER = re.compile(r"\bNr\.\s*(?P<number>\d+)\b")
+_FOOTER_REF = re.compile(
+    r"vergaderjaar\s+\d{4}\s*[-–]\s*\d{4},\s*(?P<dossier>\d{1,3}\s?\d{3}(?:\s?[-–]?\s?[A-Z]{1,4})?)[,\s]+(?:hfdst\.\s*[A-Z]+,\s*)?nr\.\s*(?P<number>\d+)",
+    re.IGNORECASE,
+)
+_AANHANGSEL = re.compile(r"Aanhangsel\s+van\s+de\s+Handelingen", re.IGNORECASE)
+
+
+def parse_dutch_date(text: str) -> str | None:
+    match = _DATE.search(text)
+    if not match:
+        return None
+    month = MONTHS[match["month"].lower()]
+    day = int(match["day"])
+    if not 1 <= day <= 31:
+        return None
+    return f"{match['year']}-{month:02d}-{day:02d}"
+
+
+def _title_case_office(who: str) -> str:
+    """'MINISTER VAN BUITENLANDSE ZAKEN' -> 'Minister van Buitenlandse Zaken'."""
+    small = {"van", "voor", "en", "de", "het", "der"}
+    words = " ".join(who.replace("-\n", "").split()).lower().split(" ")
+    return " ".join(word if word in small and index else word.capitalize() for index, word in enumerate(words))
+
+
+def metadata_from_text(text: str) -> dict[str, str | None]:
+    """Best-effort metadata from the printed letter head and footers."""
+    head = text[:4000]
+    found: dict[str, str | None] = {}
+    date_line = _DATE_LINE.search(head)
+    found["date"] = parse_dutch_date(date_line.group(0)) if date_line else None
+    if sender := _SENDER.search(head):
+        found["sender"] = _title_case_office(sender["who"])
+        found["type"] = "brief_regering"
+    elif answer := _ANSWER_SENDER.search(head):
+        found["sender"] = " ".join(answer["who"].split())
+        found["type"] = "antwoord_kamervragen"
+    elif motion := _MOTION.search(head):
+        found["sender"] = _title_case_office(motion["who"])
+        found["type"] = "motie"
+    elif _AANHANGSEL.search(head):
+        found["type"] = "antwoord_kamervragen"
+    if footer := _FOOTER_REF.search(text):
+        found["dossier"] = re.sub(r"\s+", "", footer["dossier"]).replace("–", "-")
+        found["number"] = footer["number"]
+    elif number := _NUMBER.search(head):
+        found["number"] = number["number"]
+    return found
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug or "letter"
+
+
+def official_url(letter_id: str) -> str | None:
+    if re.match(r"^(?:kst|ah-tk|ah|blg|h-tk)-", letter_id):
+        return OFFICIAL_URL.format(id=letter_id)
+    return None
+
+
+def make_letter(raw_text: str, path: Path | None, known: dict[str, object] | None = None) -> Letter:
+    """Clean the text and merge metadata: known (sidecar/XML) wins over what the text says."""
+    cleaned = clean(raw_text)
+    if not cleaned.text.strip():
+        raise LetterError(f"{path}: no text found")
+    parsed = metadata_from_text(raw_text)
+    known = {key: value for key, value in (known or {}).items() if value not in (None, "")}
+    merged = {**parsed, **known}
+    letter_id = str(merged.get("id") or "")
+    if not letter_id:
+        stem = path.name.split(".")[0] if path else ""
+        if re.match(r"^(kst|ah-tk|sgd|blg)-", stem):
+            letter_id = stem
+        elif merged.get("dossier") and merged.get("number"):
+            letter_id = f"kst-{merged['dossier']}-{merged['number']}"
+        else:
+            letter_id = slugify(stem or hashlib.sha256(raw_text.encode()).hexdigest()[:12])
+    return Letter(
+        id=letter_id,
+        text=cleaned.text,
+        page_starts=cleaned.page_starts,
+        title=_str(merged.get("title")),
+        date=_str(merged.get("date")),
+        dossier=_str(merged.get("dossier")),
+        number=_str(merged.get("number")),
+        sender=_str(merged.get("sender")),
+        type=_str(merged.get("type")),
+        url=_str(merged.get("url") or merged.get("source_url")) or official_url(letter_id),
+        source=str(path) if path else None,
+    )
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value).strip() or None
+
+
+# --- file formats ---------------------------------------------------------------------------
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 if it is, else Windows-1252 (what older Dutch government text files use)."""
+    if b"\x00" in data[:4096]:
+        raise LetterError("binary data, not text")
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+def read_pdf(path: Path) -> str:
+    import logging
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # font warnings are not the user's business
+
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise LetterError(f"{path}: encrypted PDF")
+        return PAGE_BREAK.join(page.extract_text() or "" for page in reader.pages)
+    except (PdfReadError, ValueError, KeyError, TypeError) as error:
+        raise LetterError(f"{path}: not a readable PDF ({error})") from error
+
+
+# Elements of the officielebekendmakingen XML that hold a block of text.
+_XML_BLOCKS = {"al", "titel", "tussenkop", "kop", "li", "tekstregel", "stuknr", "datumtekst",
+               "ondertekening", "functie", "naam", "noot", "onderwerp", "slotformulering", "aanhef",
+               "p", "h1", "h2", "h3", "h4", "td", "dd", "dt"}
+_XML_SKIP = {"metadata", "head", "script", "style", "nav", "footer", "meta"}
+
+
+def _xml_blocks(element: object) -> list[str]:
+    """Text of the body, one block per paragraph-like element."""
+    blocks: list[str] = []
+    current: list[str] = []
+
+    def walk(node: object) -> None:
+        tag = getattr(node, "tag", None)
+        if not isinstance(tag, str):
+            return
+        local = tag.rsplit("}", 1)[-1].lower()
+        if local in _XML_SKIP:
+            if node.tail:  # type: ignore[attr-defined]
+                current.append(node.tail)  # type: ignore[attr-defined]
+            return
+        is_block = local in _XML_BLOCKS
+        if is_block:
+            flush()
+        if node.text:  # type: ignore[attr-defined]
+            current.append(node.text)  # type: ignore[attr-defined]
+        for child in node:  # type: ignore[attr-defined]
+            walk(child)
+        if is_block:
+            flush()
+        if node.tail:  # type: ignore[attr-defined]
+            current.append(node.tail)  # type: ignore[attr-defined]
+
+    def flush() -> None:
+        text = " ".join("".join(current).split())
+        if text:
+            blocks.append(text)
+        current.clear()
+
+    walk(element)
+    flush()
+    return blocks
+
+
+def _xml_metadata(root: object) -> dict[str, object]:
+    meta: dict[str, list[str]] = {}
+    for node in root.iter("meta"):  # type: ignore[attr-defined]
+        name, content = node.get("name"), node.get("content")
+        if name and content:
+            meta.setdefault(name, []).append(content.strip())
+
+    def first(*names: str) -> str | None:
+        for name in names:
+            if meta.get(name):
+                return meta[name][0]
+        return None
+
+    kind = (first("OVERHEIDop.KamerstukTypen") or "")
+    types = meta.get("DC.type", [])
+    doc_type = None
+    if any(t.lower() == "motie" for t in types) or kind.lower() == "motie":
+        doc_type = "motie"
+    elif any("brief" in t.lower() for t in types):
+        doc_type = "brief_regering"
+    senders = meta.get("OVERHEIDop.indiener") or meta.get("DC.creator") or []
+    return {
+        "id": first("DC.identifier", "dcterms:identifier"),
+        "dossier": first("OVERHEIDop.dossiernummer"),
+        "number": first("OVERHEIDop.ondernummer"),
+        "date": first("OVERHEIDop.datumIndiening", "DCTERMS.issued", "DCTERMS.available", "OVERHEIDop.datumOndertekening"),
+        "title": first("OVERHEIDop.documenttitel", "DC.title"),
+        "sender": ", ".join(senders) if senders else None,
+        "type": doc_type,
+    }
+
+
+def read_markup(path: Path, data: bytes) -> tuple[str, dict[str, object]]:
+    from lxml import etree, html
+
+    try:
+        if path.suffix.lower() == ".xml":
+            root = etree.fromstring(data, parser=etree.XMLParser(recover=False, resolve_entities=False, no_network=True, huge_tree=True))
+        else:
+            root = html.document_fromstring(data)
+    except (etree.XMLSyntaxError, etree.ParserError, ValueError) as error:
+        raise LetterError(f"{path}: malformed {path.suffix.lstrip('.').upper()} ({error})") from error
+    meta = _xml_metadata(root)
+    body = root
+    for candidate in (".//kamerstuk", ".//*[@id='broodtekst']", ".//body"):
+        found = root.find(candidate) if not candidate.startswith(".//*[") else next(iter(root.xpath(candidate)), None)
+        if found is not None:
+            body = found
+            break
+    return "\n\n".join(_xml_blocks(body)), meta
+
+
+def read_file(path: Path, known: dict[str, object] | None = None) -> Letter:
+    """Read one letter file; `known` is its sidecar record, if any."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_LETTER_BYTES:
+            raise LetterError(f"{path}: too large ({size:,} bytes)")
+        if path.suffix.lower() == ".pdf":
+            return make_letter(read_pdf(path), path, known)
+        data = path.read_bytes()
+    except OSError as error:
+        raise LetterError(f"{path}: cannot read ({error.strerror or error})") from error
+    suffix = path.suffix.lower()
+    if suffix in (".xml", ".html", ".htm"):
+        text, meta = read_markup(path, data)
+        return make_letter(text, path, {**meta, **(known or {})})
+    try:
+        return make_letter(decode_text(data), path, known)
+    except LetterError as error:
+        raise LetterError(f"{path}: {error}") if not str(error).startswith(str(path)) else error
+
+
+def read_bulk(path: Path) -> Iterator[Letter | LetterError]:
+    """Records of `{"url", "text"}` (or Content/content) per line, gzipped or not."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as lines:
+            for line_number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    text = record.get("text") or record.get("Content") or record.get("content") or ""
+                    url = record.get("url") or record.get("URL") or ""
+                    letter_id = record.get("id") or _id_from_url(url) or f"{slugify(path.name.split('.')[0])}-{line_number}"
+                    yield make_letter(text, path, {"id": letter_id, "url": url, **_metadata_fields(record)})
+                except (ValueError, AttributeError, LetterError) as error:
+                    yield LetterError(f"{path}:{line_number}: {error}")
+    except (OSError, EOFError, UnicodeDecodeError) as error:
+        yield LetterError(f"{path}: cannot read ({error})")
+
+
+def _id_from_url(url: str) -> str | None:
+    match = re.search(r"officielebekendmakingen\.nl/([\w.-]+?)(?:/ocr|\.html|\.xml|\.pdf)?/?$", url)
+    if not match:
+        return None
+    return f"sgd-{match[1]}" if match[1].isdigit() else match[1]
+
+
+def _metadata_fields(record: dict[str, object]) -> dict[str, object]:
+    fields = ("title", "date", "dossier", "number", "sender", "type", "source_url")
+    return {key: record.get(key) for key in fields if record.get(key) is not None}
+
+
+def read_sidecar(path: Path) -> Iterator[Letter | LetterError]:
+    base = path.parent
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        yield LetterError(f"{path}: cannot read ({error})")
+        return
+    for line_number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            file_name = record["file"]
+        except (ValueError, KeyError, TypeError) as error:
+            yield LetterError(f"{path}:{line_number}: not a letter record ({error})")
+            continue
+        target = (base / file_name).resolve()
+        if base.resolve() not in target.parents:
+            yield LetterError(f"{path}:{line_number}: file {file_name!r} lies outside {base}")
+            continue
+        try:
+            yield read_file(target, {**_metadata_fields(record), "id": record.get("id")})
+        except LetterError as error:
+            yield error
+
+
+def iter_letters(paths: Iterable[Path]) -> Iterator[Letter | LetterError]:
+    """Letters from files and folders; a folder's sidecar decides which of its files count."""
+    for path in paths:
+        if path.is_dir():
+            sidecar = path / SIDECAR_NAME
+            if sidecar.is_file():
+                yield from read_sidecar(sidecar)
+                continue
+            yield from _read_folder(path)
+        elif path.name == SIDECAR_NAME:
+            yield from read_sidecar(path)
+        elif path.name.endswith(BULK_SUFFIXES):
+            yield from read_bulk(path)
+        elif path.is_file():
+            try:
+                yield read_file(path)
+            except LetterError as error:
+                yield error
+        else:
+            yield LetterError(f"{path}: no such file or folder")
+
+
+_PREFERENCE = {".xml": 0, ".html": 1, ".htm": 1, ".pdf": 2, ".txt": 3}
+
+
+def _read_folder(folder: Path) -> Iterator[Letter | LetterError]:
+    """Every letter below a folder; of `x.xml` and `x.txt` only the richer one is read."""
+    best: dict[Path, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        if path.name.endswith(BULK_SUFFIXES):
+            yield from read_bulk(path)
+            continue
+        suffix = path.suffix.lower()
+        if suffix not in _PREFERENCE:
+            continue
+        key = path.with_suffix("")
+        if key not in best or _PREFERENCE[suffix] < _PREFERENCE[best[key].suffix.lower()]:
+            best[key] = path
+    for path in best.values():
+        try:
+            yield read_file(path)
+        except LetterError as error:
+            yield error
+
+
+def read_letters(paths: Iterable[Path]) -> ReadReport:
+    """All letters under `paths`, with a message per unreadable file; the last of a duplicate id wins."""
+    report = ReadReport()
+    by_id: dict[str, Letter] = {}
+    for item in iter_letters(paths):
+        if isinstance(item, LetterError):
+            report.errors.append(str(item))
+        else:
+            if item.id in by_id:
+                report.errors.append(f"{item.source}: duplicate id {item.id} (also in {by_id[item.id].source}); keeping this one")
+            by_id[item.id] = item
+    report.letters = list(by_id.values())
+    return report

@@ -1,0 +1,83 @@
+"""Dutch lexical search: tokenising with stemming and stop words, and BM25 over passages.
+
+Dense models miss exact names, numbers and rare terms that users type ("Resolute Support",
+"TAAC-N", "2021"); BM25 catches them. Diacritics are folded so "beeindiging" finds "beëindiging".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_DUTCH
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+# Question words, and words so frequent in letters that they carry no topic.
+_EXTRA_STOPWORDS = {"wanneer", "waarom", "hoeveel", "welke", "welk", "waarover", "waarmee", "hoelang",
+                    "klopt", "uw", "wij", "graag", "nr", "jl"}
+STOPWORDS = frozenset(STOPWORDS_DUTCH) | _EXTRA_STOPWORDS
+_stemmer = Stemmer.Stemmer("dutch")
+
+
+def fold(text: str) -> str:
+    """Lowercase and strip diacritics."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
+@lru_cache(maxsize=200_000)
+def _stem(word: str) -> str:
+    return _stemmer.stemWord(word)
+
+
+def tokenize(text: str) -> list[str]:
+    """Stemmed content words of a text, in order."""
+    words = _WORD.findall(fold(text))
+    return [_stem(word) for word in words if word not in STOPWORDS and (len(word) > 1 or word.isdigit())]
+
+
+class LexicalIndex:
+    """BM25 over passages, scores for every passage at once so filters are a mask."""
+
+    def __init__(self, bm25: bm25s.BM25, document_frequency: dict[str, int], size: int) -> None:
+        self._bm25 = bm25
+        self._document_frequency = document_frequency
+        self.size = size
+
+    @classmethod
+    def build(cls, texts: list[str]) -> LexicalIndex:
+        tokens = [tokenize(text) or ["\u2205"] for text in texts]  # bm25s wants no empty document
+        bm25 = bm25s.BM25(k1=1.2, b=0.75)
+        bm25.index(tokens, show_progress=False)
+        frequency: dict[str, int] = {}
+        for document in tokens:
+            for token in set(document):
+                frequency[token] = frequency.get(token, 0) + 1
+        return cls(bm25, frequency, len(texts))
+
+    def scores(self, query_tokens: list[str]) -> np.ndarray:
+        known = [token for token in query_tokens if token in self._bm25.vocab_dict]
+        if not known or self.size == 0:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(known), dtype=np.float32)
+
+    def idf(self, token: str) -> float:
+        """Inverse document frequency; unknown words weigh most (they are the rarest)."""
+        frequency = self._document_frequency.get(token, 0)
+        return float(np.log(1 + (self.size - frequency + 0.5) / (frequency + 0.5)))
+
+    def save(self, folder: Path) -> None:
+        self._bm25.save(str(folder), show_progress=False)
+        (folder / "document_frequency.json").write_text(json.dumps(self._document_frequency), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path, size: int) -> LexicalIndex:
+        bm25 = bm25s.BM25.load(str(folder), mmap=False, show_progress=False)
+        frequency = json.loads((folder / "document_frequency.json").read_text(encoding="utf-8"))
+        return cls(bm25, frequency, size)

@@ -1,0 +1,119 @@
+"""Hybrid retrieval: dense (FAISS) and BM25 rankings fused by reciprocal rank, with filters.
+
+Rank fusion needs no score calibration between the two engines, which differ per model and
+corpus; each keeps its raw score beside the fused one so answering can judge the evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import faiss
+import numpy as np
+
+from qa.chunking import Passage
+from qa.index import Index
+from qa.letters import Letter
+from qa.lexical import tokenize
+
+Mode = Literal["hybrid", "dense", "lexical"]
+RRF_K = 60
+CANDIDATES = 100
+
+
+@dataclass(frozen=True)
+class Filters:
+    date_from: str | None = None  # ISO dates, inclusive
+    date_to: str | None = None
+    dossier: str | None = None
+    sender: str | None = None  # case-insensitive part of the sender, e.g. "defensie"
+    type: str | None = None
+    letter_id: str | None = None
+
+    def is_empty(self) -> bool:
+        return not any(self.__dict__.values())
+
+    def accepts(self, letter: Letter) -> bool:
+        if self.letter_id and letter.id != self.letter_id:
+            return False
+        if self.date_from and (not letter.date or letter.date < self.date_from):
+            return False
+        if self.date_to and (not letter.date or letter.date > self.date_to):
+            return False
+        if self.dossier and (letter.dossier or "").replace(" ", "").lower() != self.dossier.replace(" ", "").lower():
+            return False
+        if self.sender and self.sender.lower() not in (letter.sender or "").lower():
+            return False
+        return not (self.type and letter.type != self.type)
+
+
+@dataclass(frozen=True)
+class Hit:
+    passage: Passage
+    letter: Letter
+    score: float  # fused score (or the single engine's score)
+    dense_score: float | None  # cosine similarity
+    lexical_score: float | None  # BM25
+
+
+def allowed_rows(index: Index, filters: Filters) -> np.ndarray | None:
+    """Passage rows that pass the filters, or None when nothing is filtered."""
+    if filters.is_empty():
+        return None
+    rows = [
+        row
+        for letter_id, letter_rows in index.letter_passages.items()
+        if filters.accepts(index.letters[letter_id])
+        for row in letter_rows
+    ]
+    return np.asarray(sorted(rows), dtype=np.int64)
+
+
+def dense_ranking(index: Index, query_vector: np.ndarray, rows: np.ndarray | None, limit: int) -> list[tuple[int, float]]:
+    if index.vectors.ntotal == 0 or (rows is not None and len(rows) == 0):
+        return []
+    limit = min(limit, index.vectors.ntotal if rows is None else len(rows))
+    params = None if rows is None else faiss.SearchParameters(sel=faiss.IDSelectorBatch(rows))
+    scores, ids = index.vectors.search(query_vector, limit, params=params)
+    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+
+def lexical_ranking(index: Index, query: str, rows: np.ndarray | None, limit: int) -> list[tuple[int, float]]:
+    scores = index.lexical.scores(tokenize(query))
+    if rows is not None:
+        masked = np.full_like(scores, -1.0)
+        masked[rows] = scores[rows]
+        scores = masked
+    top = np.argpartition(-scores, min(limit, len(scores) - 1))[:limit] if len(scores) else np.array([], dtype=int)
+    ranked = sorted(((int(i), float(scores[i])) for i in top if scores[i] > 0), key=lambda item: -item[1])
+    return ranked
+
+
+def search(
+    index: Index,
+    embedder: object,
+    query: str,
+    k: int = 5,
+    filters: Filters = Filters(),
+    mode: Mode = "hybrid",
+) -> list[Hit]:
+    rows = allowed_rows(index, filters)
+    limit = max(CANDIDATES, k)
+    dense = dense_ranking(index, embedder.embed_query(query), rows, limit) if mode != "lexical" else []  # type: ignore[attr-defined]
+    lexical = lexical_ranking(index, query, rows, limit) if mode != "dense" else []
+    dense_scores = dict(dense)
+    lexical_scores = dict(lexical)
+    if mode == "hybrid":
+        fused: dict[int, float] = {}
+        for ranking in (dense, lexical):
+            for rank, (row, _) in enumerate(ranking):
+                fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank + 1)
+        ranked = sorted(fused.items(), key=lambda item: -item[1])
+    else:
+        ranked = dense or lexical
+    hits = []
+    for row, score in ranked[:k]:
+        passage = index.passages[row]
+        hits.append(Hit(passage, index.letters[passage.letter_id], score, dense_scores.get(row), lexical_scores.get(row)))
+    return hits

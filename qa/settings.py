@@ -1,0 +1,13 @@
+"""Where things are by default; environment variables override."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SAMPLE_CORPUS = Path(__file__).parent / "sample"
+INDEX_ENV = "QA_INDEX"
+
+
+def default_index_dir() -> Path:
+    return Path(os.environ.get(INDEX_ENV) or "index")
