@@ -8,8 +8,8 @@ question we decline instead of quoting something beside the point.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -19,8 +19,10 @@ from qa.retrieval import Hit
 
 DECLINE = "Ik kan deze vraag niet beantwoorden op basis van de brieven in de index."
 MAX_SENTENCES = 3
-PASSAGES_READ = 5
+PASSAGES_READ = 3
 MAX_QUOTE_CHARS = 600
+SECOND_SENTENCE_SHARE = 0.6  # further sentences must score this close to the best one
+_ENDS_SENTENCE = re.compile(r"[.!?;:][\"'”’»)]*$")
 
 # Question words and the kind of sentence that answers them.
 _ASKS_TIME = re.compile(r"\b(wanneer|welke datum|per wanneer|tot wanneer|hoe lang|welk jaar|welke termijn|vanaf wanneer)\b", re.I)
@@ -35,7 +37,8 @@ _TIME = re.compile(
 _AMOUNT = re.compile(r"(€|\bEUR\b|\d|\b(miljoen|miljard|procent|duizend|honderd|tientallen|enkele)\b)", re.I)
 _REASON = re.compile(r"\b(omdat|doordat|vanwege|daarom|reden|teneinde|zodat|aangezien|gezien|met het oog op)\b", re.I)
 _WHO = re.compile(r"\b(minister|staatssecretaris|kabinet|ministerie|dienst|inspectie|gemeente|[A-Z][a-z]+\s[A-Z][a-z]+)\b")
-_ANAPHOR = re.compile(r"^(dit|deze|dat|die|hij|zij|ze|het|hiermee|daarmee|hierbij|daarbij|daarnaast|ook|tevens|zo|hiervoor|daarvoor|dergelijke)\b", re.I)
+_INNER_ANAPHOR = re.compile(r"\b(dit|deze|die|daar|hiervan|daarvan)\b", re.I)
+_ANAPHOR = re.compile(r"^(dit|deze|dat|die|hij|zij|ze|hiermee|daarmee|hierbij|daarbij|hiervoor|daarvoor|hierdoor|daardoor)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -68,10 +71,15 @@ class Answer:
 @dataclass(frozen=True)
 class _Sentence:
     hit_rank: int
-    start: int  # offsets in the letter text
+    start: int  # offsets of the quote in the letter text
     end: int
-    score: float
+    lexical_score: float
     coverage: float
+    context: str  # section heading, for the semantic scorer
+
+
+SentenceScorer = Callable[[list[str]], np.ndarray]
+"""Semantic similarity of each text to the question (cosine), from the embedding model."""
 
 
 def _weights(terms: set[str], lexical: LexicalIndex) -> dict[str, float]:
@@ -100,10 +108,15 @@ def _type_bonus(question: str, sentence: str) -> float:
     return bonus
 
 
+def _leans_on_previous(sentence: str) -> bool:
+    """"Dit is ..." or a short "Uiterlijk 11 september dient dit te zijn afgerond." needs what came before."""
+    return bool(_ANAPHOR.match(sentence) or (len(sentence) < 90 and _INNER_ANAPHOR.search(sentence)))
+
+
 def _expand_backwards(text: str, spans: list[tuple[int, int]], index: int) -> int:
-    """Start of a quote: take in up to two previous sentences when this one leans on them ("Dit ...")."""
+    """First sentence of a quote: up to two earlier sentences when the quote leans on them."""
     first = index
-    while first > 0 and index - first < 2 and _ANAPHOR.match(text[spans[first][0] : spans[first][1]]):
+    while first > 0 and index - first < 2 and _leans_on_previous(text[spans[first][0] : spans[first][1]]):
         if spans[index][1] - spans[first - 1][0] > MAX_QUOTE_CHARS:
             break
         first -= 1
@@ -111,10 +124,12 @@ def _expand_backwards(text: str, spans: list[tuple[int, int]], index: int) -> in
 
 
 def _candidate_sentences(question: str, hits: Sequence[Hit], weights: dict[str, float]) -> list[_Sentence]:
+    """Sentences of the top passages that can stand alone as an answer, with lexical scores."""
     sentences = []
     for rank, hit in enumerate(hits[:PASSAGES_READ]):
         text = hit.letter.text
         context_terms = set(tokenize(" ".join(filter(None, [hit.letter.title, hit.passage.section]))))
+        context = sum(w for t, w in weights.items() if t in context_terms) / (sum(weights.values()) or 1)
         spans = [
             span
             for paragraph_start, paragraph in _paragraphs(hit.passage.text, hit.passage.start)
@@ -122,15 +137,15 @@ def _candidate_sentences(question: str, hits: Sequence[Hit], weights: dict[str, 
         ]
         for i, (start, end) in enumerate(spans):
             sentence = text[start:end]
-            if len(sentence) < 25 or is_heading(sentence) or "\n\n" in sentence.strip():
+            # Letter heads, dates, signatures and headings are not answers.
+            if len(sentence.split()) < 6 or is_heading(sentence) or not (_ENDS_SENTENCE.search(sentence) or len(sentence) > 120):
                 continue
             coverage = _coverage(sentence, weights)
-            context = sum(w for t, w in weights.items() if t in context_terms) / (sum(weights.values()) or 1)
             score = coverage + 0.2 * context + _type_bonus(question, sentence) + 0.15 / (1 + rank)
             if len(sentence) > 400:
                 score -= 0.1
             first = _expand_backwards(text, spans, i)
-            sentences.append(_Sentence(rank, spans[first][0], end, score, coverage))
+            sentences.append(_Sentence(rank, spans[first][0], end, score, coverage, hit.passage.section or ""))
     return sentences
 
 
@@ -144,55 +159,79 @@ def _paragraphs(text: str, offset: int) -> list[tuple[int, str]]:
 
 
 def evidence(question: str, hits: Sequence[Hit], lexical: LexicalIndex) -> dict[str, float]:
-    """How well the best passages cover the question: the basis for declining."""
+    """How well the best passages match the question: the basis for declining."""
     weights = _weights(set(tokenize(question)), lexical)
     top = hits[:3]
     return {
-        "coverage": max((_coverage(hit.letter.title or "" + " " + hit.passage.text, weights) for hit in top), default=0.0),
-        "passage_coverage": max((_coverage(hit.passage.text, weights) for hit in top), default=0.0),
+        "coverage": max((_coverage(f"{hit.letter.title or ''} {hit.passage.section or ''} {hit.passage.text}", weights) for hit in top), default=0.0),
         "dense": max((hit.dense_score or 0.0 for hit in top), default=0.0),
         "terms": float(len(weights)),
     }
 
 
 def should_decline(signals: dict[str, float], dense_threshold: float) -> bool:
-    if signals["terms"] == 0:
-        return signals["dense"] < dense_threshold + 0.03
-    if signals["passage_coverage"] >= 0.6:
+    """Decline when the passages are semantically far from the question and share few of its words.
+
+    The threshold is per model (cosine scales differ); it was set on the project's own question
+    set so that few answerable questions are declined (see README, evaluation)."""
+    if signals["terms"] and signals["coverage"] >= 0.6:
         return False
-    if signals["passage_coverage"] < 0.25:
-        return signals["dense"] < dense_threshold + 0.03
     return signals["dense"] < dense_threshold
 
 
-def answer(question: str, hits: Sequence[Hit], lexical: LexicalIndex, dense_threshold: float) -> Answer:
-    """Compose a cited extractive answer from ranked hits, or decline."""
+def answer(
+    question: str,
+    hits: Sequence[Hit],
+    lexical: LexicalIndex,
+    dense_threshold: float,
+    scorer: SentenceScorer | None = None,
+) -> Answer:
+    """Compose a cited extractive answer from ranked hits, or decline.
+
+    Sentences are ranked by their words (idf-weighted overlap, the kind of fact the question
+    asks for) and, with a `scorer`, by meaning, which finds answers phrased unlike the question."""
     signals = evidence(question, hits, lexical)
     if not hits or should_decline(signals, dense_threshold):
         return Answer(question, DECLINE, True, [], list(hits), signals)
 
     weights = _weights(set(tokenize(question)), lexical)
-    candidates = sorted(_candidate_sentences(question, hits, weights), key=lambda s: -s.score)
+    candidates = _candidate_sentences(question, hits, weights)
     if not candidates:
         return Answer(question, DECLINE, True, [], list(hits), signals)
-    best = candidates[0].score
+    scores = np.array([c.lexical_score for c in candidates], dtype=np.float32)
+    if scorer is not None:
+        texts = [f"{c.context}: {hits[c.hit_rank].letter.text[c.start:c.end]}".lstrip(": ") for c in candidates]
+        similarity = scorer(texts)
+        spread = float(similarity.max() - similarity.min()) or 1.0
+        scores = 0.5 * scores + (similarity - similarity.min()) / spread
+    order = np.argsort(-scores, kind="stable")
+    best = float(scores[order[0]])
     chosen: list[_Sentence] = []
-    for sentence in candidates:
-        if len(chosen) == MAX_SENTENCES or sentence.score < best * 0.6:
+    chosen_scores: list[float] = []
+    for position in order:
+        sentence = candidates[position]
+        if len(chosen) == MAX_SENTENCES or scores[position] < best * SECOND_SENTENCE_SHARE:
             break
-        if sentence.coverage == 0 and chosen:
-            continue
         letter_id = hits[sentence.hit_rank].letter.id
-        overlaps = any(
-            hits[c.hit_rank].letter.id == letter_id and c.start < sentence.end and sentence.start < c.end for c in chosen
+        overlapping = next(
+            (i for i, c in enumerate(chosen)
+             if hits[c.hit_rank].letter.id == letter_id and c.start < sentence.end and sentence.start < c.end),
+            None,
         )
-        if not overlaps:
+        if overlapping is None:
             chosen.append(sentence)
+            chosen_scores.append(float(scores[position]))
+            continue
+        # Overlapping quotes of one passage become one quote, when it stays short.
+        kept = chosen[overlapping]
+        start, end = min(kept.start, sentence.start), max(kept.end, sentence.end)
+        if kept.hit_rank == sentence.hit_rank and end - start <= MAX_QUOTE_CHARS:
+            chosen[overlapping] = replace(kept, start=start, end=end)
 
     citations: list[Citation] = []
     numbers: dict[str, int] = {}
     parts: list[str] = []
-    for sentence in chosen:
+    for sentence, score in zip(chosen, chosen_scores):
         hit = hits[sentence.hit_rank]
         quote = hit.letter.text[sentence.start : sentence.end]
         assert quote in hit.passage.text, "a citation must quote its own passage"
@@ -211,7 +250,7 @@ def answer(question: str, hits: Sequence[Hit], lexical: LexicalIndex, dense_thre
                 quote=quote,
                 quote_start=sentence.start,
                 quote_end=sentence.end,
-                score=round(float(np.float32(sentence.score)), 4),
+                score=round(score, 4),
             )
         )
         parts.append(f"{' '.join(quote.split())} [{number}]")

@@ -55,7 +55,7 @@ def split_sentences(text: str, offset: int = 0) -> list[tuple[int, int]]:
         end = match.end()
         word = re.search(r"([\w.]+)[.]+[\"'”’»)]*$", text[start:end])
         token = word.group(1).lower().rstrip(".") if word else ""
-        if match.group(0).startswith(".") and (token in _ABBREVIATIONS or re.fullmatch(r"[a-z]|[A-Z](?:\.[A-Z])*", word.group(1) if word else "")):
+        if match.group(0).startswith(".") and (token in _ABBREVIATIONS or re.fullmatch(r"[a-z]|[A-Z][a-z]?(?:\.[A-Z][a-z]?)*", word.group(1) if word else "")):
             continue
         if text[start:end].strip():
             spans.append(_trim(text, start, end, offset))

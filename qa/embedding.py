@@ -108,7 +108,9 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def _embed_query(self, text: str) -> np.ndarray:
-        vector = self.model.encode([self.query_prefix + text], normalize_embeddings=True, convert_to_numpy=True)
+        vector = self.model.encode(
+            [self.query_prefix + text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         vector = np.ascontiguousarray(vector, dtype=np.float32)
         vector.setflags(write=False)  # cached and shared between requests
         return vector

@@ -48,7 +48,7 @@ def evaluate(engine: Engine, questions: list[Question], mode: Mode = "hybrid", k
              on_result: Callable[[Question, int | None], None] | None = None) -> dict[str, float]:
     """Recall@1/5/10 and MRR over answerable questions; decline rates over both kinds."""
     ranks: list[int | None] = []
-    declined_unanswerable = declined_answerable = cited_correct = 0
+    declined_unanswerable = declined_answerable = cited_correct = quoted_span = 0
     answerable = [q for q in questions if q.answerable and q.doc_id and q.answer_span]
     unanswerable = [q for q in questions if not q.answerable]
     for question in answerable:
@@ -65,6 +65,7 @@ def evaluate(engine: Engine, questions: list[Question], mode: Mode = "hybrid", k
             result = engine.ask(question.question)
             declined_answerable += result.abstained
             cited_correct += any(c.letter_id == question.doc_id for c in result.citations)
+            quoted_span += any(c.letter_id == question.doc_id and span in normalise(c.quote) for c in result.citations)
     if mode == "hybrid":
         for question in unanswerable:
             declined_unanswerable += engine.ask(question.question).abstained
@@ -79,6 +80,7 @@ def evaluate(engine: Engine, questions: list[Question], mode: Mode = "hybrid", k
     if mode == "hybrid":
         report |= {
             "answer_cites_right_letter": cited_correct / n,
+            "answer_quotes_the_span": quoted_span / n,
             "declined_answerable": declined_answerable / n,
             "declined_unanswerable": declined_unanswerable / (len(unanswerable) or 1),
             "unanswerable_questions": float(len(unanswerable)),

@@ -1,0 +1,70 @@
+from dataclasses import replace
+
+from qa.chunking import MAX_CHARS, chunk_letter, split_sentences
+from qa.letters import Letter, make_letter
+
+
+def test_passages_are_exact_spans_with_sections_and_pages(sample_letters) -> None:
+    for letter in sample_letters:
+        passages = chunk_letter(letter)
+        assert passages, letter.id
+        for passage in passages:
+            assert passage.text == letter.text[passage.start : passage.end]
+            assert passage.text.strip()
+            assert len(passage.text) <= MAX_CHARS + 400
+        covered = set()
+        for passage in passages:
+            covered.update(range(passage.start, passage.end))
+        body = {i for i, char in enumerate(letter.text) if not char.isspace()}
+        assert body <= covered, f"{letter.id}: text outside every passage"
+
+
+def test_seed_letter_sections_and_pages(sample_letters) -> None:
+    letter = next(letter for letter in sample_letters if letter.id == "kst-27925-781")
+    passages = chunk_letter(letter)
+    answer = next(p for p in passages if "Uiterlijk 11 september" in p.text)
+    assert answer.section == "Beëindiging van de operatie"
+    assert answer.page == 1
+    later = next(p for p in passages if "Taliban" in p.text)
+    assert later.section == "Veiligheidssituatie" and later.page == 2
+
+
+def test_questions_and_answers_stay_together() -> None:
+    text = "\n\n".join(
+        ["Vraag 1", "Bent u bekend met het bericht over de sluiting van het ziekenhuis in de regio?",
+         "Antwoord 1", "Ja. Het ziekenhuis sluit de spoedeisende hulp per 1 juni " + "omdat personeel ontbreekt. " * 8,
+         "Vraag 2", "Wat gaat u doen om de zorg in de regio te borgen?",
+         "Antwoord 2", "Ik ga in gesprek met de zorgverzekeraars en het ziekenhuis. " * 4]
+    )
+    letter = make_letter(text, None, {"id": "ah-tk-test"})
+    passages = chunk_letter(letter)
+    assert [p.section for p in passages] == ["Vraag 1", "Vraag 2"]
+    assert "Antwoord 1" in passages[0].text and "Antwoord 2" in passages[1].text
+
+
+def test_long_sections_split_at_sentences_with_overlap() -> None:
+    sentences = [f"Zin nummer {i} gaat over het beleid van het kabinet en de uitvoering daarvan." for i in range(60)]
+    letter = Letter(id="x", text=" ".join(sentences))
+    passages = chunk_letter(letter)
+    assert len(passages) > 3
+    for first, second in zip(passages, passages[1:]):
+        assert second.start < first.end  # one sentence of overlap
+        assert letter.text[second.start : first.end].strip().endswith(".")
+    assert all(p.text.endswith(".") for p in passages)
+
+
+def test_sentence_splitter_knows_dutch_abbreviations() -> None:
+    text = "Op 14 april jl. is het besloten. Zie Kamerstuk 27 925, nr. 780 en o.a. de brief. Dr. Jansen en A.Th.B. Bijleveld tekenen."
+    spans = split_sentences(text)
+    assert [text[s:e] for s, e in spans] == [
+        "Op 14 april jl. is het besloten.",
+        "Zie Kamerstuk 27 925, nr. 780 en o.a. de brief.",
+        "Dr. Jansen en A.Th.B. Bijleveld tekenen.",
+    ]
+
+
+def test_index_text_adds_context_once() -> None:
+    letter = Letter(id="x", text="Veiligheidssituatie\n\nDe Taliban hebben aangevallen.", title="Afghanistan; Brief")
+    passage = chunk_letter(replace(letter))[0]
+    indexed = passage.index_text(letter.title)
+    assert indexed.startswith("Afghanistan; Brief\n") and indexed.count("Veiligheidssituatie") == 1

@@ -1,0 +1,79 @@
+from qa.cleaning import clean, strip_page_furniture
+
+
+def test_footer_block_is_removed_and_ends_the_page() -> None:
+    raw = (
+        "eerste regel van de brief die lang genoeg is om als gewone regel te tellen in de tekst. Ook vindt\n\n"
+        " \n \nkst-27925-781\nISSN 0921 - 7371\n"
+        "’s-Gravenhage 2021 Tweede Kamer, vergaderjaar 2020–2021, 27 925, nr. 781 1\n\n\n"
+        "breder binnen NAVO afstemming plaats.\n"
+    )
+    result = clean(raw)
+    assert "ISSN" not in result.text and "kst-27925-781" not in result.text and "Gravenhage" not in result.text
+    assert "Ook vindt breder binnen NAVO" in result.text  # the sentence runs on across the page break
+    assert len(result.page_starts) == 2
+    assert result.text[result.page_starts[1]:].startswith("breder")
+
+
+def test_hyphenation_across_lines_is_repaired_but_real_hyphens_stay() -> None:
+    width_line = "Dit is een regel van een brief die ongeveer zo lang is als de andere regels, aanwe-"
+    raw = "\n".join([
+        width_line,
+        "zigheid van de NAVO-missie in Mazar-e- Sharif en de Noord-",
+        "Holland regio blijft lang genoeg om een hele regel te vullen in de brief van de NAVO-",
+        "missie.",
+    ])
+    text = clean(raw).text
+    assert "aanwezigheid" in text
+    assert "Noord-Holland" in text
+    assert "NAVO-missie." in text
+
+
+def test_broken_lines_join_but_paragraphs_and_headings_stay() -> None:
+    raw = (
+        "Zoals op 14 april jl. door de NAVO Secretaris-Generaal is aangekondigd, is de\n"
+        "afbouw van de NAVO-missie Resolute Support per 1 mei jl. van start gegaan.\n"
+        "\n"
+        "Veiligheidssituatie\n"
+        "\n"
+        "Op 1 mei jl. verstreek de deadline.\n"
+    )
+    assert clean(raw).text.split("\n\n") == [
+        "Zoals op 14 april jl. door de NAVO Secretaris-Generaal is aangekondigd, is de afbouw van de NAVO-missie Resolute Support per 1 mei jl. van start gegaan.",
+        "Veiligheidssituatie",
+        "Op 1 mei jl. verstreek de deadline.",
+    ]
+
+
+def test_question_headings_in_wrapped_answers_stay_separate() -> None:
+    raw = (
+        "Vraag 1\nBent u bekend met het bericht over de intocht die niet doorgaat dit jaar in het dorp?\n"
+        "Antwoord 1\nJa, het is mij bekend dat in Enter en Rijswijk demonstratieve acties waren\n"
+        "aangekondigd door KOZP rondom de intocht van Sinterklaas.\n"
+    )
+    paragraphs = clean(raw).text.split("\n\n")
+    assert paragraphs[0] == "Vraag 1"
+    assert "Antwoord 1" in paragraphs
+    assert any(p.startswith("Ja, het is mij bekend") and p.endswith("Sinterklaas.") for p in paragraphs)
+
+
+def test_form_feeds_mark_pdf_pages() -> None:
+    result = clean("Pagina een tekst.\fPagina twee tekst.\fPagina drie tekst.")
+    assert result.page_at(result.text.index("twee")) == 2
+    assert result.page_at(result.text.index("drie")) == 3
+
+
+def test_nothing_but_furniture_is_dropped_from_ocr_text(shared_corpus) -> None:
+    raw = (shared_corpus / "letters" / "sgd-0000001421.txt").read_text(encoding="utf-8")
+    text = clean(raw).text
+    assert "ISSN" not in text and "Tweede Kamer, vergaderjaar 1994-1995, 23 900 VII, nr. 6" not in text
+    words = lambda s: [w for w in s.split() if len(w) > 3]  # noqa: E731
+    kept, _ = strip_page_furniture(raw.split("\n"))
+    assert words(" ".join(kept)) == words(text)
+
+
+def test_seed_letter_is_clean(shared_corpus) -> None:
+    text = clean((shared_corpus / "letters" / "kst-27925-781.txt").read_text(encoding="utf-8")).text
+    assert "Uiterlijk 11 september dient dit te zijn afgerond." in text
+    assert "Buitenlandse Zaken" in text and "Buiten- landse" not in text
+    assert "aanwezigheid" in text and "ISSN" not in text
