@@ -73,13 +73,13 @@ class _Sentence:
     hit_rank: int
     start: int  # offsets of the quote in the letter text
     end: int
+    sentence_start: int  # the sentence itself, without the sentences it leans on
     lexical_score: float
     coverage: float
-    context: str  # section heading, for the semantic scorer
 
 
-SentenceScorer = Callable[[list[str]], np.ndarray]
-"""Semantic similarity of each text to the question (cosine), from the embedding model."""
+SpanScorer = Callable[[list[str], list[list[tuple[int, int]]]], list[np.ndarray]]
+"""Similarity to the question of character spans of texts, each read in its context."""
 
 
 def _weights(terms: set[str], lexical: LexicalIndex) -> dict[str, float]:
@@ -145,7 +145,7 @@ def _candidate_sentences(question: str, hits: Sequence[Hit], weights: dict[str, 
             if len(sentence) > 400:
                 score -= 0.1
             first = _expand_backwards(text, spans, i)
-            sentences.append(_Sentence(rank, spans[first][0], end, score, coverage, hit.passage.section or ""))
+            sentences.append(_Sentence(rank, spans[first][0], end, start, score, coverage))
     return sentences
 
 
@@ -184,7 +184,7 @@ def answer(
     hits: Sequence[Hit],
     lexical: LexicalIndex,
     dense_threshold: float,
-    scorer: SentenceScorer | None = None,
+    scorer: SpanScorer | None = None,
 ) -> Answer:
     """Compose a cited extractive answer from ranked hits, or decline.
 
@@ -200,8 +200,14 @@ def answer(
         return Answer(question, DECLINE, True, [], list(hits), signals)
     scores = np.array([c.lexical_score for c in candidates], dtype=np.float32)
     if scorer is not None:
-        texts = [f"{c.context}: {hits[c.hit_rank].letter.text[c.start:c.end]}".lstrip(": ") for c in candidates]
-        similarity = scorer(texts)
+        ranks = sorted({c.hit_rank for c in candidates})
+        similarities = scorer(
+            [hits[rank].passage.text for rank in ranks],
+            [[(c.sentence_start - hits[rank].passage.start, c.end - hits[rank].passage.start) for c in candidates if c.hit_rank == rank] for rank in ranks],
+        )
+        similarity = np.zeros(len(candidates), dtype=np.float32)
+        for rank, values in zip(ranks, similarities):
+            similarity[[i for i, c in enumerate(candidates) if c.hit_rank == rank]] = values
         spread = float(similarity.max() - similarity.min()) or 1.0
         scores = 0.5 * scores + (similarity - similarity.min()) / spread
     order = np.argsort(-scores, kind="stable")

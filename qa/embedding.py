@@ -115,6 +115,33 @@ class Embedder:
         vector.setflags(write=False)  # cached and shared between requests
         return vector
 
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> list[np.ndarray]:
+        """Vectors of character spans read in context: one pass per text, each span's tokens averaged.
+
+        A sentence like "Uiterlijk 11 september dient dit te zijn afgerond." means little alone;
+        its tokens, read within the passage, carry what "dit" refers to. One pass over a few
+        passages also costs far less than embedding each sentence on its own."""
+        import torch
+
+        transformer = self.model[0]
+        encoded = transformer.tokenizer(
+            [self.passage_prefix + text for text in texts], return_offsets_mapping=True, truncation=True,
+            max_length=transformer.max_seq_length, padding=True, return_tensors="pt",
+        )
+        offsets = encoded.pop("offset_mapping").numpy() - len(self.passage_prefix)
+        with torch.inference_mode():
+            tokens = transformer.auto_model(**encoded.to(self.model.device)).last_hidden_state.float().cpu().numpy()
+        results = []
+        for row, text_spans in enumerate(spans):
+            vectors = np.zeros((len(text_spans), tokens.shape[2]), dtype=np.float32)
+            for i, (start, end) in enumerate(text_spans):
+                inside = (offsets[row, :, 1] > start) & (offsets[row, :, 0] < end) & (offsets[row, :, 1] > offsets[row, :, 0])
+                if inside.any():
+                    vector = tokens[row, inside].mean(axis=0)
+                    vectors[i] = vector / (np.linalg.norm(vector) or 1.0)
+            results.append(vectors)
+        return results
+
     def embed_query(self, text: str) -> np.ndarray:
         """A (1, dimension) vector; repeated questions come from a cache."""
         return self._query_cache(text)

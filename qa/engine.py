@@ -7,15 +7,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from qa import index as index_store
 from qa.answering import Answer, answer
 from qa.embedding import Embedder
 from qa.retrieval import Filters, Hit, Mode, search
 
 # Below this cosine similarity a passage is unlikely to be about the question (per model).
-DENSE_THRESHOLDS = {"multilingual-e5-small": 0.80, "all-MiniLM-L6-v2": 0.35}
+DENSE_THRESHOLDS = {"multilingual-e5-small": 0.835, "all-MiniLM-L6-v2": 0.45}
 DEFAULT_DENSE_THRESHOLD = 0.5
-_FOLLOW_UP = re.compile(r"^(en|maar|ook|wat|hoe|wanneer|waarom|wie)?\b.*\b(dat|die|dit|deze|daar|daarover|daarvan|hij|zij|ze|het|hem|hun|er)\b", re.I)
+# A follow-up starts like one ("En ...") or points back ("dat", "daarover"); "het" and "er" are too
+# common as article and filler to count as pointing back.
+_CONTINUATION = re.compile(r"^(en|maar|ook|dus|of)\b", re.I)
+_ANAPHOR = re.compile(
+    r"\b(dat|dit|die|deze|daar\w*|hier(van|over|mee|door|na|voor|bij|in|uit|op|aan)|ervan|erover|ermee|erna|erdoor|hij|zij|ze|hem|hun|zo'n|dezelfde|datzelfde)\b",
+    re.I,
+)
+FOLLOW_UP_WORDS = 10
 
 
 @dataclass(frozen=True)
@@ -50,14 +59,19 @@ class Engine:
         """Answer a question; a follow-up borrows the previous question's words to retrieve."""
         query = retrieval_query(question, history)
         hits = self.search(query, k=k, filters=filters, mode=mode)
-        return answer(question if query == question else query, hits, self.index.lexical, self.dense_threshold)
+        query_vector = self.embedder.embed_query(query)[0]
+
+        def similarity(texts: list[str], spans: list[list[tuple[int, int]]]) -> list[np.ndarray]:
+            return [vectors @ query_vector for vectors in self.embedder.embed_spans(texts, spans)]
+
+        return answer(query, hits, self.index.lexical, self.dense_threshold, similarity)
 
 
 def retrieval_query(question: str, history: Sequence[Turn]) -> str:
-    """A short question leaning on an earlier turn ("En wanneer is dat afgerond?") gets its context."""
+    """A short question leaning on an earlier turn ("En wanneer is dat afgerond?") gets that turn's question,
+    itself with its context when it was a follow-up too, so a third "En waarom?" still knows the topic."""
     if not history:
         return question
-    words = question.split()
-    if len(words) <= 8 and _FOLLOW_UP.search(question):
-        return f"{history[-1].question} {question}"
+    if len(question.split()) <= FOLLOW_UP_WORDS and (_CONTINUATION.search(question) or _ANAPHOR.search(question)):
+        return f"{retrieval_query(history[-1].question, history[:-1])} {question}"
     return question
