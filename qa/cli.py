@@ -6,7 +6,6 @@ import json
 import sys
 import textwrap
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import date
 from functools import wraps
 from pathlib import Path
@@ -178,11 +177,9 @@ def index_info(index_dir: Path, as_json: bool) -> None:
 
 
 def _hit_json(hit) -> dict[str, Any]:
-    return {
-        "passage_id": hit.passage.id, "letter_id": hit.letter.id, "title": hit.letter.title, "date": hit.letter.date,
-        "sender": hit.letter.sender, "section": hit.passage.section, "page": hit.passage.page, "url": hit.letter.url,
-        "text": hit.passage.text, "score": round(hit.score, 5),
-    }
+    from qa.schemas import passage_out, to_json
+
+    return to_json(passage_out(hit))
 
 
 def _check_question(text: str) -> str:
@@ -252,12 +249,9 @@ def ask(question: str, k: int, index_dir: Path, model: str | None, as_json: bool
 
 
 def answer_json(result) -> dict[str, Any]:
-    return {
-        "answer": result.text,
-        "abstained": result.abstained,
-        "citations": [asdict(citation) for citation in result.citations],
-        "passages": [_hit_json(hit) for hit in result.hits],
-    }
+    from qa.schemas import answer_out, to_json
+
+    return to_json(answer_out(result))
 
 
 # --- evaluation ----------------------------------------------------------------------------
@@ -287,9 +281,36 @@ def evaluate_command(questions_file: Path, mode: str, index_dir: Path, as_json: 
     if "hybrid" in reports:
         report = reports["hybrid"]
         click.echo(
-            f"answers citing the right letter {report['answer_cites_right_letter']:.3f}; declined: "
+            f"answers citing the right letter {report['answer_cites_right_letter']:.3f}, quoting the answer span "
+            f"{report['answer_quotes_the_span']:.3f}; declined: "
             f"{report['declined_unanswerable']:.3f} of unanswerable, {report['declined_answerable']:.3f} of answerable questions"
         )
+
+
+# --- web ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, type=click.IntRange(1, 65535), show_default=True)
+@index_option
+@model_option
+@click.option("--build-sample/--no-build-sample", default=True, show_default=True,
+              help="Without an index, build one from the bundled sample letters (else say what to run).")
+@friendly_errors
+def serve(host: str, port: int, index_dir: Path, model: str | None, build_sample: bool) -> None:
+    """The web app: chat page at /, JSON API at /api, API docs at /api/docs.
+
+    The index and model load once, before the server starts (so a missing index is one clear
+    line, not a traceback); there is no auto-reload."""
+    import uvicorn
+
+    from qa.app import Settings, create_app, load_engine
+
+    settings = Settings(index_dir=index_dir, model=model, build_sample=build_sample)
+    app = create_app(settings, engine=load_engine(settings))
+    click.echo(f"Serving on http://{host}:{port}/ (API docs at /api/docs)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
 
 
 # --- models --------------------------------------------------------------------------------

@@ -1,0 +1,255 @@
+"""The JSON API: ask (whole or streamed as Server-Sent Events), search, letters, health.
+
+Request bodies are msgspec Structs whose `Meta` constraints Litestar enforces (400 with the
+field and the rule) and documents in the OpenAPI schema at /api/docs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from msgspec import Meta
+
+from qa.app import Service
+from qa.engine import Turn
+from qa.letters import Letter
+from qa.retrieval import Filters
+from qa.schemas import AnswerOut, LetterMeta, LetterOut, PassageOut, answer_out, letter_meta, letter_out, passage_out
+
+log = logging.getLogger("qa.api")
+
+MAX_QUESTION = 2000
+MAX_K = 50
+PER_PAGE = 20
+
+Question = Annotated[str, Meta(min_length=1, max_length=MAX_QUESTION, description="The question, in Dutch.", examples=["Wanneer moet de afbouw van Resolute Support afgerond zijn?"])]
+ShortText = Annotated[str, Meta(max_length=200)]
+
+
+class FiltersIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Only passages of letters that match all given filters."""
+
+    date_from: date | None = None
+    date_to: date | None = None
+    dossier: ShortText | None = None
+    sender: Annotated[str, Meta(max_length=200, description="Part of the sender, e.g. 'Defensie'.")] | None = None
+    type: Annotated[str, Meta(max_length=60, description="brief_regering, antwoord_kamervragen or motie.")] | None = None
+
+    def to_filters(self) -> Filters:
+        return make_filters(self.date_from, self.date_to, self.dossier, self.sender, self.type)
+
+
+class TurnIn(msgspec.Struct, forbid_unknown_fields=True):
+    """An earlier turn of the conversation: a follow-up question borrows its words to retrieve."""
+
+    question: Annotated[str, Meta(max_length=MAX_QUESTION)]
+    answer: Annotated[str, Meta(max_length=10_000)] = ""
+
+
+class AskIn(msgspec.Struct, forbid_unknown_fields=True):
+    question: Question
+    k: Annotated[int, Meta(ge=1, le=MAX_K, description="Passages to retrieve and answer from.")] = 5
+    filters: FiltersIn = msgspec.field(default_factory=FiltersIn)
+    history: Annotated[list[TurnIn], Meta(max_length=50, description="Earlier turns, oldest first.")] = []
+
+    def __post_init__(self) -> None:
+        self.question = self.question.strip()
+        if not self.question:
+            raise ValueError("question is empty")
+        # Checked here, not in FiltersIn: Litestar reports errors of nested __post_init__ as a 500.
+        if self.filters.date_from and self.filters.date_to and self.filters.date_from > self.filters.date_to:
+            raise ValueError("filters.date_from is after filters.date_to")
+
+    def turns(self) -> list[Turn]:
+        return [Turn(turn.question, turn.answer) for turn in self.history if turn.question.strip()]
+
+
+class AskOut(AnswerOut, kw_only=True):
+    query: str  # what was retrieved with: the question, or a follow-up with its context
+
+
+class SearchOut(msgspec.Struct):
+    results: list[PassageOut]
+
+
+class LetterPage(msgspec.Struct):
+    letters: list[LetterMeta]
+    page: int
+    per_page: int
+    total: int
+    pages: int
+
+
+class Health(msgspec.Struct):
+    status: Literal["ok"]
+    ready: bool
+    model: str
+    letters: int
+    chunks: int
+    built_at: str
+    dimension: int
+    date_range: list[str] | None
+    types: dict[str, int]
+
+
+def make_filters(
+    date_from: date | str | None, date_to: date | str | None, dossier: str | None, sender: str | None, doc_type: str | None
+) -> Filters:
+    """Blank values mean no filter (HTML forms send them)."""
+    return Filters(
+        date_from=str(date_from) if date_from else None,
+        date_to=str(date_to) if date_to else None,
+        dossier=(dossier or "").strip() or None,
+        sender=(sender or "").strip() or None,
+        type=(doc_type or "").strip() or None,
+    )
+
+
+def provide_filters(
+    date_from: Annotated[date | None, QueryParameter(description="Letters from this date on (YYYY-MM-DD).")] = None,
+    date_to: Annotated[date | None, QueryParameter(description="Letters up to this date (YYYY-MM-DD).")] = None,
+    dossier: Annotated[str | None, QueryParameter(max_length=60, description="Kamerstuk dossier, e.g. 27925.")] = None,
+    sender: Annotated[str | None, QueryParameter(max_length=200, description="Part of the sender, e.g. Defensie.")] = None,
+    doc_type: Annotated[str | None, QueryParameter(name="type", max_length=60, description="brief_regering, antwoord_kamervragen or motie.")] = None,
+) -> Filters:
+    if date_from and date_to and date_from > date_to:
+        raise ValidationException("date_from is after date_to")
+    return make_filters(date_from, date_to, dossier, sender, doc_type)
+
+
+def filtered_letters(letters: dict[str, Letter], filters: Filters, text: str | None = None) -> list[Letter]:
+    """Letters passing the filters (and containing `text` in id or title), newest first."""
+    needle = (text or "").strip().lower()
+    found = [
+        letter for letter in letters.values()
+        if filters.accepts(letter) and (not needle or needle in f"{letter.id} {letter.title or ''}".lower())
+    ]
+    return sorted(found, key=lambda letter: (letter.date or "", letter.id), reverse=True)
+
+
+def _sse(event: str, payload: Any) -> ServerSentEventMessage:
+    return ServerSentEventMessage(event=event, data=json.dumps(payload, ensure_ascii=False))
+
+
+def answer_pieces(text: str, words: int = 4) -> list[str]:
+    """The answer in small pieces that never split a citation marker like [1]."""
+    tokens = re.findall(r"\S+\s*", text)
+    return ["".join(tokens[i : i + words]) for i in range(0, len(tokens), words)]
+
+
+FILTERS = {"filters": Provide(provide_filters, sync_to_thread=False)}
+
+
+class AskController(Controller):
+    path = "/api"
+    tags = ["answers"]
+    dependencies = FILTERS
+
+    @post("/ask", status_code=200, summary="Answer a question with cited quotes")
+    async def ask(self, data: JSONBody[AskIn], service: NamedDependency[Service]) -> AskOut:
+        """Every sentence of an answer is a verbatim quote of a letter, cited as [n]. When the letters do not
+        answer the question, `abstained` is true and `passages` still holds the closest passages."""
+        started = time.perf_counter()
+        answer, timings = await service.run(lambda engine: engine.ask(data.question, data.k, data.filters.to_filters(), data.turns()))
+        timings["total"] = round((time.perf_counter() - started) * 1000, 2)
+        return AskOut(**msgspec.structs.asdict(answer_out(answer, timings)), query=answer.question)
+
+    @post("/ask/stream", status_code=200, summary="The same answer as Server-Sent Events")
+    async def ask_stream(self, data: JSONBody[AskIn], service: NamedDependency[Service]) -> ServerSentEvent:
+        """Events, each with JSON data: `start` ({question}), `sources` ({abstained, citations, passages, query}),
+        `delta` ({text}: the next piece of the answer), and last `done` ({answer, abstained, timings_ms}) or
+        `error` ({detail})."""
+
+        async def events() -> AsyncIterator[ServerSentEventMessage]:
+            started = time.perf_counter()
+            yield _sse("start", {"question": data.question})
+            try:
+                answer, timings = await service.run(
+                    lambda engine: engine.ask(data.question, data.k, data.filters.to_filters(), data.turns())
+                )
+            except Exception:
+                log.exception("streamed answer failed")
+                yield _sse("error", {"detail": "Internal error: the server could not answer this question."})
+                return
+            full = msgspec.to_builtins(answer_out(answer))
+            yield _sse("sources", {"abstained": answer.abstained, "citations": full["citations"], "passages": full["passages"], "query": answer.question})
+            for piece in answer_pieces(answer.text):
+                yield _sse("delta", {"text": piece})
+            timings["total"] = round((time.perf_counter() - started) * 1000, 2)
+            yield _sse("done", {"answer": answer.text, "abstained": answer.abstained, "timings_ms": timings})
+
+        return ServerSentEvent(events())
+
+    @get("/search", summary="The passages that best match a query, without an answer")
+    async def search(
+        self,
+        service: NamedDependency[Service],
+        filters: NamedDependency[Filters],
+        q: Annotated[str, QueryParameter(min_length=1, max_length=MAX_QUESTION, description="The query.")],
+        k: Annotated[int, QueryParameter(ge=1, le=MAX_K)] = 5,
+        mode: FromQuery[Literal["hybrid", "dense", "lexical"]] = "hybrid",
+    ) -> SearchOut:
+        if not q.strip():
+            raise ValidationException("q is empty")
+        hits, _ = await service.run(lambda engine: engine.search(q.strip(), k=k, filters=filters, mode=mode))
+        return SearchOut([passage_out(hit) for hit in hits])
+
+
+class LetterController(Controller):
+    path = "/api/letters"
+    tags = ["letters"]
+    dependencies = FILTERS
+
+    @get("/", summary="Letter metadata, newest first, a page at a time", sync_to_thread=False)
+    def letters(
+        self,
+        service: NamedDependency[Service],
+        filters: NamedDependency[Filters],
+        q: Annotated[str | None, QueryParameter(max_length=200, description="Part of the id or title.")] = None,
+        page: Annotated[int, QueryParameter(ge=1)] = 1,
+        per_page: Annotated[int, QueryParameter(ge=1, le=100)] = PER_PAGE,
+    ) -> LetterPage:
+        index = service.engine.index
+        found = filtered_letters(index.letters, filters, q)
+        chosen = found[(page - 1) * per_page : page * per_page]
+        return LetterPage(
+            letters=[letter_meta(letter, len(index.letter_passages.get(letter.id, []))) for letter in chosen],
+            page=page, per_page=per_page, total=len(found), pages=max(1, -(-len(found) // per_page)),
+        )
+
+    @get("/{letter_id:str}", summary="One letter: metadata, cleaned text and where its passages lie", sync_to_thread=False)
+    def letter(self, service: NamedDependency[Service], letter_id: FromPath[str]) -> LetterOut:
+        index = service.engine.index
+        letter = index.letters.get(letter_id)
+        if letter is None:
+            raise NotFoundException(f"no letter with id {letter_id!r}")
+        return letter_out(letter, [index.passages[row] for row in index.letter_passages.get(letter_id, [])])
+
+
+class HealthController(Controller):
+    path = "/api/health"
+    tags = ["service"]
+
+    @get("/", summary="Which index is loaded, and whether the service is ready", sync_to_thread=False)
+    def health(self, service: NamedDependency[Service]) -> Health:
+        info = service.info
+        return Health(
+            status="ok", ready=True, model=str(info["model"]), letters=int(info["letters"]),  # type: ignore[call-overload]
+            chunks=int(info["passages"]), built_at=str(info["built_at"]), dimension=int(info["dimension"]),  # type: ignore[call-overload]
+            date_range=info["date_range"], types=info["types"],  # type: ignore[arg-type]
+        )
+
+
+CONTROLLERS = [AskController, LetterController, HealthController]

@@ -1,0 +1,193 @@
+"""End to end in headless Chromium against a real `qa serve`: ask, watch the answer stream in, follow [1]
+to the letter and find the passage highlighted; plus follow-ups, a new conversation and the page without JS.
+
+Screenshots go to test-artifacts/ (and one to docs/screenshot-chat.png for the README)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+RESOLUTE = "Wanneer moet de afbouw van Resolute Support afgerond zijn?"
+LETTER = "kst-27925-781"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the Python package playwright is not installed (pip install playwright)")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+expect = sync_api.expect
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(web_index: Path) -> Iterator[str]:
+    """`qa serve` as a user starts it, on a free port, against the test index."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (ARTIFACTS / "server.log").open("w")
+    command = [sys.executable, "-m", "qa", "serve", "--host", "127.0.0.1", "--port", str(port), "--index", str(web_index), "--no-build-sample"]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"qa serve exited with {process.returncode}; see {ARTIFACTS / 'server.log'}")
+            try:
+                with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:
+                    if json.load(response)["ready"]:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("qa serve did not become ready within 180 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):  # type: ignore[no-untyped-def]
+    """A fresh tab that fails the test on any console error (a CSP violation shows up there too)."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="nl-NL")
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    yield tab
+    context.close()
+    assert not errors, errors
+
+
+def _ask(page, question: str):  # type: ignore[no-untyped-def]
+    """Type a question and send it with Enter, as a keyboard user would; returns the finished answer."""
+    box = page.get_by_label("Uw vraag")
+    box.fill(question)
+    with page.expect_response("**/api/ask/stream") as streamed:
+        box.press("Enter")
+    assert streamed.value.ok
+    answer = page.locator(".turn .answer").last
+    expect(answer).to_have_attribute("aria-busy", "false", timeout=90_000)
+    return answer, json.loads(streamed.value.request.post_data or "{}")
+
+
+def test_ask_stream_and_open_the_cited_passage(server: str, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(server + "/")
+    expect(page.get_by_role("heading", name="Vraag het de Kamerbrieven")).to_be_visible()
+    answer, sent = _ask(page, RESOLUTE)
+    assert sent["history"] == [] and sent["question"] == RESOLUTE
+    assert page.url == server + "/", "answered by the streaming API, not by a form post"
+    expect(answer.locator(".answer-text")).to_contain_text("[1]")
+    first = answer.locator("a.cite").first
+    expect(first).to_have_text("[1]")
+    assert f"/letters/{LETTER}?passage=" in (first.get_attribute("href") or "")
+    cards = answer.locator(".cards .card")
+    expect(cards.first).to_contain_text("Bestrijding internationaal terrorisme")
+    expect(cards.first.get_by_role("link", name=re.compile("Officiële publicatie"))).to_have_attribute(
+        "href", f"https://zoek.officielebekendmakingen.nl/{LETTER}.html"
+    )
+    expect(page.locator("#examples")).to_be_hidden()
+    page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
+    (ROOT / "docs").mkdir(exist_ok=True)
+    shutil.copyfile(ARTIFACTS / "chat.png", ROOT / "docs" / "screenshot-chat.png")
+
+    first.click()
+    page.wait_for_url(re.compile(rf"/letters/{LETTER}\?passage="))
+    highlighted = " ".join(page.locator("mark.passage, mark.quote").all_text_contents())
+    assert "11 september" in highlighted
+    expect(page.locator("mark.quote").first).to_be_in_viewport()
+    expect(page.get_by_role("link", name=re.compile("Officiële publicatie"))).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "letter.png"))
+
+
+def test_follow_up_new_conversation_and_examples(server: str, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(server + "/")
+    _ask(page, "Wat gebeurt er met de NAVO-missie Resolute Support in Afghanistan?")
+    page.goto(server + "/letters")
+    page.go_back()
+    expect(page.locator(".turn")).to_have_count(1)  # the conversation lives in the page's session
+    answer, sent = _ask(page, "En wanneer is dat afgerond?")
+    assert [turn["question"] for turn in sent["history"]] == ["Wat gebeurt er met de NAVO-missie Resolute Support in Afghanistan?"]
+    expect(answer.locator(".answer-text")).not_to_be_empty()
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "no sideways scrolling on a phone"
+    page.screenshot(path=str(ARTIFACTS / "chat-phone.png"), full_page=True)
+
+    page.get_by_role("link", name="Nieuw gesprek").click()
+    expect(page.locator(".turn")).to_have_count(0)
+    expect(page.locator("#examples")).to_be_visible()
+    with page.expect_response("**/api/ask/stream"):
+        page.locator("button.example").first.click()
+    expect(page.locator(".turn .answer").last).to_have_attribute("aria-busy", "false", timeout=90_000)
+    expect(page.locator(".turn .question")).to_have_text([re.compile("Resolute Support")])
+
+
+def test_clear_states_for_no_answer_and_bad_input(server: str, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(server + "/")
+    answer, _ = _ask(page, "Wie won de Tour de France in 1989?")
+    expect(answer).to_have_class(re.compile("abstained"))
+    expect(answer).to_contain_text("Ik kan deze vraag niet beantwoorden")
+    expect(answer.locator(".cards.related .card").first).to_be_visible()
+    page.get_by_label("Uw vraag").press("Enter")  # empty
+    expect(page.get_by_role("alert")).to_have_text("Typ eerst een vraag.")
+    page.locator("summary", has_text="Filters").click()
+    page.locator("#date_from").fill("2022-01-01")
+    page.locator("#date_to").fill("2021-01-01")
+    page.get_by_label("Uw vraag").fill(RESOLUTE)
+    page.get_by_role("button", name="Vraag", exact=True).click()
+    expect(page.get_by_role("alert")).to_have_text("De begindatum ligt na de einddatum.")
+
+
+def test_the_api_docs_page_renders_the_schema(server: str, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(server + "/api/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/api/ask/stream")).to_be_visible(timeout=30_000)
+
+
+def test_the_chat_works_without_javascript(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(server + "/")
+    page.get_by_label("Uw vraag").fill(RESOLUTE)
+    page.get_by_role("button", name="Vraag", exact=True).click()
+    page.wait_for_load_state()
+    cite = page.locator(".answer a.cite").first
+    expect(cite).to_have_text("[1]")
+    page.screenshot(path=str(ARTIFACTS / "chat-nojs.png"), full_page=True)
+    cite.click()
+    assert "11 september" in " ".join(page.locator("mark.passage, mark.quote").all_text_contents())
+    context.close()
