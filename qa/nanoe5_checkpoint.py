@@ -377,7 +377,8 @@ def convert(bin_path: Path, out_dir: Path) -> None:
     )
 
     build_tokenizer(vocab).save(str(out_dir / "tokenizer.json"))
-    specials = {"bos": vocab.bos, "eos": vocab.eos, "unk": vocab.unk, "pad": vocab.pad, "cls": vocab.bos, "sep": vocab.eos}
+    specials = {"bos": vocab.bos, "eos": vocab.eos, "unk": vocab.unk, "pad": vocab.pad}
+    specials |= {"cls": vocab.bos, "sep": vocab.eos}
     _write_json(
         out_dir / "tokenizer_config.json",
         {
@@ -400,7 +401,12 @@ def convert(bin_path: Path, out_dir: Path) -> None:
                 "path": "1_Pooling",
                 "type": "sentence_transformers.sentence_transformer.modules.pooling.Pooling",
             },
-            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.base.modules.normalize.Normalize"},
+            {
+                "idx": 2,
+                "name": "2",
+                "path": "2_Normalize",
+                "type": "sentence_transformers.base.modules.normalize.Normalize",
+            },
         ],
     )
     _write_json(out_dir / "sentence_bert_config.json", {"max_seq_length": header.positions, "do_lower_case": False})
@@ -412,7 +418,12 @@ def convert(bin_path: Path, out_dir: Path) -> None:
     _write_json(out_dir / "2_Normalize" / "config.json", {})
     _write_json(
         out_dir / "config_sentence_transformers.json",
-        {"model_type": "SentenceTransformer", "prompts": PROMPTS, "default_prompt_name": None, "similarity_fn_name": "cosine"},
+        {
+            "model_type": "SentenceTransformer",
+            "prompts": PROMPTS,
+            "default_prompt_name": None,
+            "similarity_fn_name": "cosine",
+        },
     )
     _write_json(
         out_dir / _MARKER,

