@@ -217,18 +217,27 @@ _XML_BLOCKS = {"al", "titel", "tussenkop", "kop", "li", "tekstregel", "stuknr", 
                "ondertekening", "functie", "naam", "noot", "onderwerp", "slotformulering", "aanhef",
                "p", "h1", "h2", "h3", "h4", "td", "dd", "dt"}
 _XML_SKIP = {"metadata", "head", "script", "style", "nav", "footer", "meta"}
+_XML_NOTES = {"noot", "noot.ref"}
+_LIST_MARK = re.compile(r"[•·▪–—*-]|\(?(?:\d{1,2}|[a-z]|[ivx]{1,4})[.)°]?")
 
 
 def _xml_blocks(element: object) -> list[str]:
     """Text of the body, one block per paragraph-like element."""
     blocks: list[str] = []
     current: list[str] = []
+    notes: list[str] = []
 
     def walk(node: object) -> None:
         tag = getattr(node, "tag", None)
         if not isinstance(tag, str):
             return
         local = tag.rsplit("}", 1)[-1].lower()
+        if local in _XML_NOTES:  # a footnote sits inside its sentence; move it to the end
+            if local == "noot" and (note := " ".join(" ".join(node.itertext()).split())):  # type: ignore[attr-defined]
+                notes.append(note)
+            if node.tail:  # type: ignore[attr-defined]
+                current.append(node.tail)  # type: ignore[attr-defined]
+            return
         if local in _XML_SKIP:
             if node.tail:  # type: ignore[attr-defined]
                 current.append(node.tail)  # type: ignore[attr-defined]
@@ -247,20 +256,26 @@ def _xml_blocks(element: object) -> list[str]:
 
     def flush() -> None:
         text = " ".join("".join(current).split())
-        if text:
-            blocks.append(text)
         current.clear()
+        if _LIST_MARK.fullmatch(text):  # "•" or "1." of a list item starts its paragraph
+            current.append(text + " ")
+        elif text:
+            blocks.append(text)
 
     walk(element)
     flush()
-    return blocks
+    return blocks + notes
 
 
 def _xml_metadata(root: object) -> dict[str, object]:
+    """Metadata of an officielebekendmakingen document or of its metadata.xml record.
+
+    Documents carry either inline `<meta>` tags or only an `OVERHEIDop.externMetadataRecord`
+    pointer; for the latter the Kamerstuk head (dossiernr, ondernummer, datum) fills in."""
     meta: dict[str, list[str]] = {}
-    for node in root.iter("meta"):  # type: ignore[attr-defined]
+    for node in root.iter("meta", "metadata"):  # type: ignore[attr-defined]
         name, content = node.get("name"), node.get("content")
-        if name and content:
+        if name and content and content.strip():
             meta.setdefault(name, []).append(content.strip())
 
     def first(*names: str) -> str | None:
@@ -277,7 +292,7 @@ def _xml_metadata(root: object) -> dict[str, object]:
     elif any("brief" in t.lower() for t in types):
         doc_type = "brief_regering"
     senders = meta.get("OVERHEIDop.indiener") or meta.get("DC.creator") or []
-    return {
+    found: dict[str, object] = {
         "id": first("DC.identifier", "dcterms:identifier"),
         "dossier": first("OVERHEIDop.dossiernummer"),
         "number": first("OVERHEIDop.ondernummer"),
@@ -286,6 +301,26 @@ def _xml_metadata(root: object) -> dict[str, object]:
         "sender": ", ".join(senders) if senders else None,
         "type": doc_type,
     }
+    if not found["id"] and (pointer := re.search(r"/([a-z]+(?:-[\w]+)+)/metadata\.xml$", first("OVERHEIDop.externMetadataRecord") or "")):
+        found["id"] = pointer[1]
+    head = {"dossier": root.findtext(".//dossiernr"), "number": root.findtext(".//ondernummer")}  # type: ignore[attr-defined]
+    dates = root.xpath(".//stuk//datum/@isodatum | .//datumtekst/datum/@isodatum") if hasattr(root, "xpath") else []  # type: ignore[attr-defined]
+    head["date"] = str(dates[0]) if dates else None
+    for key, value in head.items():
+        if not found[key] and value and value.strip():
+            found[key] = "".join(value.split()) if key != "date" else value
+    return found
+
+
+def xml_metadata(data: bytes) -> dict[str, object]:
+    """Metadata from officielebekendmakingen XML bytes (a document or a metadata.xml record)."""
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+    try:
+        return _xml_metadata(etree.fromstring(data, parser=parser))
+    except (etree.XMLSyntaxError, ValueError) as error:
+        raise LetterError(f"malformed XML ({error})") from error
 
 
 def read_markup(path: Path, data: bytes) -> tuple[str, dict[str, object]]:
@@ -382,9 +417,14 @@ def read_sidecar(path: Path) -> Iterator[Letter | LetterError]:
             yield LetterError(f"{path}:{line_number}: file {file_name!r} lies outside {base}")
             continue
         try:
-            yield read_file(target, {**_metadata_fields(record), "id": record.get("id")})
+            yield read_record(base, record)
         except LetterError as error:
             yield error
+
+
+def read_record(base: Path, record: dict[str, object]) -> Letter:
+    """One sidecar record's letter (its `file` relative to `base`); what `qa update` uses to index only new letters."""
+    return read_file(base / str(record["file"]), {**_metadata_fields(record), "id": record.get("id")})
 
 
 def iter_letters(paths: Iterable[Path]) -> Iterator[Letter | LetterError]:
