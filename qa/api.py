@@ -15,14 +15,15 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import ClientException, NotAuthorizedException, NotFoundException, PermissionDeniedException, ValidationException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from msgspec import Meta
 
-from qa.app import Service
+from qa.app import ReloadError, Service, admin_key_matches
 from qa.engine import Turn
 from qa.letters import Letter
 from qa.retrieval import Filters
@@ -102,6 +103,16 @@ class Health(msgspec.Struct):
     dimension: int
     date_range: list[str] | None
     types: dict[str, int]
+    generation: str | None = None  # the index generation being served
+    reload_error: str | None = None  # why the last reload failed (the index above is still served)
+
+
+class ReloadOut(msgspec.Struct):
+    reloaded: bool  # false: CURRENT still points to the generation being served
+    generation: str | None
+    letters: int
+    chunks: int
+    seconds: float
 
 
 def make_filters(
@@ -166,7 +177,7 @@ class AskController(Controller):
         timings["total"] = round((time.perf_counter() - started) * 1000, 2)
         return AskOut(**msgspec.structs.asdict(answer_out(answer, timings)), query=answer.question)
 
-    @post("/ask/stream", status_code=200, summary="The same answer as Server-Sent Events")
+    @post("/ask/stream", status_code=200, media_type="text/event-stream", summary="The same answer as Server-Sent Events")
     async def ask_stream(self, data: JSONBody[AskIn], service: NamedDependency[Service]) -> ServerSentEvent:
         """Events, each with JSON data: `start` ({question}), `sources` ({abstained, citations, passages, query}),
         `delta` ({text}: the next piece of the answer), and last `done` ({answer, abstained, timings_ms}) or
@@ -243,13 +254,37 @@ class HealthController(Controller):
     tags = ["service"]
 
     @get("/", summary="Which index is loaded, and whether the service is ready", sync_to_thread=False)
-    def health(self, service: NamedDependency[Service]) -> Health:
+    def health(self, service: NamedDependency[Service], state: State) -> Health:
         info = service.info
+        reloader = state.get("reloader")
         return Health(
+            generation=service.engine.index.generation, reload_error=reloader.last_error if reloader else None,
             status="ok", ready=True, model=str(info["model"]), letters=int(info["letters"]),  # type: ignore[call-overload]
             chunks=int(info["passages"]), built_at=str(info["built_at"]), dimension=int(info["dimension"]),  # type: ignore[call-overload]
             date_range=info["date_range"], types=info["types"],  # type: ignore[arg-type]
         )
 
 
-CONTROLLERS = [AskController, LetterController, HealthController]
+class AdminController(Controller):
+    path = "/api/admin"
+    tags = ["service"]
+
+    @post("/reload", status_code=200, summary="Load the index again after `qa index build/add` (needs the admin key)")
+    async def reload(self, request: Request, state: State) -> ReloadOut:
+        """Send the key of $QA_ADMIN_KEY as `Authorization: Bearer KEY`. 403 when the server has no key; 409 when
+        the index on disk cannot be loaded (the service keeps answering from the index it has)."""
+        settings = state.settings
+        if not settings.admin_key:
+            raise PermissionDeniedException("the admin API is disabled: start the server with QA_ADMIN_KEY set")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not admin_key_matches(settings, given.strip()):
+            raise NotAuthorizedException("wrong or missing admin key (Authorization: Bearer KEY)")
+        try:
+            reloaded, seconds = await state.reloader.reload()
+        except ReloadError as error:
+            raise ClientException(f"reload failed, still serving the previous index: {error}", status_code=409) from error
+        index = state.service.engine.index
+        return ReloadOut(reloaded, index.generation, len(index.letters), len(index.passages), round(seconds, 3))
+
+
+CONTROLLERS = [AskController, LetterController, HealthController, AdminController]

@@ -297,17 +297,24 @@ def evaluate_command(questions_file: Path, mode: str, index_dir: Path, as_json: 
 @model_option
 @click.option("--build-sample/--no-build-sample", default=True, show_default=True,
               help="Without an index, build one from the bundled sample letters (else say what to run).")
+@click.option("--rate-limit", envvar="QA_RATE_LIMIT", default=None, metavar="N/UNIT",
+              help="Requests per client address on /api, e.g. 60/minute [default: $QA_RATE_LIMIT or no limit].")
+@click.option("--watch-index", "watch_seconds", type=click.FloatRange(0), default=0, show_default=True, metavar="SECONDS",
+              help="Check the index's CURRENT pointer this often and load a rebuilt index (0: only on POST /api/admin/reload).")
 @friendly_errors
-def serve(host: str, port: int, index_dir: Path, model: str | None, build_sample: bool) -> None:
+def serve(host: str, port: int, index_dir: Path, model: str | None, build_sample: bool, rate_limit: str | None, watch_seconds: float) -> None:
     """The web app: chat page at /, JSON API at /api, API docs at /api/docs.
 
     The index and model load once, before the server starts (so a missing index is one clear
-    line, not a traceback); there is no auto-reload."""
+    line, not a traceback). A rebuilt index is picked up with --watch-index or POST /api/admin/reload
+    (enabled by setting $QA_ADMIN_KEY; never pass the key on the command line)."""
     import uvicorn
 
-    from qa.app import Settings, create_app, load_engine
+    from qa.app import Settings, create_app, load_engine, parse_rate_limit
 
-    settings = Settings(index_dir=index_dir, model=model, build_sample=build_sample)
+    if rate_limit:
+        parse_rate_limit(rate_limit)  # a typo is an error now, not a server without a limit
+    settings = Settings(index_dir=index_dir, model=model, build_sample=build_sample, rate_limit=rate_limit, watch_seconds=watch_seconds)
     app = create_app(settings, engine=load_engine(settings))
     click.echo(f"Serving on http://{host}:{port}/ (API docs at /api/docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
@@ -349,3 +356,92 @@ def model_info(index_dir: Path) -> None:
     index = index_store.load(index_dir)
     info = BUNDLED_MODELS.get(index.model)
     click.echo(f"{index.model} ({index.manifest['dimension']} dimensions){': ' + info.source if info else ''}")
+
+
+# --- fetching letters (qa/sources) --------------------------------------------------------
+
+
+def fetch_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--out", "folder", type=click.Path(path_type=Path, file_okay=False), default=Path("letters"),
+                     show_default=True, help="Letters folder (letters.jsonl + letters/)."),
+        click.option("--tk-url", envvar="QA_TK_URL", default=None, help="Tweede Kamer OData base URL [default: $QA_TK_URL or the public API]."),
+        click.option("--sru-url", envvar="QA_SRU_URL", default=None, help="KOOP SRU URL [default: $QA_SRU_URL or repository.overheid.nl/sru]."),
+        click.option("--rate", type=click.FloatRange(0.01), envvar="QA_FETCH_RATE", default=2.0, show_default=True, help="Requests per second, at most."),
+        click.option("--retries", type=click.IntRange(0, 10), default=4, show_default=True, help="Retries of a request on 429/5xx/connection errors."),
+        click.option("--progress/--no-progress", default=True, help="Show a progress bar."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _fetch(folder: Path, source_name: str, query: Any, tk_url: str | None, sru_url: str | None, rate: float, retries: int, progress: bool):
+    from datetime import datetime, timezone
+
+    from tqdm import tqdm
+
+    from qa import sources
+    from qa.sources.http import PoliteClient
+
+    started = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    with PoliteClient(rate=rate, retries=retries) as client:
+        source = sources.make_source(source_name, client, tk_url if source_name == "tk" else sru_url)
+        _log(f"fetching from {source.base} into {folder}")  # type: ignore[attr-defined]
+        bar = (lambda total: tqdm(total=total, unit="letter", file=sys.stderr)) if progress else None
+        summary = sources.fetch(folder, source, client, query, progress=bar, log=None if progress else _log)
+    sources.remember(folder, source_name, query, started, summary)
+    for message in summary.failed:
+        _log(f"failed: {message}")
+    click.echo(f"{folder}: {summary.line()}")
+    return summary
+
+
+@main.command()
+@click.option("--source", "source_name", type=click.Choice(["tk", "sru"]), default="tk", show_default=True,
+              help="tk: Tweede Kamer open data (exact types, ministries, change tracking); sru: KOOP officiële publicaties.")
+@click.option("--dossier", help="Kamerstuk dossier, e.g. 27925 or 36200-X.")
+@click.option("--since", callback=_iso_date, help="Letters from this date (YYYY-MM-DD).")
+@click.option("--until", callback=_iso_date, help="Letters up to this date (YYYY-MM-DD).")
+@click.option("--ministry", help="Only letters whose sender or title names this, e.g. Defensie.")
+@click.option("--type", "types", multiple=True, help="letters, answers or moties (repeat for more) [default: all three].")
+@fetch_options
+@friendly_errors
+def fetch(source_name: str, dossier: str | None, since: str | None, until: str | None, ministry: str | None,
+          types: tuple[str, ...], folder: Path, **network: Any) -> None:
+    """Download letters into a folder that `qa index build` reads; letters already there are skipped.
+
+    Safe to interrupt and run again. Exits 1 when any letter failed (the rest are kept)."""
+    from qa.sources import Query, parse_types
+
+    query = Query(dossier=dossier, since=since, until=until, types=parse_types(types), ministry=ministry)
+    if _fetch(folder, source_name, query, **network).failed:
+        sys.exit(1)
+
+
+@main.command()
+@fetch_options
+@index_option
+@model_option
+@friendly_errors
+def update(folder: Path, index_dir: Path, model: str | None, **network: Any) -> None:
+    """Fetch what is new since the last `qa fetch`/`qa update` and add it to the index.
+
+    Only new and changed letters are embedded. Meant for cron; exits 1 when anything failed."""
+    from qa import sources
+    from qa.embedding import Embedder
+
+    source_name, query = sources.update_query(folder)
+    summary = _fetch(folder, source_name, query, **network)
+    index_ids: set[str] = set()
+    if index_store.exists(index_dir):
+        current = index_store.load(index_dir)
+        index_ids, model = set(current.letters), current.model
+    letters, errors = sources.letters_to_index(folder, index_ids, summary.added + summary.replaced)
+    for error in errors:
+        _log(f"skipped: {error}")
+    if letters:
+        _report(index_store.update(index_dir, Embedder(model), add=letters, log=_log, progress_bar=network["progress"]), errors)
+    else:
+        click.echo(f"{index_dir}: up to date")
+    if summary.failed or errors:
+        sys.exit(1)

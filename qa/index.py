@@ -52,6 +52,7 @@ class Index:
     vectors: faiss.Index
     lexical: LexicalIndex
     letter_passages: dict[str, list[int]] = field(default_factory=dict)
+    generation: str | None = None  # the gen-* folder it was loaded from (a server reloads when CURRENT moves on)
 
     def __post_init__(self) -> None:
         for row, passage in enumerate(self.passages):
@@ -74,9 +75,12 @@ def live_generation(folder: Path) -> Path | None:
     pointer = folder / POINTER
     if not pointer.is_file():
         return None
-    name = pointer.read_text(encoding="utf-8").strip()
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise IndexStateError(f"{folder}: unreadable {POINTER} ({error}); rebuild with `qa index build`") from error
     generation = folder / name
-    if not name or "/" in name or not generation.is_dir():
+    if not name.startswith("gen-") or "/" in name or not generation.is_dir():
         raise IndexStateError(f"{folder}: {POINTER} points to {name!r}, which is missing; rebuild with `qa index build`")
     return generation
 
@@ -94,6 +98,8 @@ def load(folder: Path) -> Index:
         manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise IndexStateError(f"{generation}: unreadable manifest ({error}); rebuild with `qa index build`") from error
+    if not isinstance(manifest, dict):
+        raise IndexStateError(f"{generation}: damaged manifest (not a JSON object); rebuild with `qa index build`")
     if manifest.get("format_version") != FORMAT_VERSION or manifest.get("chunker_version") != CHUNKER_VERSION:
         raise IndexStateError(
             f"{folder} was built by another version of qa (format {manifest.get('format_version')}, "
@@ -104,13 +110,17 @@ def load(folder: Path) -> Index:
         passages = list(_read_passages(generation / "passages.jsonl", letters))
         vectors = faiss.read_index(str(generation / "vectors.faiss"))
         lexical = LexicalIndex.load(generation / "bm25", len(passages))
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         raise IndexStateError(f"{generation}: damaged index ({error}); rebuild with `qa index build`") from error
     counts = (len(letters), len(passages), vectors.ntotal)
-    expected = (manifest["counts"]["letters"], manifest["counts"]["passages"], manifest["counts"]["passages"])
-    if counts != expected or vectors.d != manifest["dimension"]:
+    try:
+        expected = (manifest["counts"]["letters"], manifest["counts"]["passages"], manifest["counts"]["passages"])
+        dimension, _, _ = manifest["dimension"], manifest["model"], manifest["built_at"]
+    except (KeyError, TypeError) as error:
+        raise IndexStateError(f"{generation}: damaged manifest (no {error}); rebuild with `qa index build`") from error
+    if counts != expected or vectors.d != dimension:
         raise IndexStateError(f"{generation}: damaged index (found {counts}, manifest says {expected}); rebuild it")
-    return Index(folder, manifest, letters, passages, vectors, lexical)
+    return Index(folder, manifest, letters, passages, vectors, lexical, generation=generation.name)
 
 
 def _read_letters(path: Path) -> Iterator[Letter]:
@@ -327,7 +337,7 @@ def _collect_garbage(folder: Path, live: str) -> None:
 
 def info(index: Index) -> dict[str, object]:
     """A summary for `qa index info` and the health endpoint."""
-    generation = live_generation(index.folder)
+    generation = index.folder / index.generation if index.generation else live_generation(index.folder)
     size = sum(path.stat().st_size for path in generation.rglob("*") if path.is_file()) if generation else 0
     types: dict[str, int] = {}
     for letter in index.letters.values():
@@ -344,4 +354,5 @@ def info(index: Index) -> dict[str, object]:
         "date_range": [dates[0], dates[-1]] if dates else None,
         "size_bytes": size,
         "format_version": index.manifest["format_version"],
+        "generation": index.generation,
     }
