@@ -8,12 +8,12 @@ question we decline instead of quoting something beside the point.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from qa.chunking import is_heading, split_sentences
+from qa.chunking import is_heading
 from qa.lexical import LexicalIndex, tokenize
 from qa.retrieval import Hit
 
@@ -78,8 +78,8 @@ class _Sentence:
     coverage: float
 
 
-SpanScorer = Callable[[list[str], list[list[tuple[int, int]]]], list[np.ndarray]]
-"""Similarity to the question of character spans of texts, each read in its context."""
+SentenceSimilarity = Callable[[Hit], Mapping[tuple[int, int], float]]
+"""Similarity to the question of a passage's sentences (read in context), by their offsets in the letter."""
 
 
 def _weights(terms: set[str], lexical: LexicalIndex) -> dict[str, float]:
@@ -130,11 +130,7 @@ def _candidate_sentences(question: str, hits: Sequence[Hit], weights: dict[str, 
         text = hit.letter.text
         context_terms = set(tokenize(" ".join(filter(None, [hit.letter.title, hit.passage.section]))))
         context = sum(w for t, w in weights.items() if t in context_terms) / (sum(weights.values()) or 1)
-        spans = [
-            span
-            for paragraph_start, paragraph in _paragraphs(hit.passage.text, hit.passage.start)
-            for span in split_sentences(paragraph, paragraph_start)
-        ]
+        spans = hit.passage.sentences()
         for i, (start, end) in enumerate(spans):
             sentence = text[start:end]
             # Letter heads, dates, signatures and headings are not answers.
@@ -147,15 +143,6 @@ def _candidate_sentences(question: str, hits: Sequence[Hit], weights: dict[str, 
             first = _expand_backwards(text, spans, i)
             sentences.append(_Sentence(rank, spans[first][0], end, start, score, coverage))
     return sentences
-
-
-def _paragraphs(text: str, offset: int) -> list[tuple[int, str]]:
-    result = []
-    position = 0
-    for part in text.split("\n\n"):
-        result.append((offset + position, part))
-        position += len(part) + 2
-    return result
 
 
 def evidence(question: str, hits: Sequence[Hit], lexical: LexicalIndex) -> dict[str, float]:
@@ -184,12 +171,12 @@ def answer(
     hits: Sequence[Hit],
     lexical: LexicalIndex,
     dense_threshold: float,
-    scorer: SpanScorer | None = None,
+    similarity: SentenceSimilarity | None = None,
 ) -> Answer:
     """Compose a cited extractive answer from ranked hits, or decline.
 
     Sentences are ranked by their words (idf-weighted overlap, the kind of fact the question
-    asks for) and, with a `scorer`, by meaning, which finds answers phrased unlike the question."""
+    asks for) and, with a `similarity`, by meaning, which finds answers phrased unlike the question."""
     signals = evidence(question, hits, lexical)
     if not hits or should_decline(signals, dense_threshold):
         return Answer(question, DECLINE, True, [], list(hits), signals)
@@ -199,17 +186,11 @@ def answer(
     if not candidates:
         return Answer(question, DECLINE, True, [], list(hits), signals)
     scores = np.array([c.lexical_score for c in candidates], dtype=np.float32)
-    if scorer is not None:
-        ranks = sorted({c.hit_rank for c in candidates})
-        similarities = scorer(
-            [hits[rank].passage.text for rank in ranks],
-            [[(c.sentence_start - hits[rank].passage.start, c.end - hits[rank].passage.start) for c in candidates if c.hit_rank == rank] for rank in ranks],
-        )
-        similarity = np.zeros(len(candidates), dtype=np.float32)
-        for rank, values in zip(ranks, similarities):
-            similarity[[i for i, c in enumerate(candidates) if c.hit_rank == rank]] = values
-        spread = float(similarity.max() - similarity.min()) or 1.0
-        scores = 0.5 * scores + (similarity - similarity.min()) / spread
+    if similarity is not None:
+        by_rank = {rank: similarity(hits[rank]) for rank in {c.hit_rank for c in candidates}}
+        meaning = np.array([by_rank[c.hit_rank].get((c.sentence_start, c.end), 0.0) for c in candidates], dtype=np.float32)
+        spread = float(meaning.max() - meaning.min()) or 1.0
+        scores = 0.5 * scores + (meaning - meaning.min()) / spread
     order = np.argsort(-scores, kind="stable")
     best = float(scores[order[0]])
     chosen: list[_Sentence] = []

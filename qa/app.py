@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import os
 import sys
@@ -78,6 +79,24 @@ class Settings:
     admin_key: str | None = field(default_factory=lambda: os.environ.get(ADMIN_KEY_ENV) or None)  # None: admin API off
     rate_limit: str | None = field(default_factory=lambda: os.environ.get(RATE_LIMIT_ENV) or None)  # "60/minute"; None: off
     watch_seconds: float = 0.0  # > 0: poll the index's CURRENT pointer and reload when it changes
+
+
+SETTINGS_ENV = "QA_SERVE_SETTINGS"
+
+
+def settings_to_environment(settings: Settings, threads: int) -> str:
+    """Settings for worker processes, which uvicorn starts from an import string."""
+    fields = {name: getattr(settings, name) for name in ("model", "build_sample", "debug", "admin_key", "rate_limit", "watch_seconds")}
+    return json.dumps(fields | {"index_dir": str(settings.index_dir), "web_dir": str(settings.web_dir), "threads": threads})
+
+
+def app_from_environment() -> Litestar:
+    """The app in one of `qa serve --workers N`'s processes; the cores are shared out between them."""
+    import torch
+
+    fields = json.loads(os.environ[SETTINGS_ENV])
+    torch.set_num_threads(fields.pop("threads"))
+    return create_app(Settings(**fields | {"index_dir": Path(fields["index_dir"]), "web_dir": Path(fields["web_dir"])}))
 
 
 def parse_rate_limit(value: str) -> tuple[str, int]:

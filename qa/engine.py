@@ -61,8 +61,10 @@ class Engine:
         hits = self.search(query, k=k, filters=filters, mode=mode)
         query_vector = self.embedder.embed_query(query)[0]
 
-        def similarity(texts: list[str], spans: list[list[tuple[int, int]]]) -> list[np.ndarray]:
-            return [vectors @ query_vector for vectors in self.embedder.embed_spans(texts, spans)]
+        def similarity(hit: Hit) -> dict[tuple[int, int], float]:
+            spans, vectors = self.index.sentences(self.index.rows[hit.passage.id])
+            scores = np.asarray(vectors, dtype=np.float32) @ query_vector
+            return {(int(start), int(end)): float(score) for (start, end), score in zip(spans, scores)}
 
         return answer(query, hits, self.index.lexical, self.dense_threshold, similarity)
 

@@ -3,7 +3,8 @@
 Layout of an index folder::
 
     index/CURRENT           name of the live generation (replaced atomically)
-    index/gen-<time>/       manifest.json, letters.jsonl, passages.jsonl, vectors.faiss, bm25/
+    index/gen-<time>/       manifest.json, letters.jsonl, passages.jsonl, vectors.faiss, bm25/,
+                            sentence_spans.npy + sentence_vectors.npy (each passage's sentences, for answers)
     index/.lock             held while a build or update writes
 
 Every change writes a complete new generation and then swaps CURRENT, so a failed or killed
@@ -30,7 +31,7 @@ from qa.chunking import CHUNKER_VERSION, Passage, chunk_letter
 from qa.letters import Letter
 from qa.lexical import LexicalIndex
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 POINTER = "CURRENT"
 KEEP_GENERATIONS = 2  # the live one and its predecessor, which a running server may still read
 
@@ -51,12 +52,22 @@ class Index:
     passages: list[Passage]
     vectors: faiss.Index
     lexical: LexicalIndex
+    sentence_spans: np.ndarray  # (n, 3) int64: passage row, start, end (offsets in the letter), by row
+    sentence_vectors: np.ndarray  # (n, dimension) float16, memory-mapped when loaded
     letter_passages: dict[str, list[int]] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)  # passage id -> row
     generation: str | None = None  # the gen-* folder it was loaded from (a server reloads when CURRENT moves on)
 
     def __post_init__(self) -> None:
         for row, passage in enumerate(self.passages):
             self.letter_passages.setdefault(passage.letter_id, []).append(row)
+            self.rows[passage.id] = row
+        self._sentence_bounds = np.searchsorted(self.sentence_spans[:, 0], np.arange(len(self.passages) + 1))
+
+    def sentences(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """A passage's sentence spans (k, 2) and their in-context vectors (k, dimension)."""
+        start, end = self._sentence_bounds[row], self._sentence_bounds[row + 1]
+        return self.sentence_spans[start:end, 1:], self.sentence_vectors[start:end]
 
     @property
     def model(self) -> str:
@@ -110,6 +121,8 @@ def load(folder: Path) -> Index:
         passages = list(_read_passages(generation / "passages.jsonl", letters))
         vectors = faiss.read_index(str(generation / "vectors.faiss"))
         lexical = LexicalIndex.load(generation / "bm25", len(passages))
+        sentence_spans = np.load(generation / "sentence_spans.npy")
+        sentence_vectors = np.load(generation / "sentence_vectors.npy", mmap_mode="r")
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         raise IndexStateError(f"{generation}: damaged index ({error}); rebuild with `qa index build`") from error
     counts = (len(letters), len(passages), vectors.ntotal)
@@ -120,7 +133,11 @@ def load(folder: Path) -> Index:
         raise IndexStateError(f"{generation}: damaged manifest (no {error}); rebuild with `qa index build`") from error
     if counts != expected or vectors.d != dimension:
         raise IndexStateError(f"{generation}: damaged index (found {counts}, manifest says {expected}); rebuild it")
-    return Index(folder, manifest, letters, passages, vectors, lexical, generation=generation.name)
+    rows = sentence_spans[:, 0] if sentence_spans.ndim == 2 and sentence_spans.shape[1] == 3 else None
+    if (rows is None or sentence_vectors.shape != (len(sentence_spans), dimension)
+            or (len(rows) and (rows.min() < 0 or rows.max() >= len(passages) or np.any(np.diff(rows) < 0)))):
+        raise IndexStateError(f"{generation}: damaged sentence vectors; rebuild it with `qa index build`")
+    return Index(folder, manifest, letters, passages, vectors, lexical, sentence_spans, sentence_vectors, generation=generation.name)
 
 
 def _read_letters(path: Path) -> Iterator[Letter]:
@@ -230,19 +247,29 @@ def update(
                     passages.append(passage)
 
         log(f"embedding {len(new_positions)} passages of {len(fresh)} letters with {embedder.name}")  # type: ignore[attr-defined]
-        new_vectors = embedder.embed_passages(  # type: ignore[attr-defined]
-            [passages[i].index_text(letters[passages[i].letter_id].title) for i in new_positions],
-            progress=progress_bar,
-        )
+        texts, letter_spans, text_spans = [], [], []
+        for i in new_positions:
+            passage = passages[i]
+            text = passage.index_text(letters[passage.letter_id].title)
+            sentences = np.asarray(passage.sentences(), dtype=np.int64).reshape(-1, 2)
+            texts.append(text)
+            letter_spans.append(sentences)
+            text_spans.append(sentences + (len(text) - len(passage.text) - passage.start))  # the passage ends its index text
+        new_vectors, new_sentence_vectors = embedder.embed_passages_with_spans(texts, text_spans, progress=progress_bar)  # type: ignore[attr-defined]
         dimension = int(embedder.dimension)  # type: ignore[attr-defined]
         vectors = np.zeros((len(passages), dimension), dtype=np.float32)
+        sentences_by_row: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros((0, 2), np.int64), np.zeros((0, dimension)))] * len(passages)
         if new_positions:
             vectors[new_positions] = new_vectors
+            for i, spans, span_vectors in zip(new_positions, letter_spans, new_sentence_vectors):
+                sentences_by_row[i] = (spans, span_vectors)
         if reuse_rows and old is not None:
             vectors[reuse_positions] = old.passage_vectors(reuse_rows)
+            for i, row in zip(reuse_positions, reuse_rows):
+                sentences_by_row[i] = old.sentences(row)
 
         log("writing the index")
-        generation = _write_generation(folder, embedder.name, dimension, letters, hashes, passages, vectors)  # type: ignore[attr-defined]
+        generation = _write_generation(folder, embedder.name, dimension, letters, hashes, passages, vectors, sentences_by_row)  # type: ignore[attr-defined]
         _swap(folder, generation)
     return UpdateSummary(
         added=added,
@@ -264,6 +291,7 @@ def _write_generation(
     hashes: dict[str, str],
     passages: list[Passage],
     vectors: np.ndarray,
+    sentences_by_row: list[tuple[np.ndarray, np.ndarray]],
 ) -> Path:
     name = f"gen-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%f')}"
     staging = folder / f".{name}.tmp"
@@ -280,6 +308,12 @@ def _write_generation(
         if len(vectors):
             flat.add(vectors)
         faiss.write_index(flat, str(staging / "vectors.faiss"))
+        rows = np.repeat(np.arange(len(passages), dtype=np.int64), [len(spans) for spans, _ in sentences_by_row])
+        spans = np.concatenate([spans for spans, _ in sentences_by_row]) if passages else np.zeros((0, 2), np.int64)
+        np.save(staging / "sentence_spans.npy", np.column_stack([rows, spans]).astype(np.int64))
+        np.save(staging / "sentence_vectors.npy", np.concatenate(
+            [np.asarray(span_vectors, dtype=np.float16).reshape(-1, dimension) for _, span_vectors in sentences_by_row]
+        ) if passages else np.zeros((0, dimension), np.float16))
         (staging / "bm25").mkdir()
         LexicalIndex.build(
             [passage.index_text(letters[passage.letter_id].title) for passage in passages]

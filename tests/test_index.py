@@ -23,9 +23,9 @@ class CountingEmbedder:
         self.dimension = embedder.dimension
         self.embedded: list[str] = []
 
-    def embed_passages(self, texts, batch_size: int = 32, progress: bool = False):
+    def embed_passages_with_spans(self, texts, spans, batch_size: int = 32, progress: bool = False):
         self.embedded.extend(texts)
-        return self.inner.embed_passages(texts, batch_size, progress)
+        return self.inner.embed_passages_with_spans(texts, spans, batch_size, progress)
 
 
 @pytest.fixture()
@@ -88,7 +88,7 @@ def test_failed_build_leaves_the_old_index_untouched(tmp_path: Path, embedder, s
     before = (tmp_path / "CURRENT").read_text()
 
     class Exploding(CountingEmbedder):
-        def embed_passages(self, texts, batch_size=32, progress=False):
+        def embed_passages_with_spans(self, texts, spans, batch_size=32, progress=False):
             raise RuntimeError("model crashed")
 
     with pytest.raises(RuntimeError):

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import TEST_MODEL
@@ -31,10 +32,12 @@ folder, point, marker, model = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 
 class Stub:  # same name and dimension as the real model: the write path is what is under test here
     name, dimension = model, int(sys.argv[5])
-    def embed_passages(self, texts, batch_size=32, progress=False):
+    def embed_passages_with_spans(self, texts, spans, batch_size=32, progress=False):
         if point == "embedding":
             stop()
-        return np.random.default_rng(0).standard_normal((len(texts), self.dimension)).astype(np.float32)
+        random = np.random.default_rng(0)
+        return (random.standard_normal((len(texts), self.dimension)).astype(np.float32),
+                [random.standard_normal((len(s), self.dimension)).astype(np.float32) for s in spans])
 
 def stop():
     marker.touch()
@@ -108,6 +111,9 @@ DAMAGE = {
     "letters with a foreign field": lambda gen, folder: (gen / "letters.jsonl").write_text(
         "\n".join(json.dumps({**json.loads(line), "extra": 1}) for line in (gen / "letters.jsonl").read_text().splitlines())),
     "bm25 missing": lambda gen, folder: shutil.rmtree(gen / "bm25"),
+    "sentence vectors missing": lambda gen, folder: (gen / "sentence_vectors.npy").unlink(),
+    "sentence spans garbage": lambda gen, folder: (gen / "sentence_spans.npy").write_bytes(os.urandom(256)),
+    "sentence spans of another index": lambda gen, folder: np.save(gen / "sentence_spans.npy", np.full((3, 3), 10**6)),
     "generation missing": lambda gen, folder: shutil.rmtree(gen),
     "CURRENT empty": lambda gen, folder: (folder / "CURRENT").write_text(""),
     "CURRENT binary": lambda gen, folder: (folder / "CURRENT").write_bytes(b"\xff\xfe\x00gen"),
