@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 from qa import index as index_store
@@ -35,6 +36,9 @@ class Turn:
 
 class Engine:
     def __init__(self, index: index_store.Index, embedder: Embedder) -> None:
+        # One question at a time: FAISS's OpenMP threads cost more than they save there
+        # (p99 of exact search over 100 k passages 60 ms with 2 threads, 8 ms with 1; bench/scale.py).
+        faiss.omp_set_num_threads(1)
         self.index = index
         self.embedder = embedder
         self.dense_threshold = DENSE_THRESHOLDS.get(embedder.name, DEFAULT_DENSE_THRESHOLD)

@@ -27,6 +27,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from qa import vectors as vector_index
 from qa.chunking import CHUNKER_VERSION, Passage, chunk_letter
 from qa.letters import Letter
 from qa.lexical import LexicalIndex
@@ -76,7 +77,7 @@ class Index:
     def passage_vectors(self, rows: list[int]) -> np.ndarray:
         if not rows:
             return np.zeros((0, self.vectors.d), dtype=np.float32)
-        return np.vstack([self.vectors.reconstruct(row) for row in rows]).astype(np.float32)
+        return self.vectors.reconstruct_batch(np.asarray(rows, dtype=np.int64)).astype(np.float32)
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -119,7 +120,7 @@ def load(folder: Path) -> Index:
     try:
         letters = {letter.id: letter for letter in _read_letters(generation / "letters.jsonl")}
         passages = list(_read_passages(generation / "passages.jsonl", letters))
-        vectors = faiss.read_index(str(generation / "vectors.faiss"))
+        vectors = vector_index.prepare(faiss.read_index(str(generation / "vectors.faiss")))
         lexical = LexicalIndex.load(generation / "bm25", len(passages))
         sentence_spans = np.load(generation / "sentence_spans.npy")
         sentence_vectors = np.load(generation / "sentence_vectors.npy", mmap_mode="r")
@@ -304,10 +305,7 @@ def _write_generation(
             for passage in passages:
                 record = {k: v for k, v in passage.__dict__.items() if k != "text"}
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        flat = faiss.IndexFlatIP(dimension)
-        if len(vectors):
-            flat.add(vectors)
-        faiss.write_index(flat, str(staging / "vectors.faiss"))
+        faiss.write_index(vector_index.build(vectors), str(staging / "vectors.faiss"))  # its kind by size
         rows = np.repeat(np.arange(len(passages), dtype=np.int64), [len(spans) for spans, _ in sentences_by_row])
         spans = np.concatenate([spans for spans, _ in sentences_by_row]) if passages else np.zeros((0, 2), np.int64)
         np.save(staging / "sentence_spans.npy", np.column_stack([rows, spans]).astype(np.int64))
@@ -384,6 +382,7 @@ def info(index: Index) -> dict[str, object]:
         "built_at": index.manifest["built_at"],
         "letters": len(index.letters),
         "passages": len(index.passages),
+        "vector_index": vector_index.kind_of(index.vectors),
         "types": types,
         "date_range": [dates[0], dates[-1]] if dates else None,
         "size_bytes": size,

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import faiss
 import numpy as np
 
+from qa import vectors as vector_index
 from qa.chunking import Passage
 from qa.index import Index
 from qa.letters import Letter
@@ -77,7 +77,7 @@ def dense_ranking(index: Index, query_vector: np.ndarray, rows: np.ndarray | Non
     if index.vectors.ntotal == 0 or (rows is not None and len(rows) == 0):
         return []
     limit = min(limit, index.vectors.ntotal if rows is None else len(rows))
-    params = None if rows is None else faiss.SearchParameters(sel=faiss.IDSelectorBatch(rows))
+    params = None if rows is None else vector_index.search_parameters(index.vectors, rows)
     scores, ids = index.vectors.search(query_vector, limit, params=params)
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
