@@ -1,0 +1,48 @@
+"""The benchmark scripts in their --quick mode, so they cannot rot; their figures are not judged here."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def run(script: str, out: Path, *extra: str) -> str:
+    result = subprocess.run([sys.executable, str(BENCH / script), "--quick", "--out", str(out), *extra],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out.read_text()
+
+
+def section(report: str, name: str) -> str:
+    match = re.search(rf"<!-- bench:{name} -->(.*)<!-- /bench:{name} -->", report, re.S)
+    assert match, f"no {name} section in the report"
+    assert "cores" in match.group(1) and "|---|" in match.group(1)
+    return match.group(1)
+
+
+def test_indexing(shared_corpus: Path, tmp_path: Path) -> None:
+    text = section(run("indexing.py", tmp_path / "report.md"), "indexing")
+    ratio = float(re.search(r"overhead ratio.*?\*\*([\d.]+)\*\*", text).group(1))
+    assert ratio > 0.5  # a build faster than half its own embedding time would mean the timing is wrong
+    assert re.search(r"incremental `index add` of 2 documents \| [\d.]+ s \(\d+ chunks embedded", text)
+
+
+def test_latency(sample_index_dir: Path, shared_corpus: Path, tmp_path: Path) -> None:
+    text = section(run("latency.py", tmp_path / "report.md", "--index", str(sample_index_dir)), "latency")
+    rows = re.findall(r"^\| (\d) \| (\d+) \| (\d+) \| [\d.]+ \|.*\| (\d+) \|$", text, re.M)
+    assert [(workers, errors) for workers, _, _, errors in rows] == [("1", "0"), ("2", "0")]
+
+
+@pytest.mark.parametrize("script, name", [("scale.py", "scale"), ("peer.py", "peer")])
+def test_scale_and_peer(script: str, name: str, shared_corpus: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report.md"
+    report.write_text("# Benchmarks\n\n<!-- bench:other -->\nkept\n<!-- /bench:other -->\n")
+    text = run(script, report)
+    section(text, name)
+    assert "kept" in text  # a script rewrites only its own section
