@@ -11,8 +11,8 @@ import faiss
 import numpy as np
 
 KINDS = ("flat", "hnsw", "ivf", "ivfpq")
-# Exact single-query p99 on 2 cores: 12 ms at 50 k, 29 ms at 100 k with FAISS's 2 threads (9 and
-# 15 ms with 1 thread); IVF answers in < 1 ms there, with recall@10 0.98.
+# Exact single-query p99 on 2 cores: 12-18 ms at 50 k, 27-36 ms at 100 k with FAISS's 2 threads
+# (6-9 and 12-15 ms with 1 thread); IVF answered in < 1 ms at 100 k, with recall@10 0.98.
 FLAT_MAX = 50_000
 SEED = 1234  # training sample and k-means, so a rebuild gives the same index
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 64, 256  # efSearch 64 gave recall 0.87 at 1 M, 256 gave 0.95
@@ -25,7 +25,7 @@ KMEANS_ITERATIONS = 10  # training time is linear in it; the lists barely move a
 
 def index_kind(n: int) -> str:
     """Exact while it is fast enough, then IVF: at 1 M it met recall and p99 with a wide margin,
-    built 2.3x faster and 14% smaller than HNSW (which needed efSearch 256 for recall 0.95), and keeps
+    built 2.8x faster and 14% smaller than HNSW (which needed efSearch 256 for recall 0.95), and keeps
     its recall under filters (see search_parameters), where HNSW loses most of it."""
     return "flat" if n <= FLAT_MAX else "ivf"
 
@@ -38,7 +38,7 @@ def nlist_for(n: int) -> int:
 def nprobe_for(nlist: int) -> int:
     """2*sqrt(nlist) lists a query (127 of 4000 at 1 M). The synthetic data of the benchmark need
     only ~8 there; real embeddings are less neatly clustered, so keep the margin while a query
-    still scans only ~n**0.75 vectors (p99 4 ms at 1 M)."""
+    still scans only ~n**0.75 vectors (p99 3-4 ms at 1 M)."""
     return max(8, math.ceil(2 * math.sqrt(nlist)))
 
 
