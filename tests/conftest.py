@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,13 @@ def web_index(tmp_path_factory: pytest.TempPathFactory, sample_index_dir: Path) 
 @pytest.fixture(scope="session")
 def web_engine(web_index: Path, embedder: Embedder) -> Engine:
     return Engine(index_store.load(web_index), embedder)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Stop a `qa serve` (or any) child: politely, then for sure."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

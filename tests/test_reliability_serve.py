@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import TEST_MODEL
+from conftest import TEST_MODEL, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_KEY = "test-admin-key-0123456789"
@@ -54,15 +54,6 @@ def start_server(index: Path, log: Path, *extra: str, env: dict[str, str] | None
         time.sleep(0.5)
 
 
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture()
 def served(tmp_path: Path, web_index: Path) -> Iterator[tuple[subprocess.Popen, str, Path]]:
     index = tmp_path / "index"
@@ -71,7 +62,7 @@ def served(tmp_path: Path, web_index: Path) -> Iterator[tuple[subprocess.Popen, 
     try:
         yield process, url, index
     finally:
-        stop(process)
+        stop_process(process)
 
 
 class AskStream:
@@ -172,11 +163,11 @@ def test_headers_rate_limit_and_quick_load_over_real_http(tmp_path: Path, web_in
         assert load.returncode == 0, load.stderr + load.stdout
         assert report["errors"] == 0 and report["requests"] > 20 and report["rss_mb_end"] - report["rss_mb_start"] < 50
     finally:
-        stop(process)
+        stop_process(process)
     process, url = start_server(web_index, tmp_path / "limited.log", env={"QA_RATE_LIMIT": "10/minute"})
     try:
         statuses = [httpx.get(f"{url}/api/letters").status_code for _ in range(12)]
         assert statuses == [200] * 10 + [429] * 2
         assert httpx.get(f"{url}/api/health").status_code == 200
     finally:
-        stop(process)
+        stop_process(process)
