@@ -2,7 +2,10 @@
 
 Checks every line for the expected JSON shape, that answerable questions point
 to an existing document and that their answer span occurs in that document's
-text after normalisation; prints counts per document type/era.
+text after normalisation, that two-turn follow-ups lean on a question of the
+set about the same letter, and that the set is large and varied enough; prints
+counts per document type/era, per kind of fact asked and per kind of
+unanswerable question.
 
 Usage:
     python eval/check_questions.py [--questions PATH] [--corpus DIR]
@@ -24,11 +27,33 @@ from pathlib import Path
 DEFAULT_QUESTIONS = Path(__file__).resolve().parent / "questions.jsonl"
 DEFAULT_CORPUS = Path(os.environ.get("KAMERBRIEVEN_CORPUS", "/work/shared/corpus"))
 
-KEYS = {"question": str, "doc_id": (str, type(None)),
-        "answer_span": (str, type(None)), "answerable": bool}
+REQUIRED = {"question": str, "doc_id": (str, type(None)), "answer_span": (str, type(None)),
+            "answerable": bool, "kind": str}
+FOLLOWUP_KEYS = {"followup", "history", "standalone"}
+OPTIONAL = {"unanswerable_kind"} | FOLLOWUP_KEYS
+
+# The kind of fact a question asks for (see README, "Fields").
+KINDS = ("date", "amount", "who", "reason", "what", "yesno", "keyword")
+UNANSWERABLE_KINDS = ("off_corpus", "near_topic")
+
 MIN_SPAN_WORDS, MAX_SPAN_WORDS = 3, 15
-MAX_PER_DOC = 3
-MIN_UNANSWERABLE = 12
+MAX_PER_DOC = 3            # standalone questions per document, so no letter dominates
+MAX_FOLLOWUPS_PER_DOC = 2
+# Size of the set asked for by issue 11 (>= 100 answerable, >= 30 unanswerable of both
+# kinds, >= 10 follow-ups), with some headroom.
+MIN_ANSWERABLE = 110       # standalone answerable questions; follow-ups are not counted
+MIN_UNANSWERABLE = 36
+MIN_PER_UNANSWERABLE_KIND = 12
+MIN_FOLLOWUPS = 0         # raised to 12 once the follow-ups are in
+MIN_PER_CATEGORY = 15      # answerable questions per kind of document (see `category`)
+
+# Function words left out when counting which words a question shares with its answer span.
+STOPWORDS = frozenset("""
+aan al alle als bij dan dat de deze die dit door een en er geen had heb heeft het hier hij hoe
+hoeveel hun ik in is je kan kunnen maar met na naar niet nog nu of om on ook op over per sinds
+te tot u uit van voor waar waarom wanneer wat welk welke werd wie wil wilde wordt worden zal
+zich zij zijn zou zouden
+""".split())
 
 _HYPHEN_BREAK = re.compile(r"-\r?\n[ \t]*")
 _SPACES = re.compile(r"\s+")
@@ -39,6 +64,14 @@ def normalise(text: str) -> str:
     text = _HYPHEN_BREAK.sub("", text).lower()
     text = "".join(ch if ch.isalnum() else " " for ch in text)
     return _SPACES.sub(" ", text).strip()
+
+
+def shared_words(question: str, span: str) -> int:
+    """Content words of the question that also occur in the span (compared on their first
+    five letters, a crude stem), to show how often the answer is worded differently."""
+    def stems(text: str) -> set[str]:
+        return {w[:5] for w in normalise(text).split() if w not in STOPWORDS and len(w) > 2}
+    return len(stems(question) & stems(span))
 
 
 def category(meta: dict) -> str:
@@ -52,9 +85,47 @@ def category(meta: dict) -> str:
     return "brief_regering modern (kst/rijksoverheid)"
 
 
+CATEGORIES = ("brief_regering modern (kst/rijksoverheid)", "brief_regering historical (sgd)",
+              "kamervragen (ah-tk)", "motie")
+
+
 def load_corpus(corpus: Path) -> dict[str, dict]:
     with open(corpus / "letters.jsonl", encoding="utf-8") as fh:
         return {rec["id"]: rec for rec in map(json.loads, fh)}
+
+
+def _shape_errors(item: object) -> list[str]:
+    """Errors in keys and types of one record; empty if the record is well-formed."""
+    if not isinstance(item, dict):
+        return ["not a JSON object"]
+    missing = set(REQUIRED) - set(item)
+    unknown = set(item) - set(REQUIRED) - OPTIONAL
+    if missing or unknown:
+        return [f"keys must be {sorted(REQUIRED)} plus optional {sorted(OPTIONAL)} "
+                f"(missing {sorted(missing)}, unknown {sorted(unknown)})"]
+    errors = [f"wrong type for {k!r}" for k, t in REQUIRED.items() if not isinstance(item[k], t)]
+    if item["kind"] not in KINDS:
+        errors.append(f"kind {item['kind']!r} not one of {KINDS}")
+    if item["answerable"]:
+        if "unanswerable_kind" in item:
+            errors.append("answerable item must not have unanswerable_kind")
+    elif item.get("unanswerable_kind") not in UNANSWERABLE_KINDS:
+        errors.append(f"unanswerable item needs unanswerable_kind in {UNANSWERABLE_KINDS}")
+    present = FOLLOWUP_KEYS & set(item)
+    if present and present != FOLLOWUP_KEYS:
+        errors.append(f"a follow-up needs all of {sorted(FOLLOWUP_KEYS)}")
+    elif present:
+        history = item["history"]
+        if item["followup"] is not True:
+            errors.append("followup must be true (leave the follow-up keys out otherwise)")
+        if not (isinstance(history, list) and history
+                and all(isinstance(h, str) and h.strip() for h in history)):
+            errors.append("history must be a non-empty list of questions")
+        if not isinstance(item["standalone"], str) or not item["standalone"].strip():
+            errors.append("standalone must be a non-empty string")
+        if not item["answerable"]:
+            errors.append("follow-ups must be answerable")
+    return errors
 
 
 def check(questions: Path, corpus: Path) -> int:
@@ -62,9 +133,15 @@ def check(questions: Path, corpus: Path) -> int:
     texts: dict[str, str] = {}
     errors: list[str] = []
     per_doc: Counter = Counter()
+    followups_per_doc: Counter = Counter()
     per_cat: Counter = Counter()
-    seen_questions: set[str] = set()
-    n_total = n_unanswerable = 0
+    per_kind: Counter = Counter()
+    per_unanswerable_kind: Counter = Counter()
+    overlap: Counter = Counter()  # answerable standalone questions by words shared with their span
+    seen: set[str] = set()
+    standalone_questions: dict[str, tuple[str | None, bool]] = {}  # question -> (doc_id, answerable)
+    followups: list[tuple[str, dict]] = []
+    n_total = n_answerable = n_unanswerable = n_followups = 0
 
     with open(questions, encoding="utf-8") as fh:
         lines = [(i, line) for i, line in enumerate(fh, 1) if line.strip()]
@@ -77,23 +154,37 @@ def check(questions: Path, corpus: Path) -> int:
             errors.append(f"{where}: invalid JSON ({exc})")
             continue
         n_total += 1
-        if not isinstance(item, dict) or set(item) != set(KEYS):
-            errors.append(f"{where}: keys must be exactly {sorted(KEYS)}")
-            continue
-        bad = [k for k, t in KEYS.items() if not isinstance(item[k], t)]
-        if bad:
-            errors.append(f"{where}: wrong type for {bad}")
+        shape = _shape_errors(item)
+        if shape:
+            errors.extend(f"{where}: {err}" for err in shape)
             continue
 
+        is_followup = "followup" in item
         question = item["question"].strip()
         if not question:
             errors.append(f"{where}: empty question")
-        if question.lower() in seen_questions:
+        # A follow-up's short question ("En wanneer?") may recur; its turn pair and its
+        # spelled-out form may not.
+        key = (" || ".join(item["history"]) + " || " + question if is_followup else question).lower()
+        if key in seen:
             errors.append(f"{where}: duplicate question")
-        seen_questions.add(question.lower())
+        seen.add(key)
+        if is_followup:
+            n_followups += 1
+            standalone = item["standalone"].strip()
+            if standalone.lower() in seen:
+                errors.append(f"{where}: duplicate standalone question")
+            seen.add(standalone.lower())
+            if standalone.lower() == question.lower():
+                errors.append(f"{where}: standalone must spell out the follow-up, not repeat it")
+            followups.append((where, item))
+        else:
+            standalone_questions[question] = (item["doc_id"], item["answerable"])
+            per_kind[item["kind"]] += 1
 
         if not item["answerable"]:
             n_unanswerable += 1
+            per_unanswerable_kind[item["unanswerable_kind"]] += 1
             if item["doc_id"] is not None or item["answer_span"] is not None:
                 errors.append(f"{where}: unanswerable item must have doc_id and answer_span null")
             continue
@@ -105,10 +196,16 @@ def check(questions: Path, corpus: Path) -> int:
         if doc_id not in letters:
             errors.append(f"{where}: unknown doc_id {doc_id!r}")
             continue
-        if doc_id.lower() in question.lower():
+        asked = [question] + (item["history"] + [item["standalone"]] if is_followup else [])
+        if any(doc_id.lower() in text.lower() for text in asked):
             errors.append(f"{where}: question mentions its doc_id")
-        per_doc[doc_id] += 1
-        per_cat[category(letters[doc_id])] += 1
+        if is_followup:
+            followups_per_doc[doc_id] += 1
+        else:
+            n_answerable += 1
+            per_doc[doc_id] += 1
+            per_cat[category(letters[doc_id])] += 1
+            overlap[min(shared_words(question, span), 2)] += 1
 
         if doc_id not in texts:
             path = corpus / letters[doc_id]["file"]
@@ -121,16 +218,39 @@ def check(questions: Path, corpus: Path) -> int:
         if f" {norm_span} " not in f" {texts[doc_id]} ":
             errors.append(f"{where}: answer_span not found in {doc_id}: {span!r}")
 
+    # The first turn of a follow-up is itself a question of the set, answerable from the same letter.
+    for where, item in followups:
+        first = item["history"][0].strip()
+        if first not in standalone_questions:
+            errors.append(f"{where}: history[0] is not a (non-follow-up) question of the set")
+        elif standalone_questions[first] != (item["doc_id"], True):
+            errors.append(f"{where}: history[0] must be answerable from the same document")
+
     for doc_id, n in per_doc.items():
         if n > MAX_PER_DOC:
             errors.append(f"{doc_id}: {n} questions (max {MAX_PER_DOC})")
-    if n_unanswerable < MIN_UNANSWERABLE:
-        errors.append(f"only {n_unanswerable} unanswerable questions (min {MIN_UNANSWERABLE})")
+    for doc_id, n in followups_per_doc.items():
+        if n > MAX_FOLLOWUPS_PER_DOC:
+            errors.append(f"{doc_id}: {n} follow-ups (max {MAX_FOLLOWUPS_PER_DOC})")
+    minimums = [("answerable questions (without follow-ups)", n_answerable, MIN_ANSWERABLE),
+                ("unanswerable questions", n_unanswerable, MIN_UNANSWERABLE),
+                ("follow-ups", n_followups, MIN_FOLLOWUPS)]
+    minimums += [(f"unanswerable {kind} questions", per_unanswerable_kind[kind], MIN_PER_UNANSWERABLE_KIND)
+                 for kind in UNANSWERABLE_KINDS]
+    minimums += [(f"answerable questions on {cat}", per_cat[cat], MIN_PER_CATEGORY) for cat in CATEGORIES]
+    for what, n, minimum in minimums:
+        if n < minimum:
+            errors.append(f"only {n} {what} (min {minimum})")
 
-    print(f"questions: {n_total}  answerable: {n_total - n_unanswerable}  "
-          f"unanswerable: {n_unanswerable}  distinct documents: {len(per_doc)}")
-    for cat, n in sorted(per_cat.items()):
-        print(f"  {cat:45s} {n:3d}")
+    print(f"questions: {n_total}  answerable: {n_answerable}  unanswerable: {n_unanswerable}  "
+          f"follow-ups: {n_followups}  distinct documents: {len(per_doc | followups_per_doc)}")
+    for cat in CATEGORIES:
+        print(f"  {cat:45s} {per_cat[cat]:3d} questions  {sum(1 for d in per_doc if category(letters[d]) == cat):3d} documents")
+    print("  kind (answerable and unanswerable, without follow-ups): "
+          + ", ".join(f"{k} {per_kind[k]}" for k in KINDS))
+    print(f"  answerable questions sharing 0 / 1 / 2+ content words with their span: "
+          f"{overlap[0]} / {overlap[1]} / {overlap[2]}")
+    print("  unanswerable: " + ", ".join(f"{k} {per_unanswerable_kind[k]}" for k in UNANSWERABLE_KINDS))
     if errors:
         print(f"\n{len(errors)} error(s):", file=sys.stderr)
         for err in errors:
