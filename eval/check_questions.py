@@ -44,7 +44,7 @@ MAX_FOLLOWUPS_PER_DOC = 2
 MIN_ANSWERABLE = 110       # standalone answerable questions; follow-ups are not counted
 MIN_UNANSWERABLE = 36
 MIN_PER_UNANSWERABLE_KIND = 12
-MIN_FOLLOWUPS = 0         # raised to 12 once the follow-ups are in
+MIN_FOLLOWUPS = 12
 MIN_PER_CATEGORY = 15      # answerable questions per kind of document (see `category`)
 
 # Function words left out when counting which words a question shares with its answer span.
@@ -135,6 +135,7 @@ def check(questions: Path, corpus: Path) -> int:
     per_doc: Counter = Counter()
     followups_per_doc: Counter = Counter()
     per_cat: Counter = Counter()
+    followups_per_cat: Counter = Counter()
     per_kind: Counter = Counter()
     per_unanswerable_kind: Counter = Counter()
     overlap: Counter = Counter()  # answerable standalone questions by words shared with their span
@@ -201,6 +202,7 @@ def check(questions: Path, corpus: Path) -> int:
             errors.append(f"{where}: question mentions its doc_id")
         if is_followup:
             followups_per_doc[doc_id] += 1
+            followups_per_cat[category(letters[doc_id])] += 1
         else:
             n_answerable += 1
             per_doc[doc_id] += 1
@@ -243,9 +245,11 @@ def check(questions: Path, corpus: Path) -> int:
             errors.append(f"only {n} {what} (min {minimum})")
 
     print(f"questions: {n_total}  answerable: {n_answerable}  unanswerable: {n_unanswerable}  "
-          f"follow-ups: {n_followups}  distinct documents: {len(per_doc | followups_per_doc)}")
+          f"follow-ups: {n_followups} (on {len(followups_per_doc)} documents)  distinct documents: {len(per_doc | followups_per_doc)}")
     for cat in CATEGORIES:
-        print(f"  {cat:45s} {per_cat[cat]:3d} questions  {sum(1 for d in per_doc if category(letters[d]) == cat):3d} documents")
+        print(f"  {cat:45s} {per_cat[cat]:3d} questions  "
+              f"{sum(1 for d in per_doc if category(letters[d]) == cat):3d} documents  "
+              f"{followups_per_cat[cat]:3d} follow-ups")
     print("  kind (answerable and unanswerable, without follow-ups): "
           + ", ".join(f"{k} {per_kind[k]}" for k in KINDS))
     print(f"  answerable questions sharing 0 / 1 / 2+ content words with their span: "
