@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import textwrap
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import date
 from functools import wraps
 from pathlib import Path
@@ -313,27 +311,10 @@ def serve(host: str, port: int, index_dir: Path, model: str | None, build_sample
     The index and model load once, before the server starts (so a missing index is one clear
     line, not a traceback). A rebuilt index is picked up with --watch-index or POST /api/admin/reload
     (enabled by setting $QA_ADMIN_KEY; never pass the key on the command line)."""
-    import uvicorn
+    from qa.server.serve import serve as run
+    from qa.server.settings import Settings
 
-    from qa.app import SETTINGS_ENV, Settings, create_app, load_engine, parse_rate_limit, settings_to_environment
-
-    if rate_limit:
-        parse_rate_limit(rate_limit)  # a typo is an error now, not a server without a limit
-    settings = Settings(index_dir=index_dir, model=model, build_sample=build_sample, rate_limit=rate_limit, watch_seconds=watch_seconds)
-    if workers == 1:
-        app = create_app(settings, engine=load_engine(settings))
-        click.echo(f"Serving on http://{host}:{port}/ (API docs at /api/docs)", err=True)
-        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
-        return
-    # Each worker process loads its own engine; check (or build) the index here first, so a problem
-    # is one clear line and not N tracebacks.
-    if index_store.exists(index_dir):
-        index_store.load(index_dir)
-    else:
-        load_engine(settings)
-    os.environ[SETTINGS_ENV] = settings_to_environment(replace(settings, build_sample=False), threads=max(1, (os.cpu_count() or 1) // workers))
-    click.echo(f"Serving on http://{host}:{port}/ with {workers} workers (API docs at /api/docs)", err=True)
-    uvicorn.run("qa.app:app_from_environment", factory=True, workers=workers, host=host, port=port, log_level="info", proxy_headers=False)
+    run(Settings(index_dir=index_dir, model=model, build_sample=build_sample, rate_limit=rate_limit, watch_seconds=watch_seconds), host, port, workers)
 
 
 # --- models --------------------------------------------------------------------------------

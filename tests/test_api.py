@@ -14,7 +14,9 @@ from litestar.testing import TestClient
 
 from qa import index as index_store
 from qa.answering import DECLINE
-from qa.app import Settings, create_app, load_engine
+from qa.bootstrap import load_engine
+from qa.server.app import create_app
+from qa.server.settings import Settings
 from qa.engine import Engine
 
 RESOLUTE = "Wanneer moet de afbouw van Resolute Support afgerond zijn?"
@@ -381,4 +383,4 @@ def test_letters_overview_filters_and_pages(client: TestClient) -> None:
 
 def test_without_an_index_start_up_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(index_store.IndexStateError, match=r"qa index build"):
-        load_engine(Settings(index_dir=tmp_path / "empty", build_sample=False), say=lambda message: None)
+        load_engine(tmp_path / "empty", build_sample=False, say=lambda message: None)

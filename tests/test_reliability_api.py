@@ -15,7 +15,8 @@ import pytest
 from litestar.testing import TestClient
 
 from qa import index as index_store
-from qa.app import Settings, create_app, parse_rate_limit
+from qa.server.app import create_app
+from qa.server.settings import Settings, parse_rate_limit
 from qa.engine import Engine
 from qa.letters import make_letter
 

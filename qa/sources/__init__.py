@@ -15,61 +15,24 @@ checks that each file is a letter we can read, and stores it atomically.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from qa.letters import LetterError, read_markup
 from qa.sources.http import FetchError, PoliteClient
+from qa.sources.query import DEFAULT_TYPES, TYPES, Candidate, Query, Source
 from qa.sources.store import LetterStore, read_state, write_state
 
-TYPES = {  # what users may type -> the type names of the index
-    "brief_regering": "brief_regering", "letters": "brief_regering", "brief": "brief_regering",
-    "antwoord_kamervragen": "antwoord_kamervragen", "answers": "antwoord_kamervragen", "kamervragen": "antwoord_kamervragen",
-    "motie": "motie", "moties": "motie",
-}
-DEFAULT_TYPES = ("brief_regering", "antwoord_kamervragen", "motie")
 SOURCES = ("tk", "sru")
 DEFAULT_SOURCE = "tk"
 TK_URL = "https://gegevensmagazijn.tweedekamer.nl/OData/v4/2.0/"
 SRU_URL = "https://repository.overheid.nl/sru"
+__all__ = ["DEFAULT_TYPES", "TYPES", "Candidate", "Query", "Source", "Summary", "fetch", "make_source", "parse_types", "remember", "update_query", "letters_to_index"]
+
 UPDATE_OVERLAP = timedelta(days=1)  # ask again for a day before the last run: clocks and indexing lag differ
-
-
-@dataclass(frozen=True)
-class Query:
-    dossier: str | None = None
-    since: str | None = None  # letter date, YYYY-MM-DD
-    until: str | None = None
-    types: tuple[str, ...] = DEFAULT_TYPES
-    ministry: str | None = None
-    modified_since: str | None = None  # ISO datetime; only what changed since (for `qa update`)
-
-    def wants(self, record: dict[str, Any]) -> bool:
-        """The client-side check of what a server filter may not express exactly."""
-        if record.get("type") not in self.types:
-            return False
-        if self.ministry:
-            haystack = f"{record.get('sender') or ''} {record.get('title') or ''}".lower()
-            if self.ministry.lower() not in haystack:
-                return False
-        day = str(record.get("date") or "")
-        return not (day and ((self.since and day < self.since) or (self.until and day > self.until)))
-
-
-@dataclass
-class Candidate:
-    record: dict[str, Any]  # the sidecar record without `file`: id, dossier, ..., version
-    url: str  # the file to download
-    suffix: str  # ".xml" or ".pdf"
-
-
-class Source(Protocol):
-    total: int | None
-
-    def candidates(self, query: Query) -> Iterator[Candidate | FetchError]: ...
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 from lxml import etree
 
 from qa.letters import official_url
-from qa.sources import Candidate, Query
+from qa.sources.query import Candidate, Query
 from qa.sources.http import FetchError, PoliteClient
 
 PAGE = 100

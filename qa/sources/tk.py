@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from qa.letters import official_url
-from qa.sources import Candidate, Query
+from qa.sources.query import Candidate, Query
 from qa.sources.http import FetchError, PoliteClient
 
 SOORT = {  # TK "Soort" -> our type

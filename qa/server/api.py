@@ -15,21 +15,21 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, get, post
-from litestar.datastructures import State
+from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import ClientException, NotAuthorizedException, NotFoundException, PermissionDeniedException, ValidationException
+from litestar.exceptions import ClientException, NotFoundException, ValidationException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from msgspec import Meta
 
-from qa.app import ReloadError, Service, admin_key_matches
 from qa.engine import Turn
 from qa.letters import Letter
 from qa.retrieval import Filters
 from qa.schemas import AnswerOut, LetterMeta, LetterOut, PassageOut, answer_out, letter_meta, letter_out, passage_out
+from qa.server.reloader import Reloader, ReloadError
+from qa.server.service import Service
 
-log = logging.getLogger("qa.api")
+log = logging.getLogger("qa.server")
 
 MAX_QUESTION = 2000
 MAX_K = 50
@@ -254,11 +254,10 @@ class HealthController(Controller):
     tags = ["service"]
 
     @get("/", summary="Which index is loaded, and whether the service is ready", sync_to_thread=False)
-    def health(self, service: NamedDependency[Service], state: State) -> Health:
+    def health(self, service: NamedDependency[Service], reloader: NamedDependency[Reloader]) -> Health:
         info = service.info
-        reloader = state.get("reloader")
         return Health(
-            generation=service.engine.index.generation, reload_error=reloader.last_error if reloader else None,
+            generation=service.engine.index.generation, reload_error=reloader.last_error,
             status="ok", ready=True, model=str(info["model"]), letters=int(info["letters"]),  # type: ignore[call-overload]
             chunks=int(info["passages"]), built_at=str(info["built_at"]), dimension=int(info["dimension"]),  # type: ignore[call-overload]
             date_range=info["date_range"], types=info["types"],  # type: ignore[arg-type]
@@ -270,21 +269,16 @@ class AdminController(Controller):
     tags = ["service"]
 
     @post("/reload", status_code=200, summary="Load the index again after `qa index build/add` (needs the admin key)")
-    async def reload(self, request: Request, state: State) -> ReloadOut:
+    async def reload(self, reloader: NamedDependency[Reloader]) -> ReloadOut:
         """Send the key of $QA_ADMIN_KEY as `Authorization: Bearer KEY`. 403 when the server has no key; 409 when
-        the index on disk cannot be loaded (the service keeps answering from the index it has)."""
-        settings = state.settings
-        if not settings.admin_key:
-            raise PermissionDeniedException("the admin API is disabled: start the server with QA_ADMIN_KEY set")
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not admin_key_matches(settings, given.strip()):
-            raise NotAuthorizedException("wrong or missing admin key (Authorization: Bearer KEY)")
+        the index on disk cannot be loaded (the service keeps answering from the index it has).
+        The key is checked by the guard `qa.server.security.admin_guard`, which the app puts on this controller."""
         try:
-            reloaded, seconds = await state.reloader.reload()
+            reloaded, seconds = await reloader.reload()
         except ReloadError as error:
             raise ClientException(f"reload failed, still serving the previous index: {error}", status_code=409) from error
-        index = state.service.engine.index
+        index = reloader.service.engine.index
         return ReloadOut(reloaded, index.generation, len(index.letters), len(index.passages), round(seconds, 3))
 
 
-CONTROLLERS = [AskController, LetterController, HealthController, AdminController]
+CONTROLLERS = [AskController, LetterController, HealthController]  # AdminController: behind the admin guard

@@ -11,22 +11,26 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Annotated, Any
+from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import msgspec
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, QueryParameter, URLEncodedBody
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
+from litestar.template import TemplateConfig
 
 from qa.answering import Answer, Citation
-from qa.api import MAX_QUESTION, PER_PAGE, TurnIn, filtered_letters, make_filters
-from qa.app import Service
 from qa.chunking import Passage
 from qa.engine import Turn
 from qa.letters import Letter
 from qa.retrieval import Filters, Hit
+from qa.server.api import MAX_QUESTION, PER_PAGE, TurnIn, filtered_letters, make_filters
+from qa.server.service import Service
 
 EXAMPLES = [
     "Wanneer moet de afbouw van Resolute Support afgerond zijn?",
@@ -90,6 +94,15 @@ def template_globals() -> dict[str, Any]:
         "letter_href": letter_href, "dutch_date": dutch_date, "type_label": type_label, "safe_url": safe_url,
         "max_question": MAX_QUESTION,
     }
+
+
+def template_config(web_dir: Path) -> TemplateConfig[JinjaTemplateEngine]:
+    """Jinja over web/templates, autoescaped, with the helpers above as globals."""
+    environment = Environment(
+        loader=FileSystemLoader(web_dir / "templates"), autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True
+    )
+    environment.globals.update(template_globals())
+    return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment))
 
 
 # --- the chat ------------------------------------------------------------------------------

@@ -1,0 +1,69 @@
+"""What protects the service: security headers on every response, the admin-key guard, the rate limit."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.types import Guard, Message, Scope
+
+from qa.server.settings import ADMIN_KEY_ENV, parse_rate_limit
+
+DOCS_PATH = "/api/docs"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# Swagger UI sets inline styles; its page shows no letter text, only our own schema.
+DOCS_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+# Open to probes and readers of the docs even when the API is rate limited.
+UNLIMITED_PATHS = ("/api/health", DOCS_PATH)
+
+
+async def security_headers(message: Message, scope: Scope) -> None:
+    """On every response, errors and static files included (a before-send hook sees them all)."""
+    if message["type"] != "http.response.start":
+        return
+    path = scope.get("path", "")
+    headers = [(name, value) for name, value in message.get("headers", []) if name.lower() != b"content-security-policy"]
+    csp = DOCS_CSP if path.startswith(DOCS_PATH) else CSP
+    headers += [
+        (b"content-security-policy", csp.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"same-origin"),
+        (b"x-frame-options", b"DENY"),
+    ]
+    message["headers"] = headers
+
+
+def admin_key_matches(admin_key: str | None, given: str | None) -> bool:
+    """Constant-time, so the key cannot be guessed a character at a time from response times."""
+    return bool(admin_key and given) and hmac.compare_digest(str(given).encode(), str(admin_key).encode())
+
+
+def admin_guard(admin_key: str | None) -> Guard:
+    """403 when the server has no key (the admin API is off), 401 unless `Authorization: Bearer KEY` matches."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        if not admin_key:
+            raise PermissionDeniedException(f"the admin API is disabled: start the server with {ADMIN_KEY_ENV} set")
+        scheme, _, given = connection.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not admin_key_matches(admin_key, given.strip()):
+            raise NotAuthorizedException("wrong or missing admin key (Authorization: Bearer KEY)")
+
+    return guard
+
+
+def _throttled(request: Any) -> bool:
+    path: str = request.url.path
+    return path.startswith("/api/") and not path.startswith(UNLIMITED_PATHS)
+
+
+def rate_limit_middleware(rate_limit: str) -> Any:
+    """Per client address, on the API only (pages and static files are cheap)."""
+    unit, count = parse_rate_limit(rate_limit)
+    return RateLimitConfig(rate_limit=(unit, count), check_throttle_handler=_throttled).middleware  # type: ignore[arg-type]

@@ -1,0 +1,65 @@
+"""The server's settings: one frozen dataclass, defaults from the environment, passed to worker processes as JSON."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from qa.settings import default_index_dir
+
+MAX_BODY_BYTES = 64 * 1024
+WEB_ENV = "QA_WEB_DIR"
+ADMIN_KEY_ENV = "QA_ADMIN_KEY"
+RATE_LIMIT_ENV = "QA_RATE_LIMIT"
+SETTINGS_ENV = "QA_SERVE_SETTINGS"  # internal: how `qa serve --workers N` hands the settings to its workers
+RATE_UNITS = ("second", "minute", "hour", "day")
+_PATH_FIELDS = ("index_dir", "web_dir")
+
+
+def default_web_dir() -> Path:
+    """web/ beside the package (editable install or checkout), else installed as data files."""
+    candidates = [Path(os.environ[WEB_ENV])] if os.environ.get(WEB_ENV) else []
+    root = Path(__file__).resolve().parents[2]
+    candidates += [root / "web", Path(sys.prefix) / "share" / "kamerbrieven-qa" / "web"]
+    for candidate in candidates:
+        if (candidate / "templates").is_dir():
+            return candidate
+    raise RuntimeError(f"cannot find the web/ folder (templates and static files); set ${WEB_ENV}")
+
+
+def parse_rate_limit(value: str) -> tuple[str, int]:
+    """'60/minute' -> ('minute', 60); a bad value is an error at start-up, not a silent no-limit."""
+    count, _, unit = value.strip().partition("/")
+    unit = unit.strip().lower().removesuffix("s")
+    if not count.strip().isdigit() or int(count) < 1 or unit not in RATE_UNITS:
+        raise ValueError(f"rate limit {value!r}: expected N/unit with unit one of {', '.join(RATE_UNITS)}, e.g. 60/minute")
+    return unit, int(count)
+
+
+@dataclass(frozen=True)
+class Settings:
+    index_dir: Path = field(default_factory=default_index_dir)
+    model: str | None = None  # None: the model the index was built with
+    build_sample: bool = True  # no index yet: build one from the bundled sample letters
+    web_dir: Path = field(default_factory=default_web_dir)
+    max_body_bytes: int = MAX_BODY_BYTES
+    debug: bool = False
+    admin_key: str | None = field(default_factory=lambda: os.environ.get(ADMIN_KEY_ENV) or None)  # None: admin API off
+    rate_limit: str | None = field(default_factory=lambda: os.environ.get(RATE_LIMIT_ENV) or None)  # "60/minute"; None: off
+    watch_seconds: float = 0.0  # > 0: poll the index's CURRENT pointer and reload when it changes
+
+    def __post_init__(self) -> None:
+        if self.rate_limit:
+            parse_rate_limit(self.rate_limit)  # a typo is an error now, not a server without a limit
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as JSON values, so a worker process runs with exactly these settings."""
+        return {name: str(value) if isinstance(value, Path) else value for name, value in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Settings:
+        known = {item.name for item in fields(cls)}
+        return cls(**{name: Path(value) if name in _PATH_FIELDS else value for name, value in values.items() if name in known})
