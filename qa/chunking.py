@@ -25,7 +25,14 @@ _ABBREVIATIONS = {
     "vgl", "zgn", "min", "mln", "mld", "mrd", "dhr", "mevr", "pag", "p", "e.a", "t.o.v", "n.a.v", "m.n",
     "ing", "bv", "st", "jr", "wo", "vs", "m", "lid", "hfdst", "sub", "par",
 }
-_SENTENCE_END = re.compile(r"[.?!;]+[\"'”’»)]*(?=\s+[\"'“‘«(]?[A-ZÀ-Ý0-9•\-–])|[?!]+(?=\s)")
+# Linear time: a match may only start where a run of punctuation starts (the lookbehinds) and never
+# gives back what it took (possessive quantifiers), so "." * 1,000,000 costs one pass, not n² (issue 12).
+# Only the whole run can ever end a sentence, so this finds exactly what the backtracking form did.
+_SENTENCE_END = re.compile(
+    r"(?<![.?!;])[.?!;]++[\"'”’»)]*+(?=\s++[\"'“‘«(]?[A-ZÀ-Ý0-9•\-–])"
+    r"|(?<![?!])[?!]++(?=\s)"
+)
+_CLOSERS = "\"'”’»)"
 _HEADING_WORDS = re.compile(r"^(?:Vraag|Antwoord|Vragen)\s+\d+[a-z]?$|^(?:\d+(?:\.\d+)*\.?\s+)?[A-ZÀ-Ý][^.;:!?]{1,90}$")
 _NOT_A_HEADING = re.compile(r"\b(?:1[89]|20)\d{2}\b|^(?:Aan|Den Haag|Datum|Nr\.|Vergaderjaar|Kamerstuk)\b", re.IGNORECASE)
 _ANSWER_HEADING = re.compile(r"^Antwoord\s+\d+[a-z]?$", re.IGNORECASE)
@@ -61,16 +68,39 @@ def split_sentences(text: str, offset: int = 0) -> list[tuple[int, int]]:
     start = 0
     for match in _SENTENCE_END.finditer(text):
         end = match.end()
-        word = re.search(r"([\w.]+)[.]+[\"'”’»)]*$", text[start:end])
-        token = word.group(1).lower().rstrip(".") if word else ""
-        if match.group(0).startswith(".") and (token in _ABBREVIATIONS or re.fullmatch(r"[a-z]|[A-Z][a-z]?(?:\.[A-Z][a-z]?)*", word.group(1) if word else "")):
-            continue
-        if text[start:end].strip():
+        if match.group(0).startswith("."):
+            word = _word_before_dots(text, start, end)
+            if word is not None and (word.lower().rstrip(".") in _ABBREVIATIONS or _INITIALS.fullmatch(word)):
+                continue
+        if _has_text(text, start, end):
             spans.append(_trim(text, start, end, offset))
         start = end
-    if text[start:].strip():
+    if _has_text(text, start, len(text)):
         spans.append(_trim(text, start, len(text), offset))
     return spans
+
+
+_INITIALS = re.compile(r"[a-z]|[A-Z][a-z]?(?:\.[A-Z][a-z]?)*")
+
+
+def _word_before_dots(text: str, start: int, end: int) -> str | None:
+    r"""The word that the dots ending `text[start:end]` follow ("bijv" of "bijv.”"), or None.
+
+    What `re.search(r"([\w.]+)[.]+[closers]*$", text[start:end])[1]` gives, found by walking back
+    from the end: no slice of the (possibly long) segment, no regex retried at every position."""
+    stop = end
+    while stop > start and text[stop - 1] in _CLOSERS:
+        stop -= 1
+    if stop == start or text[stop - 1] != ".":
+        return None
+    first = stop
+    while first > start and (text[first - 1] == "." or text[first - 1].isalnum() or text[first - 1] == "_"):
+        first -= 1
+    return text[first : stop - 1] if stop - first >= 2 else None
+
+
+def _has_text(text: str, start: int, end: int) -> bool:
+    return any(not text[i].isspace() for i in range(start, end))
 
 
 def _trim(text: str, start: int, end: int, offset: int) -> tuple[int, int]:

@@ -28,7 +28,8 @@ _FOOTER_LINE = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 _LONE_NUMBER = re.compile(r"^\d{1,3}$")
-_RUNNING_FOOTER_PAGE = re.compile(r"Tweede\s+Kamer,\s+vergaderjaar.*?\s(\d{1,3})\s*$", re.IGNORECASE)
+_RUNNING_FOOTER = re.compile(r"Tweede\s++Kamer,\s++vergaderjaar", re.IGNORECASE)
+_PAGE_NUMBER_AT_END = re.compile(r"\s(\d{1,3})\s*$")
 
 # A line that starts a new block even inside wrapped text.
 _BLOCK_START = re.compile(
@@ -38,6 +39,22 @@ _BLOCK_START = re.compile(
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"[.:;?!)»”\"']\s*(?:\d{1,2})?$")
+MAX_HYPHENATED_WORD = 100  # longer "words" are not Dutch; no vocabulary look-up (keeps cleaning linear)
+
+
+def _ends_sentence(line: str) -> bool:
+    """`_SENTENCE_END` at the end of a whitespace-normalised line; a match is at most 4 characters
+    long there, so only the tail is searched (a search of the whole line per page was quadratic)."""
+    return bool(_SENTENCE_END.search(line[-8:]))
+
+
+def _ends_page(line: str) -> bool:
+    """"Tweede Kamer, vergaderjaar …  7": a running footer that ends with its page number.
+
+    The same test as `Tweede\\s+Kamer,\\s+vergaderjaar.*?\\s(\\d{1,3})\\s*$` in linear time: the lazy
+    form retried the rest of the line from every "Tweede Kamer" in it (issue 12)."""
+    head = _RUNNING_FOOTER.search(line)
+    return bool(head and _PAGE_NUMBER_AT_END.search(line, head.end()))
 
 
 @dataclass(frozen=True)
@@ -65,7 +82,7 @@ def strip_page_furniture(lines: list[str]) -> tuple[list[str], bool]:
         stripped = line.strip()
         if _FOOTER_LINE.match(stripped):
             previous_was_footer = True
-            if _RUNNING_FOOTER_PAGE.search(stripped) or stripped.lower().startswith(("kst-", "ah-tk-")):
+            if _ends_page(stripped) or stripped.lower().startswith(("kst-", "ah-tk-")):
                 ended_page = True
             continue
         if previous_was_footer and _LONE_NUMBER.match(stripped):
@@ -83,7 +100,7 @@ def _split_pages(raw: str) -> list[list[str]]:
         current: list[str] = []
         for line in form_feed_page.split("\n"):
             current.append(line)
-            if _RUNNING_FOOTER_PAGE.search(line.strip()) and _FOOTER_LINE.match(line.strip()):
+            if _ends_page(line.strip()) and _FOOTER_LINE.match(line.strip()):
                 pages.append(current)
                 current = []
         pages.append(current)
@@ -106,19 +123,64 @@ def _is_soft_break(previous: str, following: str, width: int) -> bool:
     if _BLOCK_START.match(following) or len(previous) < 0.7 * width:
         return False
     # A numbered heading ("1. Registratiekosten ...") followed by a sentence.
-    return not (_BLOCK_START.match(previous) and not _SENTENCE_END.search(previous) and following[0].isupper())
+    return not (_BLOCK_START.match(previous) and not _ends_sentence(previous) and following[0].isupper())
 
 
-def _join_hyphenated(previous: str, following: str, vocabulary: Counter[str]) -> str:
-    """Join "aanwe-" + "zigheid" as one word, but keep "NAVO-missie" and "Noord-Holland"."""
-    head = previous[:-1]
+def _keeps_hyphen(head_tail: str, following: str, vocabulary: Counter[str]) -> bool:
+    """Whether "NAVO-" + "missie" stays "NAVO-missie"; "aanwe-" + "zigheid" becomes one word.
+
+    `head_tail` is the end of the paragraph before the hyphen (at least MAX_HYPHENATED_WORD + 1
+    characters of it, when there are that many)."""
     first_word = re.match(r"\w*", following).group(0)  # type: ignore[union-attr]
-    last_word = re.search(r"\w*$", head).group(0)  # type: ignore[union-attr]
+    last_word = _trailing_word(head_tail)
     if not first_word or not first_word[0].islower() or last_word.isupper() or last_word[-1:].isdigit():
-        return previous + following
-    if vocabulary[f"{last_word}-{first_word}".lower()] > vocabulary[(last_word + first_word).lower()]:
-        return previous + following
-    return head + following
+        return True
+    if len(last_word) > MAX_HYPHENATED_WORD:
+        return False
+    return vocabulary[f"{last_word}-{first_word}".lower()] > vocabulary[(last_word + first_word).lower()]
+
+
+_WORD_START = re.compile(r"\w*")
+
+
+def _trailing_word(text: str) -> str:
+    """`re.search(r"\\w*$", text)[0]`, matched on the reversed text instead of retried at every position."""
+    return _WORD_START.match(text[::-1]).group(0)[::-1]  # type: ignore[union-attr]
+
+
+class _Paragraph:
+    """A paragraph being built from printed lines: adding a line costs the line, not the paragraph
+    (`current = f"{current} {line}"` copied the whole paragraph per line: quadratic)."""
+
+    WINDOW = 256  # the end of the paragraph kept as one string, for `tail`
+
+    def __init__(self, text: str = "") -> None:
+        self.parts = [text] if text else []
+        self.length = len(text)
+        self.end = text[-self.WINDOW :]
+
+    def __bool__(self) -> bool:
+        return self.length > 0
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+        self.length += len(text)
+        self.end = (self.end + text[-self.WINDOW :])[-self.WINDOW :]
+
+    def tail(self, size: int) -> str:
+        """The last `size` characters (all of them when shorter); `size` < WINDOW - 1, as a drop
+        always follows an add."""
+        return self.end[-size:]
+
+    def drop_last(self) -> None:
+        self.parts[-1] = self.parts[-1][:-1]
+        self.length -= 1
+        self.end = self.end[:-1]
+        if not self.parts[-1]:
+            self.parts.pop()
+
+    def text(self) -> str:
+        return "".join(self.parts)
 
 
 def clean(raw: str) -> CleanText:
@@ -129,7 +191,8 @@ def clean(raw: str) -> CleanText:
 
     paragraphs: list[str] = []
     page_marks: list[tuple[int, int, int]] = [(0, 0, 1)]  # (paragraph index, offset in it, page)
-    current = previous_line = ""
+    current = _Paragraph()
+    previous_line = ""
     for page_number, page_lines in enumerate(pages, start=1):
         lines, _ = strip_page_furniture(page_lines)
         first_line_of_page = page_number > 1
@@ -137,28 +200,32 @@ def clean(raw: str) -> CleanText:
             stripped = " ".join(line.split())
             if not stripped:
                 if current:
-                    paragraphs.append(current)
-                    current = ""
+                    paragraphs.append(current.text())
+                    current = _Paragraph()
                 continue
             if first_line_of_page:
                 first_line_of_page = False
                 # A sentence running on from the previous page continues its paragraph.
-                if not current and paragraphs and not _SENTENCE_END.search(paragraphs[-1]) and stripped[0].islower():
-                    current = paragraphs.pop()
-                page_marks.append((len(paragraphs), len(current) + 1 if current else 0, page_number))
+                if not current and paragraphs and not _ends_sentence(paragraphs[-1]) and stripped[0].islower():
+                    current = _Paragraph(paragraphs.pop())
+                page_marks.append((len(paragraphs), current.length + 1 if current else 0, page_number))
             if not current:
-                current = stripped
+                current = _Paragraph(stripped)
             elif _is_soft_break(previous_line, stripped, width):
-                if current.endswith("-") and current[-2:-1].isalpha():
-                    current = _join_hyphenated(current, stripped, vocabulary)
+                end = current.tail(MAX_HYPHENATED_WORD + 2)
+                if end.endswith("-") and end[-2:-1].isalpha():
+                    if not _keeps_hyphen(end[:-1], stripped, vocabulary):
+                        current.drop_last()
+                    current.add(stripped)
                 else:
-                    current = f"{current} {stripped}"
+                    current.add(" ")
+                    current.add(stripped)
             else:
-                paragraphs.append(current)
-                current = stripped
+                paragraphs.append(current.text())
+                current = _Paragraph(stripped)
             previous_line = stripped
     if current:
-        paragraphs.append(current)
+        paragraphs.append(current.text())
 
     paragraph_offsets = [0]
     for paragraph in paragraphs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 from collections.abc import Callable
@@ -17,6 +18,12 @@ from qa import index as index_store
 from qa.embedding import BUNDLED_MODELS, ModelError, default_model_name
 from qa.letters import read_letters
 from qa.settings import SAMPLE_CORPUS, default_index_dir
+
+# Exit codes, so cron can tell a build that skipped files from one that crashed (docs/reliability.md).
+EXIT_OK = 0
+EXIT_CRASH = 1  # Python's own code for an uncaught exception: a bug; the traceback says where
+EXIT_ERROR = 2  # one clear line (bad input, no readable letters, busy or damaged index); nothing changed
+EXIT_PARTIAL = 3  # done, but some files were skipped or letters failed to fetch; the rest is in
 
 index_option = click.option(
     "--index", "index_dir", type=click.Path(path_type=Path, file_okay=False), default=default_index_dir,
@@ -54,21 +61,35 @@ def _filters(date_from: str | None, date_to: str | None, dossier: str | None, se
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Known failures become one clear line and exit code 2, not a traceback."""
+    """Known failures become one clear line and EXIT_ERROR, not a traceback."""
 
     @wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except (index_store.IndexStateError, ModelError, ValueError, OSError) as error:
-            click.echo(f"Error: {error}", err=True)
-            sys.exit(2)
+            click.echo(f"Error: {terminal_safe(str(error))}", err=True)
+            sys.exit(EXIT_ERROR)
 
     return run
 
 
+# C0 and C1 controls except tab and newline, DEL, and the bidi overrides: what letters (and the
+# servers they come from) must not send to a terminal (ESC ] 0 title, ESC [ 2J clear, OSC 52 clipboard).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text from a letter, a file name or a server, fit for a terminal: control characters become "?"."""
+    return _CONTROL.sub("?", text)
+
+
+def _echo(text: str = "", err: bool = False) -> None:
+    click.echo(terminal_safe(text), err=err)
+
+
 def _log(message: str) -> None:
-    click.echo(message, err=True)
+    _echo(message, err=True)
 
 
 def _open_engine(index_dir: Path, model: str | None):
@@ -117,7 +138,7 @@ def _report(summary: index_store.UpdateSummary, errors: list[str]) -> None:
     )
     if errors:
         click.echo(f"{len(errors)} file(s) could not be read; see the messages above.", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_PARTIAL)
 
 
 @index_group.command("build")
@@ -170,7 +191,7 @@ def index_info(index_dir: Path, as_json: bool) -> None:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
         return
     for key, value in summary.items():
-        click.echo(f"{key:15} {value}")
+        _echo(f"{key:15} {value}")
 
 
 # --- search and ask ------------------------------------------------------------------------
@@ -210,8 +231,9 @@ def search(query: str, k: int, mode: str, index_dir: Path, model: str | None, as
     if not hits:
         click.echo("Geen passages gevonden.")
     for rank, hit in enumerate(hits, start=1):
-        click.echo(click.style(f"{rank}. {hit.letter.title or hit.letter.id}", bold=True) + f"  ({hit.letter.date or '?'}, {hit.letter.id}, p. {hit.passage.page}, score {hit.score:.4f})")
-        click.echo(textwrap.indent(textwrap.fill(" ".join(hit.passage.text.split())[:600], 100), "   "))
+        title = terminal_safe(f"{rank}. {hit.letter.title or hit.letter.id}")
+        click.echo(click.style(title, bold=True) + terminal_safe(f"  ({hit.letter.date or '?'}, {hit.letter.id}, p. {hit.passage.page}, score {hit.score:.4f})"))
+        _echo(textwrap.indent(textwrap.fill(" ".join(hit.passage.text.split())[:600], 100), "   "))
 
 
 @main.command()
@@ -229,7 +251,7 @@ def ask(question: str, k: int, index_dir: Path, model: str | None, as_json: bool
     if as_json:
         click.echo(json.dumps(answer_json(result), indent=2, ensure_ascii=False))
         return
-    click.echo(textwrap.fill(result.text, 100))
+    _echo(textwrap.fill(result.text, 100))
     click.echo()
     if result.citations:
         click.echo("Bronnen:")
@@ -239,13 +261,13 @@ def ask(question: str, k: int, index_dir: Path, model: str | None, as_json: bool
                 continue
             seen.add(citation.n)
             where = ", ".join(filter(None, [citation.sender, citation.date, citation.section and f"§ {citation.section}", f"p. {citation.page}"]))
-            click.echo(f"[{citation.n}] {citation.title or citation.letter_id} ({citation.letter_id})")
-            click.echo(f"    {where}")
-            click.echo(f"    {citation.url or ''}")
+            _echo(f"[{citation.n}] {citation.title or citation.letter_id} ({citation.letter_id})")
+            _echo(f"    {where}")
+            _echo(f"    {citation.url or ''}")
     else:
         click.echo("Meest verwante passages:")
         for hit in result.hits[:3]:
-            click.echo(f" - {hit.letter.title or hit.letter.id} ({hit.letter.id}, {hit.letter.date or '?'})")
+            _echo(f" - {hit.letter.title or hit.letter.id} ({hit.letter.id}, {hit.letter.date or '?'})")
 
 
 def answer_json(result) -> dict[str, Any]:
@@ -389,7 +411,7 @@ def _fetch(folder: Path, source_name: str, query: Any, tk_url: str | None, sru_u
     sources.remember(folder, source_name, query, started, summary)
     for message in summary.failed:
         _log(f"failed: {message}")
-    click.echo(f"{folder}: {summary.line()}")
+    _echo(f"{folder}: {summary.line()}")
     return summary
 
 
@@ -407,12 +429,12 @@ def fetch(source_name: str, dossier: str | None, since: str | None, until: str |
           types: tuple[str, ...], folder: Path, **network: Any) -> None:
     """Download letters into a folder that `qa index build` reads; letters already there are skipped.
 
-    Safe to interrupt and run again. Exits 1 when any letter failed (the rest are kept)."""
+    Safe to interrupt and run again. Exits 3 when any letter failed (the rest are kept)."""
     from qa.sources import Query, parse_types
 
     query = Query(dossier=dossier, since=since, until=until, types=parse_types(types), ministry=ministry)
     if _fetch(folder, source_name, query, **network).failed:
-        sys.exit(1)
+        sys.exit(EXIT_PARTIAL)
 
 
 @main.command()
@@ -423,7 +445,7 @@ def fetch(source_name: str, dossier: str | None, since: str | None, until: str |
 def update(folder: Path, index_dir: Path, model: str | None, **network: Any) -> None:
     """Fetch what is new since the last `qa fetch`/`qa update` and add it to the index.
 
-    Only new and changed letters are embedded. Meant for cron; exits 1 when anything failed."""
+    Only new and changed letters are embedded. Meant for cron; exits 3 when a letter failed or was skipped."""
     from qa import sources
     from qa.embedding import Embedder
 
@@ -441,4 +463,4 @@ def update(folder: Path, index_dir: Path, model: str | None, **network: Any) -> 
     else:
         click.echo(f"{index_dir}: up to date")
     if summary.failed or errors:
-        sys.exit(1)
+        sys.exit(EXIT_PARTIAL)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -21,7 +23,8 @@ SIDECAR_NAME = "letters.jsonl"
 LETTER_SUFFIXES = (".txt", ".xml", ".html", ".htm", ".pdf")
 BULK_SUFFIXES = (".jsonl", ".jsonl.gz")
 OFFICIAL_URL = "https://zoek.officielebekendmakingen.nl/{id}.html"
-MAX_LETTER_BYTES = 50_000_000
+MAX_LETTER_BYTES = 50_000_000  # a file, a bulk record's line or a letter's text; the largest real letter is ~5 MB
+BULK_READ = 1 << 20  # how much of an over-long bulk line is read at a time while it is skipped
 
 
 @dataclass(frozen=True)
@@ -196,10 +199,15 @@ def decode_text(data: bytes) -> str:
 
 
 def read_pdf(path: Path) -> str:
+    """The text layer of a PDF; an encrypted one is read when it opens without a password.
+
+    pypdf parses hostile input with its own limits (inflated streams over 75 MB, page trees over
+    100 deep, 32-bit ToUnicode ranges, ...) and raises its LimitReachedError, or anything from a
+    KeyError to a RecursionError on a corrupt file. Whatever it raises, it is this file's problem
+    and not the build's: one message, and the build goes on (issue 12)."""
     import logging
 
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # font warnings are not the user's business
 
@@ -208,8 +216,15 @@ def read_pdf(path: Path) -> str:
         if reader.is_encrypted and not reader.decrypt(""):
             raise LetterError(f"{path}: encrypted PDF")
         return PAGE_BREAK.join(page.extract_text() or "" for page in reader.pages)
-    except (PdfReadError, ValueError, KeyError, TypeError) as error:
-        raise LetterError(f"{path}: not a readable PDF ({error})") from error
+    except LetterError:
+        raise
+    except Exception as error:  # noqa: BLE001 - see the docstring
+        raise LetterError(f"{path}: not a readable PDF ({type(error).__name__}: {_short(error)})") from error
+
+
+def _short(error: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # Elements of the officielebekendmakingen XML that hold a block of text.
@@ -227,32 +242,40 @@ def _xml_blocks(element: object) -> list[str]:
     current: list[str] = []
     notes: list[str] = []
 
-    def walk(node: object) -> None:
-        tag = getattr(node, "tag", None)
-        if not isinstance(tag, str):
-            return
-        local = tag.rsplit("}", 1)[-1].lower()
-        if local in _XML_NOTES:  # a footnote sits inside its sentence; move it to the end
-            if local == "noot" and (note := " ".join(" ".join(node.itertext()).split())):  # type: ignore[attr-defined]
-                notes.append(note)
-            if node.tail:  # type: ignore[attr-defined]
-                current.append(node.tail)  # type: ignore[attr-defined]
-            return
-        if local in _XML_SKIP:
-            if node.tail:  # type: ignore[attr-defined]
-                current.append(node.tail)  # type: ignore[attr-defined]
-            return
-        is_block = local in _XML_BLOCKS
-        if is_block:
-            flush()
-        if node.text:  # type: ignore[attr-defined]
-            current.append(node.text)  # type: ignore[attr-defined]
-        for child in node:  # type: ignore[attr-defined]
-            walk(child)
-        if is_block:
-            flush()
-        if node.tail:  # type: ignore[attr-defined]
-            current.append(node.tail)  # type: ignore[attr-defined]
+    def walk(root: object) -> None:
+        # An explicit stack, not recursion: XML nested 2,000 deep is valid and must not raise
+        # RecursionError (issue 12). (node, leaving, is_block): a node is entered, its children
+        # walked, then it is left.
+        stack: list[tuple[object, bool, bool]] = [(root, False, False)]
+        while stack:
+            node, leaving, is_block = stack.pop()
+            if leaving:
+                if is_block:
+                    flush()
+                if node.tail:  # type: ignore[attr-defined]
+                    current.append(node.tail)  # type: ignore[attr-defined]
+                continue
+            tag = getattr(node, "tag", None)
+            if not isinstance(tag, str):
+                continue
+            local = tag.rsplit("}", 1)[-1].lower()
+            if local in _XML_NOTES:  # a footnote sits inside its sentence; move it to the end
+                if local == "noot" and (note := " ".join(" ".join(node.itertext()).split())):  # type: ignore[attr-defined]
+                    notes.append(note)
+                if node.tail:  # type: ignore[attr-defined]
+                    current.append(node.tail)  # type: ignore[attr-defined]
+                continue
+            if local in _XML_SKIP:
+                if node.tail:  # type: ignore[attr-defined]
+                    current.append(node.tail)  # type: ignore[attr-defined]
+                continue
+            is_block = local in _XML_BLOCKS
+            if is_block:
+                flush()
+            if node.text:  # type: ignore[attr-defined]
+                current.append(node.text)  # type: ignore[attr-defined]
+            stack.append((node, True, is_block))
+            stack.extend((child, False, False) for child in reversed(list(node)))  # type: ignore[call-overload]
 
     def flush() -> None:
         text = " ".join("".join(current).split())
@@ -344,16 +367,33 @@ def read_markup(path: Path, data: bytes) -> tuple[str, dict[str, object]]:
 
 
 def read_file(path: Path, known: dict[str, object] | None = None) -> Letter:
-    """Read one letter file; `known` is its sidecar record, if any."""
+    """Read one letter file; `known` is its sidecar record, if any.
+
+    Only regular files are opened (a FIFO would block the build forever), and whatever a reader
+    raises on a hostile file becomes this file's message, never the end of the build."""
     try:
-        size = path.stat().st_size
-        if size > MAX_LETTER_BYTES:
-            raise LetterError(f"{path}: too large ({size:,} bytes)")
+        return _read_file(path, known)
+    except LetterError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a parser bug on one file must not stop the build
+        raise LetterError(f"{path}: unreadable ({type(error).__name__}: {_short(error)})") from error
+
+
+def _read_file(path: Path, known: dict[str, object] | None) -> Letter:
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise LetterError(f"{path}: not a regular file")
+        if info.st_size > MAX_LETTER_BYTES:
+            raise LetterError(f"{path}: too large ({info.st_size:,} bytes)")
         if path.suffix.lower() == ".pdf":
             return make_letter(read_pdf(path), path, known)
-        data = path.read_bytes()
+        with open(path, "rb", opener=_nonblocking) as handle:  # a FIFO swapped in after the check does not block
+            data = handle.read(MAX_LETTER_BYTES + 1)
     except OSError as error:
         raise LetterError(f"{path}: cannot read ({error.strerror or error})") from error
+    if len(data) > MAX_LETTER_BYTES:
+        raise LetterError(f"{path}: too large (over {MAX_LETTER_BYTES:,} bytes)")
     suffix = path.suffix.lower()
     if suffix in (".xml", ".html", ".htm"):
         text, meta = read_markup(path, data)
@@ -364,24 +404,69 @@ def read_file(path: Path, known: dict[str, object] | None = None) -> Letter:
         raise LetterError(f"{path}: {error}") if not str(error).startswith(str(path)) else error
 
 
+def _nonblocking(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
 def read_bulk(path: Path) -> Iterator[Letter | LetterError]:
-    """Records of `{"url", "text"}` (or Content/content) per line, gzipped or not."""
+    """Records of `{"url", "text"}` (or Content/content) per line, gzipped or not.
+
+    Streamed: a line (and a letter's text) over MAX_LETTER_BYTES is reported and skipped
+    without holding it in memory, so a 1 MB gzip of one 1 GiB line costs no more than any
+    letter (issue 12)."""
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8") as lines:
-            for line_number, line in enumerate(lines, start=1):
+        if not path.is_file():
+            raise LetterError(f"{path}: not a regular file")
+        with opener(path, "rb") as lines:
+            for line_number, line in enumerate(_bounded_lines(lines), start=1):  # type: ignore[arg-type]
+                if line is None:
+                    yield LetterError(f"{path}:{line_number}: record longer than {MAX_LETTER_BYTES:,} bytes")
+                    continue
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
-                    text = record.get("text") or record.get("Content") or record.get("content") or ""
-                    url = record.get("url") or record.get("URL") or ""
-                    letter_id = record.get("id") or _id_from_url(url) or f"{slugify(path.name.split('.')[0])}-{line_number}"
-                    yield make_letter(text, path, {"id": letter_id, "url": url, **_metadata_fields(record)})
-                except (ValueError, AttributeError, LetterError) as error:
-                    yield LetterError(f"{path}:{line_number}: {error}")
-    except (OSError, EOFError, UnicodeDecodeError) as error:
-        yield LetterError(f"{path}: cannot read ({error})")
+                    yield _bulk_letter(path, line_number, json.loads(line))
+                except (ValueError, AttributeError, TypeError, RecursionError, LetterError) as error:
+                    yield LetterError(f"{path}:{line_number}: {_short(error)}")
+    except LetterError as error:
+        yield error
+    except (OSError, EOFError, ValueError, zlib_error()) as error:
+        yield LetterError(f"{path}: cannot read ({_short(error)})")
+
+
+def zlib_error() -> type[Exception]:
+    import zlib
+
+    return zlib.error
+
+
+def _bounded_lines(stream: object) -> Iterator[bytes | None]:
+    """The lines of a binary stream; None for a line over MAX_LETTER_BYTES, which is read past, not kept."""
+    while True:
+        line = stream.readline(MAX_LETTER_BYTES + 1)  # type: ignore[attr-defined]
+        if not line:
+            return
+        if len(line) <= MAX_LETTER_BYTES or line.endswith(b"\n"):
+            yield line
+            continue
+        while (rest := stream.readline(BULK_READ)) and not rest.endswith(b"\n"):  # type: ignore[attr-defined]
+            pass
+        yield None
+
+
+def _bulk_letter(path: Path, line_number: int, record: object) -> Letter:
+    if not isinstance(record, dict):
+        raise LetterError("not a JSON object")
+    text = record.get("text") or record.get("Content") or record.get("content") or ""
+    if not isinstance(text, str):
+        raise LetterError("text is not a string")
+    if len(text) > MAX_LETTER_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_LETTER_BYTES:
+        raise LetterError(f"letter text longer than {MAX_LETTER_BYTES:,} bytes")
+    url = record.get("url") or record.get("URL") or ""
+    url = url if isinstance(url, str) else ""
+    letter_id = record.get("id") or _id_from_url(url) or f"{slugify(path.name.split('.')[0])}-{line_number}"
+    return make_letter(text, path, {**_metadata_fields(record), "id": letter_id, "url": url})
 
 
 def _id_from_url(url: str) -> str | None:
@@ -392,7 +477,8 @@ def _id_from_url(url: str) -> str | None:
 
 
 def _metadata_fields(record: dict[str, object]) -> dict[str, object]:
-    fields = ("title", "date", "dossier", "number", "sender", "type", "source_url")
+    """The metadata of a sidecar or bulk record; `url` and `source_url` both name the official page."""
+    fields = ("title", "date", "dossier", "number", "sender", "type", "url", "source_url")
     return {key: record.get(key) for key in fields if record.get(key) is not None}
 
 
@@ -408,23 +494,40 @@ def read_sidecar(path: Path) -> Iterator[Letter | LetterError]:
             continue
         try:
             record = json.loads(line)
-            file_name = record["file"]
-        except (ValueError, KeyError, TypeError) as error:
-            yield LetterError(f"{path}:{line_number}: not a letter record ({error})")
-            continue
-        target = (base / file_name).resolve()
-        if base.resolve() not in target.parents:
-            yield LetterError(f"{path}:{line_number}: file {file_name!r} lies outside {base}")
+            record["file"]
+        except (ValueError, KeyError, TypeError, RecursionError) as error:
+            yield LetterError(f"{path}:{line_number}: not a letter record ({_short(error)})")
             continue
         try:
-            yield read_record(base, record)
+            yield read_record(base, record, where=f"{path}:{line_number}")
         except LetterError as error:
             yield error
 
 
-def read_record(base: Path, record: dict[str, object]) -> Letter:
+def record_path(base: Path, record: dict[str, object], where: str = "") -> Path:
+    """The file a sidecar record names, refused unless it is a plain relative name inside `base`.
+
+    The one home of that rule: `qa index build`, `qa update` and `qa fetch` (which deletes an
+    old version's file) all go through it (issue 12: numbers, lists, NUL bytes, `../` and
+    absolute paths, the sidecar itself)."""
+    where = where or str(base / SIDECAR_NAME)
+    name = record.get("file")
+    if not isinstance(name, str) or not name.strip():
+        raise LetterError(f"{where}: file must be a file name, not {name!r}")
+    if "\x00" in name:
+        raise LetterError(f"{where}: file {name!r} contains a NUL byte")
+    folder = base.resolve()
+    target = (base / name).resolve()
+    if folder not in target.parents:
+        raise LetterError(f"{where}: file {name!r} lies outside {base}")
+    if target.name == SIDECAR_NAME and target.parent == folder:
+        raise LetterError(f"{where}: file {name!r} is the sidecar itself")
+    return base / name
+
+
+def read_record(base: Path, record: dict[str, object], where: str = "") -> Letter:
     """One sidecar record's letter (its `file` relative to `base`); what `qa update` uses to index only new letters."""
-    return read_file(base / str(record["file"]), {**_metadata_fields(record), "id": record.get("id")})
+    return read_file(record_path(base, record, where), {**_metadata_fields(record), "id": record.get("id")})
 
 
 def iter_letters(paths: Iterable[Path]) -> Iterator[Letter | LetterError]:
@@ -453,25 +556,37 @@ _PREFERENCE = {".xml": 0, ".html": 1, ".htm": 1, ".pdf": 2, ".txt": 3}
 
 
 def _read_folder(folder: Path) -> Iterator[Letter | LetterError]:
-    """Every letter below a folder; of `x.xml` and `x.txt` only the richer one is read."""
-    best: dict[Path, Path] = {}
+    """Every letter below a folder; of `x.xml` and `x.txt` the richer one is read, the other when it fails.
+
+    A symlink that leads out of the folder is refused, as in sidecar mode."""
+    twins: dict[Path, list[Path]] = {}
+    inside = folder.resolve()
     for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.name.startswith("."):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        if path.is_symlink() and inside not in path.resolve().parents:
+            yield LetterError(f"{path}: a link to {path.resolve()}, outside {folder}")
             continue
         if path.name.endswith(BULK_SUFFIXES):
             yield from read_bulk(path)
             continue
         suffix = path.suffix.lower()
-        if suffix not in _PREFERENCE:
-            continue
-        key = path.with_suffix("")
-        if key not in best or _PREFERENCE[suffix] < _PREFERENCE[best[key].suffix.lower()]:
-            best[key] = path
-    for path in best.values():
-        try:
-            yield read_file(path)
-        except LetterError as error:
-            yield error
+        if suffix in _PREFERENCE:
+            twins.setdefault(path.with_suffix(""), []).append(path)
+    for paths in twins.values():
+        paths.sort(key=lambda candidate: _PREFERENCE[candidate.suffix.lower()])
+        problems: list[str] = []
+        for path in paths:
+            try:
+                letter = read_file(path)
+            except LetterError as error:
+                problems.append(str(error))
+                continue
+            yield from (LetterError(f"{problem}; read {path.name} instead") for problem in problems)
+            yield letter
+            break
+        else:
+            yield from (LetterError(problem) for problem in problems)
 
 
 def read_letters(paths: Iterable[Path]) -> ReadReport:

@@ -75,7 +75,7 @@ def test_bad_input_gives_clear_messages_and_keeps_the_index(tmp_path: Path, lett
 
     shutil.copy(SAMPLE_CORPUS / "letters" / "kst-34700-6.txt", bad)
     partly = qa("index", "add", str(bad), "--index", str(index), "--no-progress")
-    assert partly.returncode == 1
+    assert partly.returncode == 3  # EXIT_PARTIAL
     assert "junk.pdf" in partly.stderr and "added 1" in partly.stdout
 
     empty = qa("ask", "   ", "--index", str(index))

@@ -266,7 +266,7 @@ def test_fetch_then_update_adds_new_letters_to_the_index_and_answers(tmp_path: P
         serve_tk(server)
         common = ["--out", str(letters), "--tk-url", f"{server.url}/tk/", "--rate", "100", "--no-progress"]
         result = runner.invoke(main, ["fetch", "--dossier", "27925", "--since", "2021-01-01", *common])
-        assert result.exit_code == 1, result.output  # the malformed XML
+        assert result.exit_code == 3, result.output  # EXIT_PARTIAL: the malformed XML
         assert "added 2" in result.output and "failed 1" in result.output and "kst-27925-999" in result.output
         result = runner.invoke(main, ["index", "build", str(letters), "--index", str(index_dir), "--model", embedder.name, "--no-progress"])
         assert result.exit_code == 0, result.output
