@@ -260,3 +260,32 @@ def test_building_the_sample_and_every_hostile_case_exits_partial_and_indexes_ev
     info = subprocess.run([sys.executable, "-m", "qa", "index", "info", "--index", str(index), "--json"], capture_output=True, text=True, env=env)
     good_hostile = 3  # aes-owner-only.pdf, deep-nesting.xml, twin.txt
     assert json.loads(info.stdout)["letters"] == 43 + good_hostile + 1 + 1  # + the sidecar copy, the bulk letter
+
+
+# --- item 21: letter text on a terminal -------------------------------------------------------------
+
+
+def test_qa_search_and_ask_strip_control_characters_from_letters(tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A letter with OSC 0 (window title), CSI 2J (clear screen) and OSC 52 (clipboard write) in its title and text."""
+    from click.testing import CliRunner
+
+    import qa.engine
+    from qa import index as index_store
+    from qa.cli import main
+    from qa.letters import make_letter
+
+    evil = make_letter(
+        "Den Haag, 3 mei 2021\n\nDe proef met drones \x1b]0;gehackt\x07 begon op 1 maart 2021 \x1b[2J boven de Noordzee."
+        " De kosten \x1b]52;c;ZWNobyBoaQ==\x07 van de proef met drones zijn 5 miljoen euro.\x9b6n",
+        None, {"id": "kst-9-9", "title": "Drones \x1b[31mrood\x1b[0m", "sender": "Minister\x1b]8;;http://x\x07"},
+    )
+    index_dir = tmp_path / "index"
+    index_store.update(index_dir, embedder, add=[evil], replace_all=True)
+    monkeypatch.setattr(qa.engine, "Embedder", lambda name=None, device=None: embedder)
+    runner = CliRunner()
+    searched = runner.invoke(main, ["search", "proef met drones", "--index", str(index_dir)])
+    asked = runner.invoke(main, ["ask", "Wanneer begon de proef met drones?", "--index", str(index_dir)])
+    for result in (searched, asked):
+        assert result.exit_code == 0, result.output
+        assert "drones" in result.output
+        assert not any(character in result.output for character in "\x1b\x07\x9b"), repr(result.output)
