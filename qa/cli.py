@@ -388,13 +388,16 @@ def fetch_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--sru-url", envvar="QA_SRU_URL", default=None, help="KOOP SRU URL [default: $QA_SRU_URL or repository.overheid.nl/sru]."),
         click.option("--rate", type=click.FloatRange(0.01), envvar="QA_FETCH_RATE", default=2.0, show_default=True, help="Requests per second, at most."),
         click.option("--retries", type=click.IntRange(0, 10), default=4, show_default=True, help="Retries of a request on 429/5xx/connection errors."),
+        click.option("--allow-host", "allow_hosts", multiple=True, metavar="URL",
+                     help="Also follow redirects and links to this scheme://host[:port] (repeat for more) [default: only the source's own host]."),
         click.option("--progress/--no-progress", default=True, help="Show a progress bar."),
     ]):
         command = option(command)
     return command
 
 
-def _fetch(folder: Path, source_name: str, query: Any, tk_url: str | None, sru_url: str | None, rate: float, retries: int, progress: bool):
+def _fetch(folder: Path, source_name: str, query: Any, tk_url: str | None, sru_url: str | None, rate: float, retries: int, progress: bool,
+           allow_hosts: tuple[str, ...] = ()):
     from datetime import datetime, timezone
 
     from tqdm import tqdm
@@ -403,12 +406,16 @@ def _fetch(folder: Path, source_name: str, query: Any, tk_url: str | None, sru_u
     from qa.sources.http import PoliteClient
 
     started = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-    with PoliteClient(rate=rate, retries=retries) as client:
+    with sources.folder_lock(folder), PoliteClient(rate=rate, retries=retries) as client:
         source = sources.make_source(source_name, client, tk_url if source_name == "tk" else sru_url)
+        for host in allow_hosts:
+            if "://" not in host:
+                raise click.BadParameter(f"{host!r} is not a URL like https://host", param_hint="--allow-host")
+            client.allow(host)
         _log(f"fetching from {source.base} into {folder}")  # type: ignore[attr-defined]
         bar = (lambda total: tqdm(total=total, unit="letter", file=sys.stderr)) if progress else None
         summary = sources.fetch(folder, source, client, query, progress=bar, log=None if progress else _log)
-    sources.remember(folder, source_name, query, started, summary)
+        sources.remember(folder, source_name, query, started, summary)
     for message in summary.failed:
         _log(f"failed: {message}")
     _echo(f"{folder}: {summary.line()}")

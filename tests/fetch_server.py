@@ -2,12 +2,16 @@
 
 Routes map a path (tried with its query first, then without) to a list of responses, served in
 turn; the last one repeats. A response may be cut off mid-body (`drop=True`: the headers promise
-the full length, half is sent, the connection closes) to test partial downloads.
+the full length, half is sent, the connection closes) to test partial downloads, sent one byte at a
+time (`drip=seconds` between bytes), or streamed from a generator without Content-Length (`stream`,
+for bodies too large to hold).
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote_plus
@@ -19,12 +23,15 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False
+    drip: float = 0.0
+    stream: Callable[[], Iterator[bytes]] | None = None
 
 
 class FakeServer:
     def __init__(self) -> None:
         self.routes: dict[str, list[Reply]] = {}
         self.log: list[tuple[str, dict[str, str]]] = []  # (unquoted path, headers) per request
+        self.sent = 0  # body bytes written, over all requests
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,7 +45,29 @@ class FakeServer:
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
+                if reply.stream is not None:
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.close_connection = True
+                    try:
+                        for piece in reply.stream():
+                            self.wfile.write(piece)
+                            server.sent += len(piece)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    return
                 self.send_header("Content-Length", str(len(reply.body)))
+                if reply.drip:
+                    self.end_headers()
+                    try:
+                        for index in range(len(reply.body)):
+                            self.wfile.write(reply.body[index : index + 1])
+                            self.wfile.flush()
+                            server.sent += 1
+                            time.sleep(reply.drip)
+                    except (BrokenPipeError, ConnectionResetError):
+                        self.close_connection = True
+                    return
                 if reply.drop:
                     self.send_header("Connection", "close")
                 self.end_headers()
@@ -48,6 +77,7 @@ class FakeServer:
                     self.close_connection = True
                     return
                 self.wfile.write(reply.body)
+                server.sent += len(reply.body)
 
             def log_message(self, *_: object) -> None:
                 pass

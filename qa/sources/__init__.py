@@ -15,7 +15,7 @@ checks that each file is a letter we can read, and stores it atomically.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import Any
 from qa.letters import LetterError, read_markup
 from qa.sources.http import FetchError, PoliteClient
 from qa.sources.query import DEFAULT_TYPES, TYPES, Candidate, Query, Source
-from qa.sources.store import LetterStore, read_state, write_state
+from qa.sources.store import LetterStore, folder_lock, read_state, write_state
 
 SOURCES = ("tk", "sru")
 DEFAULT_SOURCE = "tk"
@@ -65,15 +65,18 @@ def base_url(source: str, given: str | None = None) -> str:
 
 
 def make_source(source: str, client: PoliteClient, url: str | None = None) -> Source:
+    """The source, with the client kept to its host: redirects and next-page links elsewhere are refused."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; use {' or '.join(SOURCES)}")
+    base = base_url(source, url)
+    client.allow(base)
     if source == "tk":
         from qa.sources.tk import TweedeKamer
 
-        return TweedeKamer(client, base_url("tk", url))
-    if source == "sru":
-        from qa.sources.sru import Sru
+        return TweedeKamer(client, base)
+    from qa.sources.sru import Sru
 
-        return Sru(client, base_url("sru", url))
-    raise ValueError(f"unknown source {source!r}; use {' or '.join(SOURCES)}")
+    return Sru(client, base)
 
 
 def check_file(letter_id: str, data: bytes, suffix: str) -> None:
@@ -91,12 +94,15 @@ def fetch(
     folder: Path, source: Source, client: PoliteClient, query: Query,
     progress: Callable[[int | None], Any] | None = None, log: Callable[[str], None] | None = None,
 ) -> Summary:
-    """Download what the folder lacks; one failed letter is reported and the run goes on."""
+    """Download what the folder lacks; one failed letter is reported and the run goes on.
+
+    Whatever a hostile server makes a parser raise is that letter's failure (or, in the listing,
+    where the listing stopped), so the letters after it are still fetched and the state is written."""
     store = LetterStore(folder)
     summary = Summary()
     bar = None
     try:
-        for item in source.candidates(query):
+        for item in _guarded(source.candidates(query)):
             if bar is None and progress is not None:
                 bar = progress(source.total)
             if bar is not None:
@@ -115,6 +121,9 @@ def fetch(
             except (FetchError, LetterError) as error:
                 summary.failed.append(f"{letter_id}: {error}" if letter_id not in str(error) else str(error))
                 continue
+            except Exception as error:  # noqa: BLE001 - see the docstring
+                summary.failed.append(f"{letter_id}: unreadable ({type(error).__name__}: {error})")
+                continue
             record = {**item.record, "fetched_at": _now()}
             (summary.replaced if store.put(record, data, item.suffix) else summary.added).append(letter_id)
             if log:
@@ -125,6 +134,16 @@ def fetch(
         store.compact()
         summary.requests = client.requests
     return summary
+
+
+def _guarded(items: Iterator[Candidate | FetchError]) -> Iterator[Candidate | FetchError]:
+    """A source's listing; an exception inside it ends the listing as one failure, not the run."""
+    try:
+        yield from items
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as error:  # noqa: BLE001 - a malformed page from a server we do not control
+        yield FetchError(f"listing stopped: {type(error).__name__}: {error}")
 
 
 def _now() -> str:

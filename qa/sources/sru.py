@@ -18,6 +18,7 @@ from qa.sources.query import Candidate, Query
 from qa.sources.http import FetchError, PoliteClient
 
 PAGE = 100
+MAX_PAGES = 10_000  # a million records: more than a query of ours can match; a server that never stops paging is cut off
 PUBLICATIONS = {"brief_regering": "Kamerstuk", "motie": "Kamerstuk", "antwoord_kamervragen": "Aanhangsel van de Handelingen"}
 _SENDER = re.compile(r"(?:Brief|Antwoord) van de (?P<who>(?:minister|staatssecretaris|minister-president)[^;]*)", re.I)
 
@@ -115,7 +116,7 @@ def parse_page(data: bytes) -> tuple[int | None, int | None, list[etree._Element
 
     def number(name: str) -> int | None:
         text = (children[name].text or "").strip() if name in children else ""
-        return int(text) if text.isdigit() else None
+        return int(text) if text.isascii() and text.isdigit() else None  # "²".isdigit() is True, int("²") fails
 
     records = [child for child in children["records"] if _local(child) == "record"] if "records" in children else []
     return number("numberOfRecords"), number("nextRecordPosition"), records
@@ -130,7 +131,13 @@ class Sru:
     def candidates(self, query: Query) -> Iterator[Candidate | FetchError]:
         """Every matching record, page by page along nextRecordPosition."""
         position: int | None = 1
+        pages = 0
         while position:
+            asked = position
+            pages += 1
+            if pages > MAX_PAGES:
+                yield FetchError(f"listing stopped at record {position}: more than {MAX_PAGES:,} pages")
+                return
             params = {"operation": "searchRetrieve", "version": "2.0", "query": cql(query),
                       "startRecord": position, "maximumRecords": PAGE}
             try:
@@ -139,6 +146,9 @@ class Sru:
             except FetchError as error:
                 yield FetchError(f"listing stopped at record {position}: {error}")
                 return
+            if position is not None and position <= asked:
+                yield FetchError(f"listing stopped at record {asked}: the next record position {position} does not move on")
+                position = None
             for record in records:
                 try:
                     fields, urls = record_fields(record)

@@ -15,17 +15,43 @@ one line per id, at the start and end of each run.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from qa.letters import SIDECAR_NAME
+from qa.letters import SIDECAR_NAME, LetterError, record_path
 
 STATE_NAME = ".fetch-state.json"
+LOCK_NAME = ".fetch.lock"
 FILES = "letters"
+MAX_NAME = 120  # characters of an id kept in its file name; file systems allow 255 bytes
+
+
+class FolderBusy(ValueError):
+    """Another `qa fetch`/`qa update` is writing into the same letters folder."""
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """One fetch into a folder at a time: two at once each rewrote letters.jsonl from what they had
+    read and lost the other's records (issue 12). The second is turned away, like a second index writer."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / LOCK_NAME).open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise FolderBusy(f"{folder} is being fetched into by another process; try again when it is done") from error
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -43,8 +69,13 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def safe_name(letter_id: str) -> str:
-    """A file name that cannot escape the folder, whatever a server sends as id."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", letter_id).strip("._") or "letter"
+    """A file name that cannot escape the folder, whatever a server sends as id, and that no other
+    id maps to: an id that had to be changed (`kst-9/9`) or shortened (300 characters) gets a hash
+    of the id, so it neither overwrites `kst-9_9` nor fails with "File name too long"."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", letter_id).strip("._") or "letter"
+    if name == letter_id and len(name) <= MAX_NAME:
+        return name
+    return f"{name[:MAX_NAME]}-{hashlib.sha256(letter_id.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
 
 
 class LetterStore:
@@ -65,9 +96,15 @@ class LetterStore:
     def has(self, letter_id: str, version: str | None) -> bool:
         """Present, with the same version, and its file still there."""
         record = self.records.get(letter_id)
-        return bool(
-            record and record.get("version") == version and (self.folder / str(record.get("file", ""))).is_file()
-        )
+        return bool(record and record.get("version") == version and self._file(record) and self._file(record).is_file())  # type: ignore[union-attr]
+
+    def _file(self, record: dict[str, Any]) -> Path | None:
+        """The record's file, or None when its `file` is not a name inside the folder (a hand-edited
+        or hostile sidecar: `../victim.txt` must never be deleted or trusted)."""
+        try:
+            return record_path(self.folder, record)
+        except LetterError:
+            return None
 
     def put(self, record: dict[str, Any], data: bytes, suffix: str) -> bool:
         """Store a letter's file and record; returns True when it replaced an older version."""
@@ -75,8 +112,8 @@ class LetterStore:
         old = self.records.get(letter_id)
         relative = f"{FILES}/{safe_name(letter_id)}{suffix}"
         atomic_write(self.folder / relative, data)
-        if old and old.get("file") and old["file"] != relative:
-            (self.folder / old["file"]).unlink(missing_ok=True)  # e.g. a PDF superseded by the XML
+        if old and old.get("file") != relative and (old_file := self._file(old)) is not None:
+            old_file.unlink(missing_ok=True)  # e.g. a PDF superseded by the XML
         record = {**record, "file": relative}
         self.records[letter_id] = record
         with self.sidecar.open("a", encoding="utf-8") as out:

@@ -25,6 +25,7 @@ SOORT = {  # TK "Soort" -> our type
 }
 EXPAND = "Kamerstukdossier,DocumentActor,HuidigeDocumentVersie($expand=DocumentPublicatie)"
 PAGE = 250  # the API's maximum page size
+MAX_PAGES = 10_000  # 2.5 million documents: more than the API holds; a server that never stops paging is cut off
 
 
 def _quote(value: str) -> str:
@@ -121,7 +122,12 @@ class TweedeKamer:
         params: dict[str, Any] | None = {
             "$filter": document_filter(query), "$expand": EXPAND, "$orderby": "Datum,Id", "$top": PAGE, "$count": "true",
         }
+        seen: set[str] = set()
         while url:
+            if url in seen or len(seen) >= MAX_PAGES:
+                yield FetchError(f"listing stopped: {url}: " + ("the server sent this page before" if url in seen else f"more than {MAX_PAGES:,} pages"))
+                return
+            seen.add(url)
             try:
                 page = self.client.get_json(url, params)
                 if not isinstance(page, dict) or not isinstance(page.get("value"), list):
@@ -141,4 +147,7 @@ class TweedeKamer:
                 except (KeyError, TypeError, AttributeError) as error:
                     yield FetchError(f"a Document on {url} is malformed ({type(error).__name__}: {error})")
             next_link = page.get("@odata.nextLink")
+            if next_link is not None and not isinstance(next_link, str):
+                yield FetchError(f"listing stopped: {url}: @odata.nextLink is not a URL")
+                return
             url, params = (urljoin(self.base, next_link) if next_link else None), None
