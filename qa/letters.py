@@ -209,7 +209,7 @@ def read_pdf(path: Path) -> str:
 
     from pypdf import PdfReader
 
-    logging.getLogger("pypdf").setLevel(logging.ERROR)  # font warnings are not the user's business
+    logging.getLogger("pypdf").setLevel(logging.CRITICAL)  # font and encoding complaints are not the user's business
 
     try:
         reader = PdfReader(path)
