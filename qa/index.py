@@ -29,16 +29,13 @@ import numpy as np
 
 from qa import vectors as vector_index
 from qa.chunking import CHUNKER_VERSION, Passage, chunk_letter
+from qa.errors import IndexStateError
 from qa.letters import Letter
 from qa.lexical import LexicalIndex
 
 FORMAT_VERSION = 2
 POINTER = "CURRENT"
 KEEP_GENERATIONS = 2  # the live one and its predecessor, which a running server may still read
-
-
-class IndexStateError(Exception):
-    """An index that cannot be used as asked; the message says why and what to run."""
 
 
 class IndexBusy(IndexStateError):
@@ -69,6 +66,10 @@ class Index:
         """A passage's sentence spans (k, 2) and their in-context vectors (k, dimension)."""
         start, end = self._sentence_bounds[row], self._sentence_bounds[row + 1]
         return self.sentence_spans[start:end, 1:], self.sentence_vectors[start:end]
+
+    def passages_of(self, letter_id: str) -> list[Passage]:
+        """A letter's passages in text order (none for an unknown letter)."""
+        return [self.passages[row] for row in self.letter_passages.get(letter_id, [])]
 
     @property
     def model(self) -> str:

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from qa.cleaning import PAGE_BREAK, clean
+from qa.errors import LetterError
+from qa.rules import MONTH_NAMES
 
 SIDECAR_NAME = "letters.jsonl"
 LETTER_SUFFIXES = (".txt", ".xml", ".html", ".htm", ".pdf")
@@ -52,10 +54,6 @@ class Letter:
         return data
 
 
-class LetterError(Exception):
-    """A letter that cannot be read; the message says which file and why."""
-
-
 @dataclass
 class ReadReport:
     letters: list[Letter] = field(default_factory=list)
@@ -64,15 +62,11 @@ class ReadReport:
 
 # --- metadata from text -------------------------------------------------------------------
 
+_MONTH_ABBREVIATIONS = (("jan",), ("feb",), ("mrt",), ("apr",), (), ("jun",), ("jul",), ("aug",), ("sep", "sept"), ("okt",), ("nov",), ("dec",))
 MONTHS = {
     name: number
-    for number, names in enumerate(
-        [("januari", "jan"), ("februari", "feb"), ("maart", "mrt"), ("april", "apr"), ("mei",),
-         ("juni", "jun"), ("juli", "jul"), ("augustus", "aug"), ("september", "sep", "sept"),
-         ("oktober", "okt"), ("november", "nov"), ("december", "dec")],
-        start=1,
-    )
-    for name in names
+    for number, (full, short) in enumerate(zip(MONTH_NAMES, _MONTH_ABBREVIATIONS, strict=True), start=1)
+    for name in (full, *short)
 }
 _DATE = re.compile(
     r"(?P<day>\d{1,2})\s+(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?\s+(?P<year>(?:1[89]|20)\d{2})",

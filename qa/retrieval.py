@@ -7,10 +7,12 @@ corpus; each keeps its raw score beside the fused one so answering can judge the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal
 
 import numpy as np
 
+from qa import rules
 from qa import vectors as vector_index
 from qa.chunking import Passage
 from qa.index import Index
@@ -32,14 +34,26 @@ class Filters:
     dossier: str | None = None
     sender: str | None = None  # case-insensitive part of the sender, e.g. "defensie"
     type: str | None = None
-    letter_id: str | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        date_from: str | date | None = None,
+        date_to: str | date | None = None,
+        dossier: str | None = None,
+        sender: str | None = None,
+        type: str | None = None,
+    ) -> Filters:
+        """Filters from what a user typed (CLI options, query parameters, form fields, a JSON body); blank means
+        no filter. Raises InvalidQuery for a date that is not YYYY-MM-DD, dates in the wrong order or an unknown type."""
+        start, end = rules.parse_day(date_from, "date_from"), rules.parse_day(date_to, "date_to")
+        rules.check_date_range(start, end)
+        return cls(start, end, rules.blank_to_none(dossier), rules.blank_to_none(sender), rules.parse_type(type))
 
     def is_empty(self) -> bool:
         return not any(self.__dict__.values())
 
     def accepts(self, letter: Letter) -> bool:
-        if self.letter_id and letter.id != self.letter_id:
-            return False
         if self.date_from and (not letter.date or letter.date < self.date_from):
             return False
         if self.date_to and (not letter.date or letter.date > self.date_to):
@@ -49,6 +63,16 @@ class Filters:
         if self.sender and self.sender.lower() not in (letter.sender or "").lower():
             return False
         return not (self.type and letter.type != self.type)
+
+
+def matching_letters(letters: dict[str, Letter], filters: Filters, text: str | None = None) -> list[Letter]:
+    """Letters passing the filters (and containing `text` in id or title), newest first."""
+    needle = (text or "").strip().lower()
+    found = [
+        letter for letter in letters.values()
+        if filters.accepts(letter) and (not needle or needle in f"{letter.id} {letter.title or ''}".lower())
+    ]
+    return sorted(found, key=lambda letter: (letter.date or "", letter.id), reverse=True)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ msgspec Structs, so Litestar validates and documents them (OpenAPI) without a se
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import msgspec
 
@@ -13,10 +14,25 @@ from qa.answering import Answer, Citation
 from qa.chunking import Passage
 from qa.letters import Letter
 from qa.retrieval import Hit
+from qa.rules import dutch_date, web_url
+
+
+def letter_href(letter_id: str, passage_id: str | None = None, start: int | None = None, end: int | None = None) -> str:
+    """The letter page at a passage (and a quote in it), scrolled there by the fragment."""
+    params: dict[str, Any] = {}
+    if passage_id:
+        params["passage"] = passage_id
+    if start is not None and end is not None:
+        params.update(start=start, end=end)
+    url = f"/letters/{quote(letter_id, safe='')}"
+    if params:
+        url += "?" + urlencode(params) + ("#quote" if "start" in params else "#passage")
+    return url
 
 
 class PassageOut(msgspec.Struct):
-    """A retrieved passage with its letter's metadata."""
+    """A retrieved passage with its letter's metadata; `url` only when it is a web link, `href` the letter page
+    at this passage, `date_label` the date as a Dutch reader writes it."""
 
     passage_id: str
     letter_id: str
@@ -28,12 +44,34 @@ class PassageOut(msgspec.Struct):
     url: str | None
     text: str
     score: float
+    href: str
+    date_label: str
+
+
+class CitationOut(msgspec.Struct):
+    """One quoted sentence; `[n]` in the answer points here. `quote_start`/`quote_end`: offsets in the letter text."""
+
+    n: int
+    passage_id: str
+    letter_id: str
+    title: str | None
+    date: str | None
+    sender: str | None
+    section: str | None
+    page: int
+    url: str | None
+    quote: str
+    quote_start: int
+    quote_end: int
+    score: float
+    href: str  # the letter page at this quote
+    date_label: str
 
 
 class AnswerOut(msgspec.Struct, omit_defaults=True):
     answer: str
     abstained: bool
-    citations: list[Citation]  # the core dataclass: one quoted sentence, `[n]` in the answer points here
+    citations: list[CitationOut]
     passages: list[PassageOut]
     timings_ms: dict[str, float] = {}
 
@@ -70,7 +108,18 @@ def passage_out(hit: Hit) -> PassageOut:
     passage, letter = hit.passage, hit.letter
     return PassageOut(
         passage_id=passage.id, letter_id=letter.id, title=letter.title, date=letter.date, sender=letter.sender,
-        section=passage.section, page=passage.page, url=letter.url, text=passage.text, score=round(hit.score, 5),
+        section=passage.section, page=passage.page, url=web_url(letter.url), text=passage.text, score=round(hit.score, 5),
+        href=letter_href(letter.id, passage.id), date_label=dutch_date(letter.date),
+    )
+
+
+def citation_out(citation: Citation) -> CitationOut:
+    return CitationOut(
+        n=citation.n, passage_id=citation.passage_id, letter_id=citation.letter_id, title=citation.title, date=citation.date,
+        sender=citation.sender, section=citation.section, page=citation.page, url=web_url(citation.url), quote=citation.quote,
+        quote_start=citation.quote_start, quote_end=citation.quote_end, score=citation.score,
+        href=letter_href(citation.letter_id, citation.passage_id, citation.quote_start, citation.quote_end),
+        date_label=dutch_date(citation.date),
     )
 
 
@@ -78,7 +127,7 @@ def answer_out(answer: Answer, timings_ms: dict[str, float] | None = None) -> An
     return AnswerOut(
         answer=answer.text,
         abstained=answer.abstained,
-        citations=answer.citations,
+        citations=[citation_out(citation) for citation in answer.citations],
         passages=[passage_out(hit) for hit in answer.hits],
         timings_ms=timings_ms or {},
     )

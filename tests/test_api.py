@@ -15,9 +15,9 @@ from litestar.testing import TestClient
 from qa import index as index_store
 from qa.answering import DECLINE
 from qa.bootstrap import load_engine
+from qa.engine import Engine
 from qa.server.app import create_app
 from qa.server.settings import Settings
-from qa.engine import Engine
 
 RESOLUTE = "Wanneer moet de afbouw van Resolute Support afgerond zijn?"
 LETTER = "kst-27925-781"

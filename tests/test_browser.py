@@ -86,6 +86,7 @@ def page(browser):  # type: ignore[no-untyped-def]
     errors: list[str] = []
     tab.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.console_errors = errors  # type: ignore[attr-defined]  # a test may take out the errors it expects
     yield tab
     context.close()
     assert not errors, errors
@@ -166,8 +167,15 @@ def test_clear_states_for_no_answer_and_bad_input(server: str, page) -> None:  #
     page.locator("#date_from").fill("2022-01-01")
     page.locator("#date_to").fill("2021-01-01")
     page.get_by_label("Uw vraag").fill(RESOLUTE)
-    page.get_by_role("button", name="Vraag", exact=True).click()
+    with page.expect_response("**/api/ask/stream") as refused:
+        page.get_by_role("button", name="Vraag", exact=True).click()
+    assert refused.value.status == 400  # the server's rule (qa/rules.py), said in Dutch by the page
     expect(page.get_by_role("alert")).to_have_text("De begindatum ligt na de einddatum.")
+    expect(page.get_by_label("Uw vraag")).to_have_value(RESOLUTE)  # nothing lost
+    expect(page.locator(".turn")).to_have_count(1)  # the refused question is not a turn of the conversation
+    errors = page.console_errors
+    assert [error for error in errors if "status of 400" in error], errors  # Chromium logs the refused request
+    errors[:] = [error for error in errors if "status of 400" not in error]
 
 
 def test_the_api_docs_page_renders_the_schema(server: str, page) -> None:  # type: ignore[no-untyped-def]

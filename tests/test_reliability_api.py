@@ -15,10 +15,11 @@ import pytest
 from litestar.testing import TestClient
 
 from qa import index as index_store
+from qa.engine import Engine
+from qa.errors import SettingsError
+from qa.letters import make_letter
 from qa.server.app import create_app
 from qa.server.settings import Settings, parse_rate_limit
-from qa.engine import Engine
-from qa.letters import make_letter
 
 XSS_TITLE = '<script>alert("titel")</script><img src=x onerror=alert(1)>'
 XSS_TEXT = (
@@ -169,7 +170,10 @@ def test_schemathesis_finds_no_server_errors(client: TestClient, web_index: Path
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, Phase, given, settings
     from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+    )
 
     schema = schemathesis.openapi.from_asgi("/api/docs/openapi.json", client.app)
     failures: list[str] = []
@@ -240,10 +244,18 @@ def test_streamed_events_carry_markup_as_json_strings_only(xss_client: TestClien
     assert events[-1][1]["answer"] != "<b>nep</b>"
 
 
-def test_javascript_urls_never_become_links_in_the_script(client: TestClient) -> None:
+def test_javascript_urls_never_reach_the_script(client: TestClient, xss_client: TestClient) -> None:
+    """chat.js links what the server sends (`url`, `href`); the server sends a letter's url only when it is a web link."""
     script = client.get("/static/chat.js").text
     assert "innerHTML" not in script and "insertAdjacentHTML" not in script and "document.write" not in script
-    assert "/^https?:\\/\\//i.test(url)" in script  # safeUrl: only web links leave the site
+    body = xss_client.post("/api/ask", json={"question": XSS_QUESTION}).json()
+    sources = body["citations"] + body["passages"]
+    assert sources, "the question should at least retrieve the letter"
+    assert all(source["url"] is None and source["href"].startswith("/letters/kst-1-1") for source in sources)
+    events = dict(sse(xss_client.post("/api/ask/stream", json={"question": XSS_QUESTION}).text))
+    assert all(source["url"] is None for source in events["sources"]["citations"] + events["sources"]["passages"])
+    good = client.post("/api/ask", json={"question": "Wanneer moet de afbouw van Resolute Support afgerond zijn?"}).json()
+    assert good["citations"] and all(c["url"].startswith("https://") for c in good["citations"])  # web links do come through
 
 
 @pytest.mark.parametrize("path", ["/", "/letters", "/letters/kst-27925-781", "/letters/nope", "/api/health", "/api/ask", "/static/chat.js"])
@@ -262,7 +274,7 @@ def test_security_headers_on_every_response(client: TestClient, path: str) -> No
 def test_rate_limit_parsing() -> None:
     assert parse_rate_limit("60/minute") == ("minute", 60) and parse_rate_limit(" 5 / Seconds") == ("second", 5)
     for bad in ("60", "0/minute", "x/minute", "60/fortnight", "-1/hour"):
-        with pytest.raises(ValueError, match="rate limit"):
+        with pytest.raises(SettingsError, match="rate limit"):
             parse_rate_limit(bad)
 
 

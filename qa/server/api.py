@@ -11,67 +11,85 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
-from datetime import date
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import ClientException, NotFoundException, ValidationException
+from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from msgspec import Meta
 
+from qa import rules
 from qa.engine import Turn
-from qa.letters import Letter
-from qa.retrieval import Filters
-from qa.schemas import AnswerOut, LetterMeta, LetterOut, PassageOut, answer_out, letter_meta, letter_out, passage_out
+from qa.errors import InvalidQuery
+from qa.retrieval import Filters, matching_letters
+from qa.schemas import (
+    AnswerOut,
+    LetterMeta,
+    LetterOut,
+    PassageOut,
+    answer_out,
+    letter_meta,
+    letter_out,
+    passage_out,
+)
 from qa.server.reloader import Reloader, ReloadError
 from qa.server.service import Service
 
 log = logging.getLogger("qa.server")
 
-MAX_QUESTION = 2000
-MAX_K = 50
-PER_PAGE = 20
+_TYPES = ", ".join(rules.DOCUMENT_TYPES)
+_DATE_SCHEMA = {"format": "date"}
+_TYPE_SCHEMA = {"enum": list(rules.DOCUMENT_TYPES)}
 
-Question = Annotated[str, Meta(min_length=1, max_length=MAX_QUESTION, description="The question, in Dutch.", examples=["Wanneer moet de afbouw van Resolute Support afgerond zijn?"])]
-ShortText = Annotated[str, Meta(max_length=200)]
+
+def _documented(description: str, checked: dict[str, object], examples: list[str] | None = None) -> Meta:
+    """A field whose rule qa/rules.py checks (one message for API, pages and CLI); the schema still shows it."""
+    return Meta(extra_json_schema={"description": description, "examples": examples or [], "extra": checked})
+
+
+Question = Annotated[str, _documented(
+    "The question, in Dutch.", {"minLength": 1, "maxLength": rules.MAX_QUESTION}, ["Wanneer moet de afbouw van Resolute Support afgerond zijn?"]
+)]
+ShortText = Annotated[str, Meta(max_length=rules.MAX_FILTER_TEXT)]
+Day = Annotated[str, _documented("YYYY-MM-DD", _DATE_SCHEMA)]
 
 
 class FiltersIn(msgspec.Struct, forbid_unknown_fields=True):
     """Only passages of letters that match all given filters."""
 
-    date_from: date | None = None
-    date_to: date | None = None
+    date_from: Day | None = None
+    date_to: Day | None = None
     dossier: ShortText | None = None
-    sender: Annotated[str, Meta(max_length=200, description="Part of the sender, e.g. 'Defensie'.")] | None = None
-    type: Annotated[str, Meta(max_length=60, description="brief_regering, antwoord_kamervragen or motie.")] | None = None
-
-    def to_filters(self) -> Filters:
-        return make_filters(self.date_from, self.date_to, self.dossier, self.sender, self.type)
+    sender: Annotated[str, Meta(max_length=rules.MAX_FILTER_TEXT, description="Part of the sender, e.g. 'Defensie'.")] | None = None
+    type: Annotated[str, _documented(_TYPES, _TYPE_SCHEMA)] | None = None
 
 
 class TurnIn(msgspec.Struct, forbid_unknown_fields=True):
     """An earlier turn of the conversation: a follow-up question borrows its words to retrieve."""
 
-    question: Annotated[str, Meta(max_length=MAX_QUESTION)]
-    answer: Annotated[str, Meta(max_length=10_000)] = ""
+    question: Annotated[str, Meta(max_length=rules.MAX_QUESTION)]
+    answer: Annotated[str, Meta(max_length=rules.MAX_ANSWER_IN_HISTORY)] = ""
 
 
 class AskIn(msgspec.Struct, forbid_unknown_fields=True):
     question: Question
-    k: Annotated[int, Meta(ge=1, le=MAX_K, description="Passages to retrieve and answer from.")] = 5
+    k: Annotated[int, Meta(ge=1, le=rules.MAX_K, description="Passages to retrieve and answer from.")] = rules.DEFAULT_K
     filters: FiltersIn = msgspec.field(default_factory=FiltersIn)
-    history: Annotated[list[TurnIn], Meta(max_length=50, description="Earlier turns, oldest first.")] = []
+    history: Annotated[list[TurnIn], Meta(max_length=rules.MAX_HISTORY_TURNS, description="Earlier turns, oldest first.")] = []
 
     def __post_init__(self) -> None:
-        self.question = self.question.strip()
-        if not self.question:
-            raise ValueError("question is empty")
-        # Checked here, not in FiltersIn: Litestar reports errors of nested __post_init__ as a 500.
-        if self.filters.date_from and self.filters.date_to and self.filters.date_from > self.filters.date_to:
-            raise ValueError("filters.date_from is after filters.date_to")
+        self.question = rules.check_question(self.question)
+        self.query_filters()  # checked here, not in FiltersIn: Litestar reports errors of nested __post_init__ as a 500
+
+    def query_filters(self) -> Filters:
+        given = self.filters
+        try:
+            return Filters.parse(given.date_from, given.date_to, given.dossier, given.sender, given.type)
+        except InvalidQuery as error:
+            raise InvalidQuery(error.code, f"filters.{error}", f"filters.{error.field}", error.value) from None
 
     def turns(self) -> list[Turn]:
         return [Turn(turn.question, turn.answer) for turn in self.history if turn.question.strip()]
@@ -115,39 +133,14 @@ class ReloadOut(msgspec.Struct):
     seconds: float
 
 
-def make_filters(
-    date_from: date | str | None, date_to: date | str | None, dossier: str | None, sender: str | None, doc_type: str | None
-) -> Filters:
-    """Blank values mean no filter (HTML forms send them)."""
-    return Filters(
-        date_from=str(date_from) if date_from else None,
-        date_to=str(date_to) if date_to else None,
-        dossier=(dossier or "").strip() or None,
-        sender=(sender or "").strip() or None,
-        type=(doc_type or "").strip() or None,
-    )
-
-
 def provide_filters(
-    date_from: Annotated[date | None, QueryParameter(description="Letters from this date on (YYYY-MM-DD).")] = None,
-    date_to: Annotated[date | None, QueryParameter(description="Letters up to this date (YYYY-MM-DD).")] = None,
+    date_from: Annotated[str | None, QueryParameter(description="Letters from this date on (YYYY-MM-DD).", schema_extra=_DATE_SCHEMA)] = None,
+    date_to: Annotated[str | None, QueryParameter(description="Letters up to this date (YYYY-MM-DD).", schema_extra=_DATE_SCHEMA)] = None,
     dossier: Annotated[str | None, QueryParameter(max_length=60, description="Kamerstuk dossier, e.g. 27925.")] = None,
-    sender: Annotated[str | None, QueryParameter(max_length=200, description="Part of the sender, e.g. Defensie.")] = None,
-    doc_type: Annotated[str | None, QueryParameter(name="type", max_length=60, description="brief_regering, antwoord_kamervragen or motie.")] = None,
+    sender: Annotated[str | None, QueryParameter(max_length=rules.MAX_FILTER_TEXT, description="Part of the sender, e.g. Defensie.")] = None,
+    doc_type: Annotated[str | None, QueryParameter(name="type", description=_TYPES, schema_extra=_TYPE_SCHEMA)] = None,
 ) -> Filters:
-    if date_from and date_to and date_from > date_to:
-        raise ValidationException("date_from is after date_to")
-    return make_filters(date_from, date_to, dossier, sender, doc_type)
-
-
-def filtered_letters(letters: dict[str, Letter], filters: Filters, text: str | None = None) -> list[Letter]:
-    """Letters passing the filters (and containing `text` in id or title), newest first."""
-    needle = (text or "").strip().lower()
-    found = [
-        letter for letter in letters.values()
-        if filters.accepts(letter) and (not needle or needle in f"{letter.id} {letter.title or ''}".lower())
-    ]
-    return sorted(found, key=lambda letter: (letter.date or "", letter.id), reverse=True)
+    return Filters.parse(date_from, date_to, dossier, sender, doc_type)
 
 
 def _sse(event: str, payload: Any) -> ServerSentEventMessage:
@@ -173,7 +166,7 @@ class AskController(Controller):
         """Every sentence of an answer is a verbatim quote of a letter, cited as [n]. When the letters do not
         answer the question, `abstained` is true and `passages` still holds the closest passages."""
         started = time.perf_counter()
-        answer, timings = await service.run(lambda engine: engine.ask(data.question, data.k, data.filters.to_filters(), data.turns()))
+        answer, timings = await service.run(lambda engine: engine.ask(data.question, data.k, data.query_filters(), data.turns()))
         timings["total"] = round((time.perf_counter() - started) * 1000, 2)
         return AskOut(**msgspec.structs.asdict(answer_out(answer, timings)), query=answer.question)
 
@@ -188,7 +181,7 @@ class AskController(Controller):
             yield _sse("start", {"question": data.question})
             try:
                 answer, timings = await service.run(
-                    lambda engine: engine.ask(data.question, data.k, data.filters.to_filters(), data.turns())
+                    lambda engine: engine.ask(data.question, data.k, data.query_filters(), data.turns())
                 )
             except Exception:
                 log.exception("streamed answer failed")
@@ -208,13 +201,12 @@ class AskController(Controller):
         self,
         service: NamedDependency[Service],
         filters: NamedDependency[Filters],
-        q: Annotated[str, QueryParameter(min_length=1, max_length=MAX_QUESTION, description="The query.")],
-        k: Annotated[int, QueryParameter(ge=1, le=MAX_K)] = 5,
+        q: Annotated[str, QueryParameter(description="The query.", schema_extra={"minLength": 1, "maxLength": rules.MAX_QUESTION})],
+        k: Annotated[int, QueryParameter(ge=1, le=rules.MAX_K)] = rules.DEFAULT_K,
         mode: FromQuery[Literal["hybrid", "dense", "lexical"]] = "hybrid",
     ) -> SearchOut:
-        if not q.strip():
-            raise ValidationException("q is empty")
-        hits, _ = await service.run(lambda engine: engine.search(q.strip(), k=k, filters=filters, mode=mode))
+        query = rules.check_question(q, "q")
+        hits, _ = await service.run(lambda engine: engine.search(query, k=k, filters=filters, mode=mode))
         return SearchOut([passage_out(hit) for hit in hits])
 
 
@@ -228,16 +220,15 @@ class LetterController(Controller):
         self,
         service: NamedDependency[Service],
         filters: NamedDependency[Filters],
-        q: Annotated[str | None, QueryParameter(max_length=200, description="Part of the id or title.")] = None,
+        q: Annotated[str | None, QueryParameter(max_length=rules.MAX_FILTER_TEXT, description="Part of the id or title.")] = None,
         page: Annotated[int, QueryParameter(ge=1)] = 1,
-        per_page: Annotated[int, QueryParameter(ge=1, le=100)] = PER_PAGE,
+        per_page: Annotated[int, QueryParameter(ge=1, le=rules.MAX_PER_PAGE)] = rules.PER_PAGE,
     ) -> LetterPage:
         index = service.engine.index
-        found = filtered_letters(index.letters, filters, q)
-        chosen = found[(page - 1) * per_page : page * per_page]
+        shown = rules.paginate(matching_letters(index.letters, filters, q), page, per_page)
         return LetterPage(
-            letters=[letter_meta(letter, len(index.letter_passages.get(letter.id, []))) for letter in chosen],
-            page=page, per_page=per_page, total=len(found), pages=max(1, -(-len(found) // per_page)),
+            letters=[letter_meta(letter, len(index.passages_of(letter.id))) for letter in shown.items],
+            page=shown.page, per_page=shown.per_page, total=shown.total, pages=shown.pages,
         )
 
     @get("/{letter_id:str}", summary="One letter: metadata, cleaned text and where its passages lie", sync_to_thread=False)
@@ -246,7 +237,7 @@ class LetterController(Controller):
         letter = index.letters.get(letter_id)
         if letter is None:
             raise NotFoundException(f"no letter with id {letter_id!r}")
-        return letter_out(letter, [index.passages[row] for row in index.letter_passages.get(letter_id, [])])
+        return letter_out(letter, index.passages_of(letter_id))
 
 
 class HealthController(Controller):

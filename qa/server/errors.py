@@ -11,6 +11,8 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Template
 from litestar.types import ExceptionHandlersMap
 
+from qa.errors import InvalidQuery
+
 log = logging.getLogger("qa.server")
 
 
@@ -32,11 +34,15 @@ def _detail(exc: HTTPException) -> str:
 
 
 def error_response(
-    request: Request[Any, Any, Any], status: int, detail: str, extra: Any = None, headers: dict[str, str] | None = None
+    request: Request[Any, Any, Any], status: int, detail: str, extra: Any = None, headers: dict[str, str] | None = None,
+    code: str | None = None,
 ) -> Response[Any]:
+    """`code`: the rule of qa/rules.py the request broke, so a client (chat.js) can say it in its own words."""
     if _wants_html(request):
         return Template("error.html", context={"status": status, "detail": detail}, status_code=status, headers=headers)
     body: dict[str, Any] = {"status_code": status, "detail": detail}
+    if code:
+        body["code"] = code
     if extra:
         body["extra"] = extra
     return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
@@ -50,8 +56,16 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
         message, _, where = str(cause).partition(" - at `$.")
         where = where.rstrip("`").removeprefix("data").lstrip(".")
         return error_response(request, 400, f"Invalid request: {where + ': ' if where else ''}{message}")
+    if isinstance(cause, msgspec.ValidationError) and isinstance(cause.__cause__, InvalidQuery):
+        # a rule of qa/rules.py checked in a request body's __post_init__
+        return error_response(request, 400, f"Invalid request: {cause.__cause__}", code=cause.__cause__.code)
     # exc.headers: Allow on a 405, RateLimit-* on a 429
     return error_response(request, exc.status_code, _detail(exc), exc.extra if isinstance(exc.extra, list) else None, exc.headers)
+
+
+def invalid_query(request: Request[Any, Any, Any], exc: InvalidQuery) -> Response[Any]:
+    """A broken rule of qa/rules.py found outside request parsing (a query parameter, a dependency)."""
+    return error_response(request, 400, f"Invalid request: {exc}", code=exc.code)
 
 
 def not_utf8(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
@@ -70,5 +84,5 @@ def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Respons
 
 
 HANDLERS: ExceptionHandlersMap = {
-    HTTPException: http_error, RecursionError: too_deep, UnicodeDecodeError: not_utf8, Exception: unexpected_error,
+    HTTPException: http_error, InvalidQuery: invalid_query, RecursionError: too_deep, UnicodeDecodeError: not_utf8, Exception: unexpected_error,
 }

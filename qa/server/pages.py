@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date
-from typing import Annotated, Any
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -24,12 +23,15 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.template import TemplateConfig
 
+from qa import rules
 from qa.answering import Answer, Citation
 from qa.chunking import Passage
 from qa.engine import Turn
+from qa.errors import InvalidQuery
 from qa.letters import Letter
-from qa.retrieval import Filters, Hit
-from qa.server.api import MAX_QUESTION, PER_PAGE, TurnIn, filtered_letters, make_filters
+from qa.retrieval import Filters, Hit, matching_letters
+from qa.rules import dutch_date, type_label, web_url
+from qa.schemas import letter_href
 from qa.server.service import Service
 
 EXAMPLES = [
@@ -37,40 +39,12 @@ EXAMPLES = [
     "Hoeveel minder ruwe materialen wil het kabinet in 2030 verbruiken?",
     "Welke taken heeft de Inspectie Leefomgeving en Transport?",
 ]
-TYPE_LABELS = {"brief_regering": "Brief van de regering", "antwoord_kamervragen": "Antwoorden op Kamervragen", "motie": "Motie"}
-MONTHS = ["januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober", "november", "december"]
-HISTORY_TURNS = 10
 _MARKER = re.compile(r"\[(\d+)\]")
 _OFFICE = re.compile(r"(?i:minister|staatssecretaris)\s+(?:van|voor)\s+(?:de\s+)?(.+?)(?=\s*\(|,|\s+mede\b|\s+en\s+van\b|$)")
 _PARENS = re.compile(r"\(([^)]+)\)")
 
 
 # --- helpers shared with the templates -----------------------------------------------------
-
-
-def letter_href(letter_id: str, passage_id: str | None = None, start: int | None = None, end: int | None = None) -> str:
-    """The letter page at a passage (and a quote in it), scrolled there by the fragment."""
-    params: dict[str, Any] = {}
-    if passage_id:
-        params["passage"] = passage_id
-    if start is not None and end is not None:
-        params.update(start=start, end=end)
-    url = f"/letters/{quote(letter_id, safe='')}"
-    if params:
-        url += "?" + urlencode(params) + ("#quote" if "start" in params else "#passage")
-    return url
-
-
-def dutch_date(iso: str | None) -> str:
-    try:
-        day = date.fromisoformat(iso or "")
-    except ValueError:
-        return iso or "datum onbekend"
-    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
-
-
-def type_label(value: str | None) -> str:
-    return TYPE_LABELS.get(value or "", value or "onbekend")
 
 
 def ministry(sender: str | None) -> str | None:
@@ -84,15 +58,34 @@ def ministry(sender: str | None) -> str | None:
     return None
 
 
-def safe_url(url: str | None) -> str | None:
-    """Only web links leave the site: a letter's url field never becomes a javascript: link."""
-    return url if url and url.lower().startswith(("https://", "http://")) else None
+_FIELD_LABELS = {"date_from": "Vanaf", "date_to": "Tot en met", "type": "Soort"}
+_MESSAGES: dict[str, str] = {  # the rules of qa/rules.py, as the pages (and chat.js) say them
+    "question_empty": "Typ eerst een vraag.",
+    "question_too_long": f"Uw vraag is te lang: maximaal {rules.MAX_QUESTION:,} tekens.".replace(",", "."),
+    "not_a_date": "{label}: '{value}' is geen datum (JJJJ-MM-DD).",
+    "dates_reversed": "De begindatum ligt na de einddatum.",
+    "unknown_type": "{label}: '{value}' is geen bekende soort brief.",
+    "too_many_turns": f"Het gesprek is te lang (meer dan {rules.MAX_HISTORY_TURNS} vragen). Begin een nieuw gesprek.",
+    "unknown_value": "{label}: '{value}' is geen geldige waarde.",
+}
+
+
+def dutch_message(error: InvalidQuery) -> str:
+    """The Dutch sentence for a broken rule, naming the form field where that helps."""
+    label = _FIELD_LABELS.get((error.field or "").removeprefix("filters."), error.field or "")
+    return _MESSAGES[error.code].format(label=label, value=error.value)
+
+
+def script_messages() -> dict[str, str]:
+    """The messages chat.js shows for an API error's `code` (those that need no field or value)."""
+    return {code: text for code, text in _MESSAGES.items() if "{" not in text}
 
 
 def template_globals() -> dict[str, Any]:
     return {
-        "letter_href": letter_href, "dutch_date": dutch_date, "type_label": type_label, "safe_url": safe_url,
-        "max_question": MAX_QUESTION,
+        "letter_href": letter_href, "dutch_date": dutch_date, "type_label": type_label, "safe_url": web_url,
+        "max_question": rules.MAX_QUESTION, "history_turns": rules.MAX_HISTORY_TURNS,
+        "script_messages": json.dumps(script_messages(), ensure_ascii=False),
     }
 
 
@@ -137,7 +130,7 @@ class TurnView:
 def _citation_card(citation: Citation) -> Card:
     return Card(
         citation.n, citation.letter_id, citation.title or citation.letter_id, citation.date, citation.sender,
-        citation.section, citation.page, safe_url(citation.url), citation.quote,
+        citation.section, citation.page, web_url(citation.url), citation.quote,
         letter_href(citation.letter_id, citation.passage_id, citation.quote_start, citation.quote_end),
     )
 
@@ -146,7 +139,7 @@ def _hit_card(hit: Hit) -> Card:
     text = " ".join(hit.passage.text.split())
     return Card(
         None, hit.letter.id, hit.letter.title or hit.letter.id, hit.letter.date, hit.letter.sender, hit.passage.section,
-        hit.passage.page, safe_url(hit.letter.url), text[:300] + ("…" if len(text) > 300 else ""), letter_href(hit.letter.id, hit.passage.id),
+        hit.passage.page, web_url(hit.letter.url), text[:300] + ("…" if len(text) > 300 else ""), letter_href(hit.letter.id, hit.passage.id),
     )
 
 
@@ -179,26 +172,13 @@ class AskForm:
     type: str = ""
 
 
-def parse_form_filters(date_from: str | None, date_to: str | None, sender: str | None, doc_type: str | None) -> Filters:
-    """Filters from a form; raises ValueError with a Dutch message the page shows."""
-    for label, value in (("Vanaf", date_from), ("Tot en met", date_to)):
-        if value and value.strip():
-            try:
-                date.fromisoformat(value.strip())
-            except ValueError as error:
-                raise ValueError(f"{label}: '{value}' is geen datum (JJJJ-MM-DD).") from error
-    filters = make_filters((date_from or "").strip(), (date_to or "").strip(), None, sender, doc_type)
-    if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
-        raise ValueError("De begindatum ligt na de einddatum.")
-    return filters
-
-
 def _history(raw: str) -> list[Turn]:
+    """The conversation from the hidden field; something unreadable starts afresh rather than failing the question."""
     try:
-        turns = msgspec.json.decode(raw or "[]", type=list[TurnIn])
-    except msgspec.DecodeError:
+        turns = msgspec.json.decode(raw or "[]", type=list[Turn])
+    except msgspec.DecodeError:  # ValidationError included
         return []
-    return [Turn(turn.question, turn.answer) for turn in turns][-HISTORY_TURNS:]
+    return [turn for turn in turns if turn.question.strip()][-rules.MAX_HISTORY_TURNS :]
 
 
 def _choices(service: Service) -> dict[str, Any]:
@@ -220,24 +200,16 @@ class ChatController(Controller):
     async def ask(self, service: NamedDependency[Service], data: URLEncodedBody[AskForm]) -> Template:
         """The chat without JavaScript: the answer rendered into the page, the conversation in a hidden field."""
         history = _history(data.history)
-        question = (data.example or data.question).strip()
         previous = [TurnView(turn.question, turn.answer) for turn in history]
-        error = None
-        if not question:
-            error = "Typ eerst een vraag."
-        elif len(question) > MAX_QUESTION:
-            error = f"Uw vraag is te lang: maximaal {MAX_QUESTION:,} tekens.".replace(",", ".")
-        else:
-            try:
-                filters = parse_form_filters(data.date_from, data.date_to, data.sender, data.type)
-            except ValueError as problem:
-                error = str(problem)
-        if error:
-            context = self._page(service, turns=previous, form=data, history_json=data.history or "[]", error=error)
+        try:
+            question = rules.check_question(data.example or data.question)
+            filters = Filters.parse(data.date_from, data.date_to, None, data.sender, data.type)
+        except InvalidQuery as error:
+            context = self._page(service, turns=previous, form=data, history_json=data.history or "[]", error=dutch_message(error))
             return Template("chat.html", context=context, status_code=400)
-        answer, _ = await service.run(lambda engine: engine.ask(question, 5, filters, history))
+        answer, _ = await service.run(lambda engine: engine.ask(question, rules.DEFAULT_K, filters, history))
         turns = [*previous, turn_view(question, answer)]
-        history_json = json.dumps([{"question": t.question, "answer": t.answer} for t in turns][-HISTORY_TURNS:], ensure_ascii=False)
+        history_json = json.dumps([{"question": t.question, "answer": t.answer} for t in turns][-rules.MAX_HISTORY_TURNS :], ensure_ascii=False)
         form = AskForm(date_from=data.date_from, date_to=data.date_to, sender=data.sender, type=data.type)
         return Template("chat.html", context=self._page(service, turns=turns, form=form, history_json=history_json))
 
@@ -306,19 +278,17 @@ class LetterPages(Controller):
     ) -> Template:
         error = None
         try:
-            filters = parse_form_filters(date_from, date_to, sender, doc_type)
-        except ValueError as problem:
-            error, filters = str(problem), Filters()
-        found = filtered_letters(service.engine.index.letters, filters, q)
-        pages = max(1, -(-len(found) // PER_PAGE))
-        shown = found[(page - 1) * PER_PAGE : page * PER_PAGE]
+            filters = Filters.parse(date_from, date_to, None, sender, doc_type)
+        except InvalidQuery as problem:
+            error, filters = dutch_message(problem), Filters()
+        shown = rules.paginate(matching_letters(service.engine.index.letters, filters, q), page)
         query = {"q": q, "date_from": date_from, "date_to": date_to, "sender": sender, "type": doc_type}
         query = {key: value for key, value in query.items() if value}
         context = {
-            "letters": shown, "total": len(found), "page": page, "pages": pages, "error": error,
+            "letters": shown.items, "total": shown.total, "page": page, "pages": shown.pages, "error": error,
             "form": query, "passages": {letter_id: len(rows) for letter_id, rows in service.engine.index.letter_passages.items()},
             "prev_href": f"/letters?{urlencode({**query, 'page': page - 1})}" if page > 1 else None,
-            "next_href": f"/letters?{urlencode({**query, 'page': page + 1})}" if page < pages else None,
+            "next_href": f"/letters?{urlencode({**query, 'page': page + 1})}" if page < shown.pages else None,
             **_choices(service),
         }
         return Template("letters.html", context=context, status_code=400 if error else 200)
@@ -337,7 +307,7 @@ class LetterPages(Controller):
         letter = index.letters.get(letter_id)
         if letter is None:
             raise NotFoundException(f"Er is geen brief met kenmerk {letter_id!r} in de index.")
-        passages = [index.passages[row] for row in index.letter_passages.get(letter_id, [])]
+        passages = index.passages_of(letter_id)
         span = (start, end) if start is not None and end is not None and start < end <= len(letter.text) else None
         chosen = next((p for p in passages if p.id == passage), None)
         if chosen is None and span:

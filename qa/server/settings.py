@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from qa.errors import SettingsError
 from qa.settings import default_index_dir
 
 MAX_BODY_BYTES = 64 * 1024
@@ -35,7 +36,7 @@ def parse_rate_limit(value: str) -> tuple[str, int]:
     count, _, unit = value.strip().partition("/")
     unit = unit.strip().lower().removesuffix("s")
     if not count.strip().isdigit() or int(count) < 1 or unit not in RATE_UNITS:
-        raise ValueError(f"rate limit {value!r}: expected N/unit with unit one of {', '.join(RATE_UNITS)}, e.g. 60/minute")
+        raise SettingsError(f"rate limit {value!r}: expected N/unit with unit one of {', '.join(RATE_UNITS)}, e.g. 60/minute")
     return unit, int(count)
 
 

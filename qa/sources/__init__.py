@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from qa.errors import InvalidQuery
 from qa.letters import LetterError, read_markup
 from qa.sources.http import FetchError, PoliteClient
 from qa.sources.query import DEFAULT_TYPES, TYPES, Candidate, Query, Source
@@ -55,7 +56,7 @@ def parse_types(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     try:
         return tuple(dict.fromkeys(TYPES[value.strip().lower()] for value in values))
     except KeyError as error:
-        raise ValueError(f"unknown type {error.args[0]!r}; use letters, answers or moties") from None
+        raise InvalidQuery("unknown_value", f"unknown type {error.args[0]!r}; use letters, answers or moties", "type", error.args[0]) from None
 
 
 def base_url(source: str, given: str | None = None) -> str:
@@ -67,7 +68,7 @@ def base_url(source: str, given: str | None = None) -> str:
 def make_source(source: str, client: PoliteClient, url: str | None = None) -> Source:
     """The source, with the client kept to its host: redirects and next-page links elsewhere are refused."""
     if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; use {' or '.join(SOURCES)}")
+        raise InvalidQuery("unknown_value", f"unknown source {source!r}; use {' or '.join(SOURCES)}", "source", source)
     base = base_url(source, url)
     client.allow(base)
     if source == "tk":
@@ -167,7 +168,7 @@ def update_query(folder: Path) -> tuple[str, Query]:
     """The query of the last fetch, limited to what changed since its last complete run."""
     state = read_state(folder)
     if not state.get("query"):
-        raise ValueError(f"{folder} has no fetch state; run `qa fetch --out {folder} ...` first")
+        raise FetchError(f"{folder} has no fetch state; run `qa fetch --out {folder} ...` first")
     asked = dict(state["query"])
     asked["types"] = tuple(asked.get("types") or DEFAULT_TYPES)
     since = state.get("modified_since")

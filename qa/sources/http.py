@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from qa.errors import FetchError
+
 
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
@@ -33,10 +35,6 @@ REDIRECT_STATUS = {301, 302, 303, 307, 308}
 MAX_BYTES = 100_000_000  # per body, counted as it streams in (after gzip decoding): the largest real letter PDF is ~20 MB
 MAX_REDIRECTS = 5
 DEADLINE = 300.0  # seconds for one whole download: a server that drips one byte at a time cannot hold a run forever
-
-
-class FetchError(Exception):
-    """A request that failed for good (after retries); the message names the URL and why."""
 
 
 @dataclass(frozen=True)

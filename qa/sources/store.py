@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from qa.errors import FetchError
 from qa.letters import SIDECAR_NAME, LetterError, record_path
 
 STATE_NAME = ".fetch-state.json"
@@ -34,7 +35,7 @@ FILES = "letters"
 MAX_NAME = 120  # characters of an id kept in its file name; file systems allow 255 bytes
 
 
-class FolderBusy(ValueError):
+class FolderBusy(FetchError):
     """Another `qa fetch`/`qa update` is writing into the same letters folder."""
 
 
@@ -140,7 +141,7 @@ def read_state(folder: Path) -> dict[str, Any]:
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: unreadable fetch state ({error}); delete it and run `qa fetch` again") from error
+        raise FetchError(f"{path}: unreadable fetch state ({error}); delete it and run `qa fetch` again") from error
     return state if isinstance(state, dict) else {}
 
 

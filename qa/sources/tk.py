@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urljoin
 
+from qa.errors import InvalidQuery
 from qa.letters import official_url
-from qa.sources.query import Candidate, Query
 from qa.sources.http import FetchError, PoliteClient
+from qa.sources.query import Candidate, Query
 
 SOORT = {  # TK "Soort" -> our type
     "Brief regering": "brief_regering",
@@ -45,7 +46,7 @@ def document_filter(query: Query) -> str:
     if query.dossier:
         number, _, addition = query.dossier.partition("-")
         if not number.isdigit():
-            raise ValueError(f"dossier {query.dossier!r} is not a number like 27925 or 36200-X")
+            raise InvalidQuery("unknown_value", f"dossier {query.dossier!r} is not a number like 27925 or 36200-X", "dossier", query.dossier)
         condition = f"d/Nummer eq {int(number)}" + (f" and d/Toevoeging eq {_quote(addition)}" if addition else "")
         parts.append(f"Kamerstukdossier/any(d: {condition})")
     if query.ministry:

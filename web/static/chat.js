@@ -8,7 +8,10 @@
   if (!form || !window.fetch || !window.TextDecoder || !window.ReadableStream) return; // the form still posts
 
   var STORAGE_KEY = "kamerbrieven-qa-gesprek";
-  var HISTORY_TURNS = 10;
+  // The server's rules: how many earlier turns it takes, and what to say when a request breaks a rule.
+  var HISTORY_TURNS = Number(form.getAttribute("data-history-turns")) || 10;
+  var MESSAGES = {};
+  try { MESSAGES = JSON.parse(form.getAttribute("data-messages") || "{}"); } catch (ignored) { /* plain fallbacks */ }
   var conversation = document.getElementById("conversation");
   var question = document.getElementById("question");
   var button = document.getElementById("ask-button");
@@ -16,7 +19,6 @@
   var errorBox = document.getElementById("error");
   var examples = document.getElementById("examples");
   var newConversation = document.getElementById("new-conversation");
-  var maxLength = Number(question.getAttribute("maxlength")) || 2000;
   var turns = [];
   var busy = false;
 
@@ -34,24 +36,6 @@
       node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
     }
     return node;
-  }
-
-  function safeUrl(url) {
-    return typeof url === "string" && /^https?:\/\//i.test(url) ? url : null;
-  }
-
-  function letterHref(letterId, passageId, start, end) {
-    var url = "/letters/" + encodeURIComponent(letterId);
-    if (!passageId) return url;
-    url += "?passage=" + encodeURIComponent(passageId);
-    if (typeof start === "number" && typeof end === "number") return url + "&start=" + start + "&end=" + end + "#quote";
-    return url + "#passage";
-  }
-
-  var MONTHS = ["januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober", "november", "december"];
-  function dutchDate(iso) {
-    var match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(iso || "");
-    return match ? Number(match[3]) + " " + MONTHS[Number(match[2]) - 1] + " " + match[1] : iso || "datum onbekend";
   }
 
   // --- rendering --------------------------------------------------------------------------
@@ -74,7 +58,7 @@
       nodes.push(document.createTextNode(turn.answer.slice(last, match.index)));
       var citation = citationFor(turn, index, Number(match[1]));
       nodes.push(citation
-        ? el("a", { class: "cite", href: letterHref(citation.letter_id, citation.passage_id, citation.quote_start, citation.quote_end),
+        ? el("a", { class: "cite", href: citation.href,
                     "aria-label": "Bron " + citation.n + ": " + (citation.title || citation.letter_id) }, match[0])
         : document.createTextNode(match[0]));
       last = match.index + match[0].length;
@@ -84,10 +68,12 @@
     return nodes;
   }
 
-  function card(source, n, excerpt, href) {
-    var meta = [dutchDate(source.date), source.sender, source.section ? "§ " + source.section : null, "p. " + source.page]
+  // href, date_label and url (a web link or null) come from the server, as on the pages it renders.
+  function card(source, n, excerpt) {
+    var href = source.href;
+    var meta = [source.date_label, source.sender, source.section ? "§ " + source.section : null, "p. " + source.page]
       .filter(Boolean).join(" · ");
-    var official = safeUrl(source.url);
+    var official = source.url;
     return el("li", { class: "card" },
       el("p", { class: "card-title" },
         n ? el("span", { class: "badge", "aria-hidden": "true" }, n) : null,
@@ -109,13 +95,13 @@
     if (cited.length) {
       nodes.push(el("h3", { class: "sources-title" }, "Bronnen"));
       nodes.push(el.apply(null, ["ol", { class: "cards" }].concat(cited.map(function (c) {
-        return card(c, c.n, c.quote, letterHref(c.letter_id, c.passage_id, c.quote_start, c.quote_end));
+        return card(c, c.n, c.quote);
       }))));
     } else if (turn.abstained && turn.passages.length) {
       nodes.push(el("p", { class: "hint" }, "Deze passages komen het dichtst in de buurt, maar beantwoorden de vraag niet:"));
       nodes.push(el.apply(null, ["ol", { class: "cards related" }].concat(turn.passages.slice(0, 3).map(function (p) {
         var text = p.text.replace(/\s+/g, " ");
-        return card(p, null, text.length > 300 ? text.slice(0, 300) + "…" : text, letterHref(p.letter_id, p.passage_id));
+        return card(p, null, text.length > 300 ? text.slice(0, 300) + "…" : text);
       }))));
     }
     return nodes;
@@ -211,9 +197,13 @@
     }
   }
 
+  function Rejected(message) { this.message = message; }
+
   async function problem(response) {
     var detail = "";
-    try { detail = (await response.json()).detail || ""; } catch (ignored) { /* not JSON */ }
+    var code = null;
+    try { var body = await response.json(); detail = body.detail || ""; code = body.code || null; } catch (ignored) { /* not JSON */ }
+    if (code && MESSAGES[code]) return new Rejected(MESSAGES[code]); // a rule of the server's, in its own words
     if (response.status === 413) return "De vraag en het gesprek samen zijn te lang. Begin een nieuw gesprek.";
     if (response.status >= 400 && response.status < 500) return "De vraag kon niet worden verwerkt. " + detail;
     return "Er ging iets mis op de server (" + response.status + "). Probeer het opnieuw.";
@@ -222,12 +212,8 @@
   async function ask(text) {
     showError("");
     text = text.trim();
-    if (!text) { showError("Typ eerst een vraag."); question.focus(); return; }
-    if (text.length > maxLength) { showError("Uw vraag is te lang: maximaal " + maxLength + " tekens."); question.focus(); return; }
+    if (!text) { showError(MESSAGES.question_empty || "Typ eerst een vraag."); question.focus(); return; }
     var filters = readFilters();
-    if (filters.date_from && filters.date_to && filters.date_from > filters.date_to) {
-      showError("De begindatum ligt na de einddatum."); return;
-    }
     var turn = { question: text, answer: "", abstained: false, citations: [], passages: [], done: false };
     var body = JSON.stringify({ question: text, k: 5, filters: filters, history: history() });
     turns.push(turn);
@@ -240,7 +226,10 @@
       var response = await fetch("/api/ask/stream", {
         method: "POST", headers: { "Content-Type": "application/json", Accept: "text/event-stream" }, body: body,
       });
-      if (!response.ok) throw new Error(await problem(response));
+      if (!response.ok) {
+        var failure = await problem(response);
+        throw failure instanceof Rejected ? failure : new Error(failure);
+      }
       await readEvents(response, function (event, data) {
         if (event === "sources") {
           turn.citations = data.citations; turn.passages = data.passages; turn.abstained = data.abstained;
@@ -258,6 +247,16 @@
       setBusy(false, turn.abstained ? "Geen antwoord gevonden in de brieven."
         : "Antwoord ontvangen, met " + sources + (sources === 1 ? " bron." : " bronnen."));
     } catch (error) {
+      if (error instanceof Rejected) { // nothing was asked: take the turn back, keep the question
+        turns.pop();
+        view.item.remove();
+        examples.hidden = turns.length > 0;
+        question.value = text;
+        setBusy(false, "");
+        showError(error.message);
+        question.focus();
+        return;
+      }
       var message = error instanceof TypeError ? "De server is niet bereikbaar. Controleer de verbinding en probeer het opnieuw." : error.message;
       turn.error = message;
       turn.done = true;
