@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -71,6 +72,24 @@ def _prefixes(name: str, prompts: dict[str, str]) -> tuple[str, str]:
     if "e5" in Path(name).name.lower():
         return "query: ", "passage: "
     return "", ""
+
+
+class TextEmbedder(Protocol):
+    """What indexing and retrieval need of a model: `Embedder` below is the real one; tests/fake_embedder.py
+    has a deterministic one that needs no model, for the fast tests. Vectors are float32 and L2-normalised."""
+
+    name: str  # recorded in the index manifest; an index is only searched with the model it was built with
+    dimension: int
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """A (1, dimension) vector."""
+        ...
+
+    def embed_passages_with_spans(
+        self, texts: Sequence[str], spans: Sequence[np.ndarray], batch_size: int = 32, progress: bool = False
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(len(texts), dimension) passage vectors, and for each text one vector per [start, end) span."""
+        ...
 
 
 class Embedder:

@@ -12,7 +12,7 @@ import numpy as np
 
 from qa import index as index_store
 from qa.answering import Answer, answer
-from qa.embedding import Embedder
+from qa.embedding import Embedder, TextEmbedder
 from qa.retrieval import Filters, Hit, Mode, search
 
 # Below this cosine similarity a passage is unlikely to be about the question (per model).
@@ -35,7 +35,7 @@ class Turn:
 
 
 class Engine:
-    def __init__(self, index: index_store.Index, embedder: Embedder) -> None:
+    def __init__(self, index: index_store.Index, embedder: TextEmbedder) -> None:
         # One question at a time: FAISS's OpenMP threads cost more than they save there
         # (p99 of exact search over 100 k passages 60 ms with 2 threads, 8 ms with 1; bench/scale.py).
         faiss.omp_set_num_threads(1)

@@ -29,6 +29,7 @@ import numpy as np
 
 from qa import vectors as vector_index
 from qa.chunking import CHUNKER_VERSION, Passage, chunk_letter
+from qa.embedding import TextEmbedder
 from qa.errors import IndexStateError
 from qa.letters import Letter
 from qa.lexical import LexicalIndex
@@ -193,7 +194,7 @@ class UpdateSummary:
 
 def update(
     folder: Path,
-    embedder: object,
+    embedder: TextEmbedder,
     add: Iterable[Letter] = (),
     remove: Iterable[str] = (),
     replace_all: bool = False,
@@ -207,9 +208,9 @@ def update(
     started = time.perf_counter()
     with write_lock(folder):
         old = load(folder) if exists(folder) and not replace_all else None
-        if old is not None and old.model != embedder.name:  # type: ignore[attr-defined]
+        if old is not None and old.model != embedder.name:
             raise IndexStateError(
-                f"{folder} was built with model {old.model!r}, not {embedder.name!r}; "  # type: ignore[attr-defined]
+                f"{folder} was built with model {old.model!r}, not {embedder.name!r}; "
                 f"use --model {old.model} or rebuild with `qa index build`"
             )
         letters: dict[str, Letter] = dict(old.letters) if old else {}
@@ -248,7 +249,7 @@ def update(
                     new_positions.append(len(passages))
                     passages.append(passage)
 
-        log(f"embedding {len(new_positions)} passages of {len(fresh)} letters with {embedder.name}")  # type: ignore[attr-defined]
+        log(f"embedding {len(new_positions)} passages of {len(fresh)} letters with {embedder.name}")
         texts, letter_spans, text_spans = [], [], []
         for i in new_positions:
             passage = passages[i]
@@ -257,8 +258,8 @@ def update(
             texts.append(text)
             letter_spans.append(sentences)
             text_spans.append(sentences + (len(text) - len(passage.text) - passage.start))  # the passage ends its index text
-        new_vectors, new_sentence_vectors = embedder.embed_passages_with_spans(texts, text_spans, progress=progress_bar)  # type: ignore[attr-defined]
-        dimension = int(embedder.dimension)  # type: ignore[attr-defined]
+        new_vectors, new_sentence_vectors = embedder.embed_passages_with_spans(texts, text_spans, progress=progress_bar)
+        dimension = int(embedder.dimension)
         vectors = np.zeros((len(passages), dimension), dtype=np.float32)
         sentences_by_row: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros((0, 2), np.int64), np.zeros((0, dimension)))] * len(passages)
         if new_positions:
@@ -271,7 +272,7 @@ def update(
                 sentences_by_row[i] = old.sentences(row)
 
         log("writing the index")
-        generation = _write_generation(folder, embedder.name, dimension, letters, hashes, passages, vectors, sentences_by_row)  # type: ignore[attr-defined]
+        generation = _write_generation(folder, embedder.name, dimension, letters, hashes, passages, vectors, sentences_by_row)
         _swap(folder, generation)
     return UpdateSummary(
         added=added,

@@ -15,6 +15,7 @@ import numpy as np
 from qa import rules
 from qa import vectors as vector_index
 from qa.chunking import Passage
+from qa.embedding import TextEmbedder
 from qa.index import Index
 from qa.letters import Letter
 from qa.lexical import tokenize
@@ -119,7 +120,7 @@ def lexical_ranking(index: Index, query: str, rows: np.ndarray | None, limit: in
 
 def search(
     index: Index,
-    embedder: object,
+    embedder: TextEmbedder,
     query: str,
     k: int = 5,
     filters: Filters = Filters(),
@@ -127,7 +128,7 @@ def search(
 ) -> list[Hit]:
     rows = allowed_rows(index, filters)
     limit = max(CANDIDATES, k)
-    dense = dense_ranking(index, embedder.embed_query(query), rows, limit) if mode != "lexical" else []  # type: ignore[attr-defined]
+    dense = dense_ranking(index, embedder.embed_query(query), rows, limit) if mode != "lexical" else []
     lexical = lexical_ranking(index, query, rows, limit) if mode != "dense" else []
     dense_scores = dict(dense)
     lexical_scores = dict(lexical)

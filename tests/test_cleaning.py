@@ -1,3 +1,5 @@
+from conftest import FIXTURE_LETTERS
+
 from qa.cleaning import clean, strip_page_furniture
 
 
@@ -63,8 +65,8 @@ def test_form_feeds_mark_pdf_pages() -> None:
     assert result.page_at(result.text.index("drie")) == 3
 
 
-def test_nothing_but_furniture_is_dropped_from_ocr_text(shared_corpus) -> None:
-    raw = (shared_corpus / "letters" / "sgd-0000001421.txt").read_text(encoding="utf-8")
+def test_nothing_but_furniture_is_dropped_from_ocr_text() -> None:
+    raw = (FIXTURE_LETTERS / "sgd-0000001421.txt").read_text(encoding="utf-8")
     text = clean(raw).text
     assert "ISSN" not in text and "Tweede Kamer, vergaderjaar 1994-1995, 23 900 VII, nr. 6" not in text
     words = lambda s: [w for w in s.split() if len(w) > 3]  # noqa: E731
@@ -72,8 +74,8 @@ def test_nothing_but_furniture_is_dropped_from_ocr_text(shared_corpus) -> None:
     assert words(" ".join(kept)) == words(text)
 
 
-def test_seed_letter_is_clean(shared_corpus) -> None:
-    text = clean((shared_corpus / "letters" / "kst-27925-781.txt").read_text(encoding="utf-8")).text
+def test_seed_letter_is_clean() -> None:
+    text = clean((FIXTURE_LETTERS / "kst-27925-781.txt").read_text(encoding="utf-8")).text
     assert "Uiterlijk 11 september dient dit te zijn afgerond." in text
     assert "Buitenlandse Zaken" in text and "Buiten- landse" not in text
     assert "aanwezigheid" in text and "ISSN" not in text

@@ -12,6 +12,8 @@ import pytest
 from conftest import TEST_MODEL
 from qa.settings import SAMPLE_CORPUS
 
+pytestmark = [pytest.mark.model, pytest.mark.slow]  # every test builds an index with the real model in a child `qa`
+
 
 def qa(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "QA_MODEL": TEST_MODEL}

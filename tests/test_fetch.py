@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import FIXTURE_LETTERS, RECORDED
+from fetch_server import FakeServer, Reply
 
 from qa import index as index_store
 from qa.cli import main
@@ -24,11 +26,8 @@ from qa.sources import Query, fetch, make_source
 from qa.sources.http import FetchError, PoliteClient
 from qa.sources.sru import cql, parse_page, record_fields
 from qa.sources.tk import document_filter, document_record, zaak_records
-from tests.fetch_server import FakeServer, Reply
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-FIXTURES = CORPUS / "fixtures"
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"the recorded responses are not beside the repository ({FIXTURES})")
+FIXTURES = RECORDED
 
 
 def fixture_json(name: str):
@@ -74,7 +73,7 @@ def serve_tk(server: FakeServer, with_grasland: bool = False, motie_changed: str
     second = [tk_document(GRASLAND[0], GRASLAND[1], "Motie", "2025-09-10", 36749, 6, functie="Lid Tweede Kamer")] if with_grasland else []
     server.route("/tk/Document", Reply(b"busy", 503, {"Retry-After": "0"}), Reply(tk_page(server, first, "page2")))
     server.route("/tk/Document?$skiptoken=page2", Reply(b"slow down", 429, {"Retry-After": "0"}), Reply(tk_page(server, second)))
-    letters = CORPUS / "letters"
+    letters = FIXTURE_LETTERS
     server.route(f"/tk/DocumentPublicatie(pub-{MOTIE[0]})/Resource", Reply((letters / "kst-27925-998.xml").read_bytes()))
     pdf = (letters / "ah-tk-20232024-1076.pdf").read_bytes()
     server.route(f"/tk/Document({ANSWER[0]})/resource", Reply(pdf, drop=True), Reply(pdf))
@@ -244,7 +243,7 @@ def test_sru_fetch_pages_and_types(tmp_path: Path) -> None:
         server.route("/sru?operation=searchRetrieve&version=2.0&query=" + cql(Query(dossier="27925")) + "&startRecord=1&maximumRecords=100",
                      Reply(b"", 503), Reply(sru_page([other], 2, 2)))
         server.route("/sru", Reply(sru_page([motie], 2, None)))
-        server.route("/files/kst-27925-998.xml", Reply((CORPUS / "letters" / "kst-27925-998.xml").read_bytes()))
+        server.route("/files/kst-27925-998.xml", Reply((FIXTURE_LETTERS / "kst-27925-998.xml").read_bytes()))
         summary = fetch(tmp_path, make_source("sru", client, f"{server.url}/sru"), client, Query(dossier="27925"))
         assert "startRecord=2" in server.requests_to("/sru")[-1]
     assert (summary.listed, summary.added, summary.skipped, summary.failed) == (2, ["kst-27925-998"], 1, [])
@@ -274,7 +273,7 @@ def test_fetch_then_update_adds_new_letters_to_the_index_and_answers(tmp_path: P
         assert state["query"]["dossier"] == "27925" and state["source"] == "tk"
 
         serve_tk(server, with_grasland=True)
-        server.route(f"/tk/DocumentPublicatie(pub-{BROKEN[0]})/Resource", Reply((CORPUS / "letters" / "kst-27925-998.xml").read_bytes()))
+        server.route(f"/tk/DocumentPublicatie(pub-{BROKEN[0]})/Resource", Reply((FIXTURE_LETTERS / "kst-27925-998.xml").read_bytes()))
         server.log.clear()
         result = runner.invoke(main, ["update", *common, "--index", str(index_dir)])
         assert result.exit_code == 0, result.output

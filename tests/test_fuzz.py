@@ -14,8 +14,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from conftest import TEST_MODEL
 from mutants import mutants
+
 from qa.cli import EXIT_OK, EXIT_PARTIAL
 from qa.letters import read_letters
 
@@ -67,6 +69,8 @@ def test_hundreds_of_mutated_letters_are_read_or_reported_never_crash_or_hang(tm
     assert len(read) >= 50, "the mutants are too broken to reach cleaning and chunking"  # measured: ~110 of 360
 
 
+@pytest.mark.model
+@pytest.mark.slow
 def test_a_real_build_of_mutants_exits_partial_and_indexes_every_readable_one(tmp_path: Path) -> None:
     folder = tmp_path / "mutants"
     list(mutants(folder, 14, SEED + 1))

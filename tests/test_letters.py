@@ -3,8 +3,15 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURE_LETTERS
 
-from qa.letters import LetterError, decode_text, metadata_from_text, read_file, read_letters
+from qa.letters import (
+    LetterError,
+    decode_text,
+    metadata_from_text,
+    read_file,
+    read_letters,
+)
 
 
 def test_sidecar_metadata_wins_and_official_url_is_built(shared_corpus: Path) -> None:
@@ -19,24 +26,24 @@ def test_sidecar_metadata_wins_and_official_url_is_built(shared_corpus: Path) ->
     assert letter.page_starts[1] > 0
 
 
-def test_plain_text_without_sidecar_gets_metadata_from_the_text(shared_corpus: Path) -> None:
-    letter = read_file(shared_corpus / "letters" / "kst-27925-781.txt")
+def test_plain_text_without_sidecar_gets_metadata_from_the_text() -> None:
+    letter = read_file(FIXTURE_LETTERS / "kst-27925-781.txt")
     assert letter.id == "kst-27925-781"
     assert (letter.dossier, letter.number, letter.date) == ("27925", "781", "2021-05-12")
     assert letter.sender == "Minister van Defensie"
     assert letter.type == "brief_regering"
 
 
-def test_historical_ocr_letter_metadata(shared_corpus: Path) -> None:
-    letter = read_file(shared_corpus / "letters" / "sgd-0000001421.txt")
+def test_historical_ocr_letter_metadata() -> None:
+    letter = read_file(FIXTURE_LETTERS / "sgd-0000001421.txt")
     assert letter.id == "sgd-0000001421"
     assert letter.date == "1994-10-17"
     assert letter.sender == "Minister van Binnenlandse Zaken"
     assert (letter.dossier, letter.number) == ("23900VII", "6")
 
 
-def test_officielebekendmakingen_xml(shared_corpus: Path) -> None:
-    letter = read_file(shared_corpus / "letters" / "kst-36749-6.xml")
+def test_officielebekendmakingen_xml() -> None:
+    letter = read_file(FIXTURE_LETTERS / "kst-36749-6.xml")
     assert letter.id == "kst-36749-6"
     assert (letter.dossier, letter.number, letter.type) == ("36749", "6", "motie")
     assert letter.date == "2025-09-10"
@@ -45,8 +52,8 @@ def test_officielebekendmakingen_xml(shared_corpus: Path) -> None:
     assert "OVERHEIDop" not in letter.text  # metadata is not body text
 
 
-def test_pdf_answer_to_kamervragen(shared_corpus: Path) -> None:
-    letter = read_file(shared_corpus / "letters" / "ah-tk-20232024-1076.pdf")
+def test_pdf_answer_to_kamervragen() -> None:
+    letter = read_file(FIXTURE_LETTERS / "ah-tk-20232024-1076.pdf")
     assert letter.id == "ah-tk-20232024-1076"
     assert letter.type == "antwoord_kamervragen"
     assert letter.date == "2024-02-20"

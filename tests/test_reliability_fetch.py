@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
+from fetch_server import FakeServer, Reply
 from hostile import deep_xml
+
 from qa.cli import EXIT_ERROR, main
 from qa.sources import Query, fetch, make_source
 from qa.sources.http import FetchError, PoliteClient
 from qa.sources.sru import parse_page
 from qa.sources.store import LetterStore, folder_lock, safe_name
-from tests.fetch_server import FakeServer, Reply
 
 LETTER_XML = ("<officiele-publicatie><kamerstuk><al>De minister van Defensie meldt dat de proef met drones in maart "
               "2025 begon en in juni wordt afgerond.</al></kamerstuk></officiele-publicatie>").encode()

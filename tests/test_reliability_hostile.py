@@ -230,6 +230,8 @@ def test_an_unreadable_preferred_file_falls_back_to_its_readable_twin(tmp_path: 
 # --- the whole mix, as cron runs it -----------------------------------------------------------------
 
 
+@pytest.mark.model
+@pytest.mark.slow
 def test_building_the_sample_and_every_hostile_case_exits_partial_and_indexes_every_good_letter(tmp_path: Path) -> None:
     """`qa index build qa/sample hostile/ sidecar/ bulk.jsonl`: one `skipped:` line per bad file, exit 3
     (EXIT_PARTIAL, not 1 = crash), and `qa index info` counts the 43 sample letters and the good hostile ones."""

@@ -151,6 +151,8 @@ def test_duplicate_ids_across_formats_keep_one_and_say_which(tmp_path: Path) -> 
     assert len(report.errors) == 2 and all("duplicate id kst-1-2" in error for error in report.errors)
 
 
+@pytest.mark.model
+@pytest.mark.slow
 def test_qa_index_build_indexes_every_good_letter_and_exits_1(tmp_path: Path) -> None:
     """The whole mix, as a user runs it: per-file messages, a summary line, exit 3, and an index of the good ones."""
     letters = tmp_path / "letters"

@@ -43,8 +43,9 @@ def core_error(question: str, filters: dict[str, str]) -> InvalidQuery:
 
 
 @pytest.fixture(scope="module")
-def client(web_index: Path, web_engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(index_dir=web_index, build_sample=False), engine=web_engine)) as test_client:
+def client(fast_index_dir: Path, fast_engine: Engine) -> Iterator[TestClient]:
+    """The rules are the same whatever the model: the fast tier's deterministic embedder is enough."""
+    with TestClient(create_app(Settings(index_dir=fast_index_dir, build_sample=False), engine=fast_engine)) as test_client:
         yield test_client
 
 

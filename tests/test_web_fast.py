@@ -1,0 +1,107 @@
+"""The web app's logic on the fast tier: the sample index built with the deterministic test embedder.
+
+What the model gets right (which passage answers, when to decline) is tested with the real model in
+tests/test_api.py; here it is the shapes, links, filters, pagination and reloads around it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from qa import index as index_store
+from qa import rules
+from qa.engine import Engine
+from qa.letters import make_letter
+from qa.server.app import create_app
+from qa.server.settings import Settings
+
+RESOLUTE = "Wanneer moet de afbouw van Resolute Support afgerond zijn?"
+LETTER = "kst-27925-781"
+KEY = "fast-admin-key"
+
+
+@pytest.fixture(scope="module")
+def index_copy(tmp_path_factory: pytest.TempPathFactory, fast_index_dir: Path) -> Path:
+    folder = tmp_path_factory.mktemp("web-fast") / "index"
+    shutil.copytree(fast_index_dir, folder, ignore=shutil.ignore_patterns(".lock"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def client(index_copy: Path, fast_engine: Engine) -> Iterator[TestClient]:
+    engine = Engine(index_store.load(index_copy), fast_engine.embedder)
+    engine.dense_threshold = fast_engine.dense_threshold
+    with TestClient(create_app(Settings(index_dir=index_copy, build_sample=False, admin_key=KEY), engine=engine)) as test_client:
+        yield test_client
+
+
+def test_an_answer_carries_links_and_dutch_dates_for_every_source(client: TestClient) -> None:
+    body = client.post("/api/ask", json={"question": RESOLUTE}).json()
+    assert not body["abstained"] and body["citations"], body
+    letter = client.get(f"/api/letters/{LETTER}").json()
+    for citation in body["citations"]:
+        assert citation["href"] == (
+            f"/letters/{citation['letter_id']}?passage={citation['passage_id'].replace('#', '%23')}"
+            f"&start={citation['quote_start']}&end={citation['quote_end']}#quote"
+        )
+        assert citation["date_label"] == rules.dutch_date(citation["date"]) and citation["date_label"][0].isdigit()
+        if citation["letter_id"] == LETTER:
+            assert letter["text"][citation["quote_start"] : citation["quote_end"]] == citation["quote"]
+    for passage in body["passages"]:
+        assert passage["href"].startswith(f"/letters/{passage['letter_id']}?passage=") and passage["href"].endswith("#passage")
+    page = client.get(body["citations"][0]["href"])
+    assert page.status_code == 200 and '<mark class="quote"' in page.text
+
+
+def test_filters_and_k_shape_the_search(client: TestClient) -> None:
+    motions = client.get("/api/search", params={"q": "btw tarief logies", "type": "motie", "k": 7}).json()["results"]
+    assert 0 < len(motions) <= 7
+    motion_ids = {letter["id"] for letter in client.get("/api/letters", params={"type": "motie"}).json()["letters"]}
+    assert {hit["letter_id"] for hit in motions} <= motion_ids
+    assert client.get("/api/search", params={"q": RESOLUTE, "date_from": "2030-01-01"}).json()["results"] == []
+
+
+def test_letters_are_paged_the_same_in_the_api_and_the_overview(client: TestClient) -> None:
+    total = client.get("/api/letters").json()["total"]
+    pages = -(-total // rules.PER_PAGE)
+    seen: list[str] = []
+    for page in range(1, pages + 1):
+        body = client.get("/api/letters", params={"page": page}).json()
+        assert body["pages"] == pages and body["per_page"] == rules.PER_PAGE
+        seen += [letter["id"] for letter in body["letters"]]
+        html = client.get("/letters", params={"page": page}).text
+        assert all(f'href="/letters/{letter_id}"' in html for letter_id in seen[-len(body["letters"]) :])
+    assert len(seen) == len(set(seen)) == total
+    assert client.get("/api/letters", params={"page": pages + 1}).json()["letters"] == []
+
+
+def test_the_chat_without_javascript_keeps_at_most_the_allowed_turns(client: TestClient) -> None:
+    import json
+    import re
+
+    history = json.dumps([{"question": f"Vraag {n} over Resolute Support?", "answer": ""} for n in range(rules.MAX_HISTORY_TURNS)])
+    page = client.post("/", data={"question": RESOLUTE, "history": history})
+    assert page.status_code == 200
+    kept = json.loads(re.search(r'name="history" value="([^"]*)"', page.text).group(1).replace("&#34;", '"').replace("&quot;", '"'))
+    assert len(kept) == rules.MAX_HISTORY_TURNS and kept[-1]["question"] == RESOLUTE
+
+
+def test_the_admin_guard_and_a_reload_of_a_changed_index(client: TestClient, index_copy: Path, fake_embedder: Any) -> None:
+    assert client.post("/api/admin/reload").status_code == 401
+    assert client.post("/api/admin/reload", headers={"authorization": "Bearer wrong"}).status_code == 401
+    before = client.get("/api/health").json()
+    same = client.post("/api/admin/reload", headers={"authorization": f"Bearer {KEY}"}).json()
+    assert same["reloaded"] is False and same["generation"] == before["generation"]
+    extra = make_letter("Brief over de zeearend en de windparken op zee.\n\nDe zeearend broedt weer in Nederland.", None,
+                        {"id": "kst-99999-1", "title": "Zeearend", "date": "2024-01-02", "type": "brief_regering"})
+    index_store.update(index_copy, fake_embedder, add=[extra])
+    after = client.post("/api/admin/reload", headers={"authorization": f"Bearer {KEY}"}).json()
+    assert after["reloaded"] is True and after["letters"] == before["letters"] + 1
+    assert client.get("/api/health").json()["generation"] == after["generation"] != before["generation"]
+    assert client.get("/api/letters/kst-99999-1").status_code == 200
