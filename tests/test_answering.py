@@ -21,6 +21,7 @@ def test_every_quote_stands_in_its_cited_passage(engine) -> None:
     ]
     for question in questions:
         answer = engine.ask(question)
+        assert not answer.abstained and answer.citations, (question, answer.text, answer.evidence)  # all four are answerable
         passages = {hit.passage.id: hit for hit in answer.hits}
         for citation in answer.citations:
             hit = passages[citation.passage_id]

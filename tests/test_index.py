@@ -98,27 +98,39 @@ def test_failed_build_leaves_the_old_index_untouched(tmp_path: Path, embedder, s
     assert not list(tmp_path.glob(".gen-*"))
 
 
-def _build_forever(folder: str, letters) -> None:
-    embedder = Embedder(os.environ.get("QA_TEST_MODEL") or None)
-    copies = [replace(letter, id=f"{letter.id}-copy{n}") for n in range(4) for letter in letters]
-    index_store.update(Path(folder), embedder, add=copies, replace_all=True)
+def _build_until_staged(folder: str, letters, marker: str) -> None:
+    """A build that stops for good once its new generation is written but not yet made live (to be killed there)."""
+    from fake_embedder import FakeEmbedder
+
+    def stop_here(staging: Path) -> None:
+        Path(marker).write_text(str(staging))
+        time.sleep(3600)
+
+    index_store._fsync_tree = stop_here  # type: ignore[assignment]
+    index_store.update(Path(folder), FakeEmbedder(), add=letters, replace_all=True)
 
 
-def test_killed_build_leaves_the_old_index_loadable(tmp_path: Path, embedder, sample_letters, small_letters) -> None:
-    index_store.update(tmp_path, embedder, add=small_letters[:1], replace_all=True)
-    before = (tmp_path / "CURRENT").read_text()
-    os.environ.setdefault("QA_TEST_MODEL", embedder.name)
-    process = multiprocessing.get_context("spawn").Process(target=_build_forever, args=(str(tmp_path), sample_letters))
+def test_killed_build_leaves_the_old_index_loadable(tmp_path: Path, fake_embedder, small_letters) -> None:
+    """Killed with its new generation on disk, only the pointer not yet swapped: the old index must still be the one."""
+    folder, marker = tmp_path / "index", tmp_path / "staged"
+    index_store.update(folder, fake_embedder, add=small_letters[:1], replace_all=True)
+    before = (folder / "CURRENT").read_text()
+    process = multiprocessing.get_context("spawn").Process(target=_build_until_staged, args=(str(folder), small_letters, str(marker)))
     process.start()
-    time.sleep(8)  # model loaded, embedding under way
+    deadline = time.monotonic() + 120
+    while not marker.exists() and process.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the build never got as far as writing its generation"
     os.kill(process.pid, signal.SIGKILL)
     process.join()
-    assert (tmp_path / "CURRENT").read_text() == before
-    index = index_store.load(tmp_path)
+    staged = Path(marker.read_text())
+    assert staged.is_dir() and (staged / "manifest.json").is_file()  # killed with a complete new generation beside the old
+    assert (folder / "CURRENT").read_text() == before
+    index = index_store.load(folder)
     assert list(index.letters) == ["kst-27925-781"]
     # the next build cleans up what the killed one left behind
-    index_store.update(tmp_path, embedder, add=small_letters[:2], replace_all=True)
-    assert not list(tmp_path.glob(".gen-*"))
+    index_store.update(folder, fake_embedder, add=small_letters[:2], replace_all=True)
+    assert not list(folder.glob(".gen-*")) and list(index_store.load(folder).letters) == [letter.id for letter in small_letters[:2]]
 
 
 def test_concurrent_writer_is_told_the_index_is_busy(tmp_path: Path, embedder, small_letters) -> None:
