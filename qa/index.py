@@ -125,7 +125,7 @@ def load(folder: Path) -> Index:
         vectors = vector_index.prepare(faiss.read_index(str(generation / "vectors.faiss")))
         lexical = LexicalIndex.load(generation / "bm25", len(passages))
         sentence_spans = np.load(generation / "sentence_spans.npy")
-        sentence_vectors = np.load(generation / "sentence_vectors.npy", mmap_mode="r")
+        sentence_vectors = _load_sentence_vectors(generation / "sentence_vectors.npy")
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         raise IndexStateError(f"{generation}: damaged index ({error}); rebuild with `qa index build`") from error
     counts = (len(letters), len(passages), vectors.ntotal)
@@ -141,6 +141,19 @@ def load(folder: Path) -> Index:
             or (len(rows) and (rows.min() < 0 or rows.max() >= len(passages) or np.any(np.diff(rows) < 0)))):
         raise IndexStateError(f"{generation}: damaged sentence vectors; rebuild it with `qa index build`")
     return Index(folder, manifest, letters, passages, vectors, lexical, sentence_spans, sentence_vectors, generation=generation.name)
+
+
+# Sentence vectors up to this size are read into memory; larger ones are memory-mapped. A mapped file
+# that is overwritten in place (`cp` over it) kills the process with SIGBUS, so a generation is
+# immutable: its files are made read-only when it is written, and `qa index build/add` always writes a
+# new generation (docs/reliability.md). 1 GB is ~1.3 M sentences of e5-small in float16, ~250k passages.
+MMAP_ABOVE_BYTES = 1_000_000_000
+
+
+def _load_sentence_vectors(path: Path) -> np.ndarray:
+    if path.stat().st_size > MMAP_ABOVE_BYTES:
+        return np.load(path, mmap_mode="r")
+    return np.load(path)
 
 
 def _read_letters(path: Path) -> Iterator[Letter]:
@@ -338,10 +351,12 @@ def _write_generation(
 
 
 def _fsync_tree(folder: Path) -> None:
+    """Durable, and read-only: a generation is never changed once written (see MMAP_ABOVE_BYTES)."""
     for path in folder.rglob("*"):
         if path.is_file():
             with path.open("rb") as handle:
                 os.fsync(handle.fileno())
+            path.chmod(0o444)
 
 
 def _swap(folder: Path, generation: Path) -> None:

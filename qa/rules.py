@@ -26,6 +26,7 @@ MAX_HISTORY_TURNS = 10
 PER_PAGE = 20  # letters on one page of the overview
 MAX_PER_PAGE = 100
 MAX_FILTER_TEXT = 200  # characters of a sender or dossier filter, or a letters search
+MAX_LETTER_ID = 1_000  # characters of a letter id read from a URL (a passage id adds '#n'); real ids are under 40
 
 DocumentType = Literal["brief_regering", "antwoord_kamervragen", "mededeling_kamervragen", "motie"]
 DOCUMENT_TYPES: tuple[DocumentType, ...] = get_args(DocumentType)

@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import time
+from urllib.parse import quote
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -37,12 +38,14 @@ from qa.schemas import (
 )
 from qa.server.reloader import Reloader, ReloadError
 from qa.server.service import Service
+from qa.server.settings import Settings
 
 log = logging.getLogger("qa.server")
 
 _TYPES = ", ".join(rules.DOCUMENT_TYPES)
 _DATE_SCHEMA = {"format": "date"}
 _TYPE_SCHEMA = {"enum": list(rules.DOCUMENT_TYPES)}
+RELOAD_WAIT_SECONDS = 30.0  # with --workers N: how long a reload waits for the other workers (they poll every second)
 
 
 def _documented(description: str, checked: dict[str, object], examples: list[str] | None = None) -> Meta:
@@ -131,6 +134,7 @@ class ReloadOut(msgspec.Struct):
     letters: int
     chunks: int
     seconds: float
+    workers: int = 1  # with --workers N: how many serve this generation now (all of them, or the reload failed)
 
 
 def provide_filters(
@@ -231,12 +235,14 @@ class LetterController(Controller):
             page=shown.page, per_page=shown.per_page, total=shown.total, pages=shown.pages,
         )
 
-    @get("/{letter_id:str}", summary="One letter: metadata, cleaned text and where its passages lie", sync_to_thread=False)
+    @get("/{letter_id:path}", summary="One letter: metadata, cleaned text and where its passages lie", sync_to_thread=False)
     def letter(self, service: NamedDependency[Service], letter_id: FromPath[str]) -> LetterOut:
+        """The id may contain "/" (sent as %2F): the parameter is a path, so such a letter can be opened."""
         index = service.engine.index
+        letter_id = letter_id.removeprefix("/")
         letter = index.letters.get(letter_id)
         if letter is None:
-            raise NotFoundException(f"no letter with id {letter_id!r}")
+            raise NotFoundException(f"no letter with id {quote(letter_id[:rules.MAX_LETTER_ID], safe='/')!r}")  # as in a URL: no markup
         return letter_out(letter, index.passages_of(letter_id))
 
 
@@ -260,7 +266,7 @@ class AdminController(Controller):
     tags = ["service"]
 
     @post("/reload", status_code=200, summary="Load the index again after `qa index build/add` (needs the admin key)")
-    async def reload(self, reloader: NamedDependency[Reloader]) -> ReloadOut:
+    async def reload(self, reloader: NamedDependency[Reloader], settings: NamedDependency[Settings]) -> ReloadOut:
         """Send the key of $QA_ADMIN_KEY as `Authorization: Bearer KEY`. 403 when the server has no key; 409 when
         the index on disk cannot be loaded (the service keeps answering from the index it has).
         The key is checked by the guard `qa.server.security.admin_guard`, which the app puts on this controller."""
@@ -269,7 +275,16 @@ class AdminController(Controller):
         except ReloadError as error:
             raise ClientException(f"reload failed, still serving the previous index: {error}", status_code=409) from error
         index = reloader.service.engine.index
-        return ReloadOut(reloaded, index.generation, len(index.letters), len(index.passages), round(seconds, 3))
+        workers = 1
+        if settings.workers > 1:
+            # This request reached one worker; the others watch CURRENT every WORKER_WATCH_SECONDS. Answer when
+            # all serve the new generation, so "reloaded" is true for every worker (issue 12), or say it is not.
+            workers = await reloader.workers_serving(index.generation, settings.workers, RELOAD_WAIT_SECONDS)
+            if workers < settings.workers:
+                raise ClientException(
+                    f"reload incomplete: {workers} of {settings.workers} workers serve {index.generation} after "
+                    f"{RELOAD_WAIT_SECONDS:.0f} s; see the server log", status_code=409)
+        return ReloadOut(reloaded, index.generation, len(index.letters), len(index.passages), round(seconds, 3), workers)
 
 
 CONTROLLERS = [AskController, LetterController, HealthController]  # AdminController: behind the admin guard

@@ -11,6 +11,7 @@ from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.logging.config import LoggingConfig
 from litestar.static_files import create_static_files_router
+from litestar.stores.file import FileStore
 
 from qa.bootstrap import load_engine
 from qa.engine import Engine
@@ -28,7 +29,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         loaded = engine or await anyio.to_thread.run_sync(load_engine, settings.index_dir, settings.model, settings.build_sample)
-        reloader = live["reloader"] = Reloader(Service(loaded), settings.index_dir, settings.watch_seconds)
+        reloader = live["reloader"] = Reloader(Service(loaded), settings.index_dir, settings.watch_seconds, settings.state_dir)
+        reloader.mark_served()
         watcher = asyncio.create_task(reloader.watch()) if settings.watch_seconds > 0 else None
         try:
             yield
@@ -54,9 +56,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         openapi_config=openapi.openapi_config(),
         exception_handlers=errors.HANDLERS,
         before_send=[security.security_headers],
+        before_request=security.reject_control_paths,
         # Litestar would set the root logger to INFO, and sentence-transformers then draws a progress bar per query.
         logging_config=LoggingConfig(configure_root_logger=False, log_exceptions="never"),
         request_max_body_size=settings.max_body_bytes,
         middleware=[security.rate_limit_middleware(settings.rate_limit)] if settings.rate_limit else [],
+        # One count for all workers (it was one per worker: 3/minute with 2 workers allowed 6).
+        stores={security.RATE_LIMIT_STORE: FileStore(settings.state_dir / "rate-limit", create_directories=True)} if settings.state_dir else None,
         debug=settings.debug,
     )

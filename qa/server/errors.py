@@ -12,6 +12,7 @@ from litestar.response import Template
 from litestar.types import ExceptionHandlersMap
 
 from qa.errors import InvalidQuery
+from qa.server.security import log_safe
 
 log = logging.getLogger("qa.server")
 
@@ -79,7 +80,7 @@ def too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[A
 
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Never a bare 500 page: log the traceback, answer with JSON (or the error page)."""
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    log.exception("unexpected error on %s %s", request.method, log_safe(request.url.path))
     return error_response(request, 500, "Internal error: the server could not handle this request.")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -15,6 +16,13 @@ from qa.server.service import Service
 log = logging.getLogger("qa.server")
 
 
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
 class ReloadError(Exception):
     """The index on disk cannot be loaded; the running service keeps the index it has."""
 
@@ -22,10 +30,11 @@ class ReloadError(Exception):
 class Reloader:
     """Holds the live `Service`; a reload loads the new index fully off the event loop, then one assignment."""
 
-    def __init__(self, service: Service, index_dir: Path, watch_seconds: float = 0.0) -> None:
+    def __init__(self, service: Service, index_dir: Path, watch_seconds: float = 0.0, state_dir: Path | None = None) -> None:
         self.service = service
         self.index_dir = index_dir
         self.watch_seconds = watch_seconds
+        self.state_dir = state_dir  # with --workers N: each worker notes there which generation it serves
         self._lock = asyncio.Lock()  # one reload at a time
         self.last_error: str | None = None
 
@@ -34,6 +43,7 @@ class Reloader:
         async with self._lock:
             started = time.perf_counter()
             old = self.service
+            live: Path | None = None
             try:
                 live = index_store.live_generation(self.index_dir)
                 if live is None:
@@ -41,12 +51,17 @@ class Reloader:
                 if live.name == old.engine.index.generation and not force:
                     return False, time.perf_counter() - started
                 fresh = await anyio.to_thread.run_sync(self._load, old)
-            except (index_store.IndexStateError, OSError, ValueError) as error:
-                self.last_error = str(error)
-                log.error("reload failed, still serving %s: %s", old.engine.index.generation, error)
-                raise ReloadError(str(error)) from error
+            except Exception as error:  # noqa: BLE001 - any generation we cannot serve is a failed reload, not a dead watcher
+                # A hand-edited or damaged generation can fail anywhere (a numeric date made info() raise
+                # TypeError, issue 12): whatever it is, keep the old index, say why, and try again later.
+                message = str(error) if isinstance(error, (index_store.IndexStateError, OSError, ValueError)) else (
+                    f"{live.name if live else self.index_dir}: cannot be served ({type(error).__name__}: {error}); rebuild it with `qa index build`")
+                self.last_error = message
+                log.error("reload failed, still serving %s: %s", old.engine.index.generation, message)
+                raise ReloadError(message) from error
             self.service = fresh
             self.last_error = None
+            self.mark_served()
             log.warning("reloaded the index: now %s (%d letters)", fresh.engine.index.generation, len(fresh.engine.index.letters))
             return True, time.perf_counter() - started
 
@@ -59,6 +74,25 @@ class Reloader:
             )
         return old.with_index(index)
 
+    def mark_served(self) -> None:
+        """With --workers N: note which generation this worker serves, so a reload can wait for all of them."""
+        if self.state_dir is None:
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        marker = self.state_dir / f"served-{os.getpid()}"
+        marker.with_suffix(".tmp").write_text(self.service.engine.index.generation or "")
+        marker.with_suffix(".tmp").replace(marker)
+
+    async def workers_serving(self, generation: str | None, workers: int, timeout: float) -> int:
+        """How many workers serve `generation`, waiting up to `timeout` s for all `workers` of them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            serving = sum(1 for marker in (self.state_dir or Path("/nonexistent")).glob("served-*")
+                          if marker.suffix != ".tmp" and _read(marker) == (generation or ""))
+            if serving >= workers or time.monotonic() > deadline:
+                return serving
+            await asyncio.sleep(0.2)
+
     async def watch(self) -> None:
         """Poll CURRENT; a bad new index is logged (and shown in /api/health), the old one keeps serving."""
         while True:
@@ -67,3 +101,5 @@ class Reloader:
                 await self.reload()
             except ReloadError:
                 pass
+            except Exception:  # noqa: BLE001 - the watcher must outlive anything; it is the only one looking
+                log.exception("the index watcher hit an error; it keeps watching")

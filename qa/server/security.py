@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import ClientException, NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.types import Guard, Message, Scope
@@ -40,6 +41,25 @@ async def security_headers(message: Message, scope: Scope) -> None:
     message["headers"] = headers
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_LOG_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def log_safe(value: object) -> object:
+    """A string for a log line with control characters escaped (`\\x0a`): a request path with %0a must not
+    forge log lines (issue 12). Other values pass unchanged."""
+    if not isinstance(value, str):
+        return value
+    return _LOG_CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}" if ord(match.group()) < 256 else f"\\u{ord(match.group()):04x}", value)
+
+
+def reject_control_paths(request: Any) -> None:
+    """A decoded path with NUL or another control character names no page or file: 400, not a 500 from the
+    file system ("embedded null byte" for /static/chat.js%00.html), and it never reaches a log (issue 12)."""
+    if _CONTROL.search(request.scope.get("path", "")):
+        raise ClientException("the path contains control characters")
+
+
 def admin_key_matches(admin_key: str | None, given: str | None) -> bool:
     """Constant-time, so the key cannot be guessed a character at a time from response times."""
     return bool(admin_key and given) and hmac.compare_digest(str(given).encode(), str(admin_key).encode())
@@ -59,11 +79,19 @@ def admin_guard(admin_key: str | None) -> Guard:
 
 
 def _throttled(request: Any) -> bool:
+    """The API, and the chat form's POST /, which runs the engine just the same (issue 12)."""
     path: str = request.url.path
+    if path == "/" and request.method == "POST":
+        return True
     return path.startswith("/api/") and not path.startswith(UNLIMITED_PATHS)
 
 
+RATE_LIMIT_STORE = "rate_limit"
+
+
 def rate_limit_middleware(rate_limit: str) -> Any:
-    """Per client address, on the API only (pages and static files are cheap)."""
+    """Per client address, on the API and the chat form (other pages and static files are cheap). The counts
+    live in the app's `rate_limit` store: in memory, or with --workers N a file store the workers share."""
     unit, count = parse_rate_limit(rate_limit)
-    return RateLimitConfig(rate_limit=(unit, count), check_throttle_handler=_throttled).middleware  # type: ignore[arg-type]
+    return RateLimitConfig(rate_limit=(unit, count), check_throttle_handler=_throttled,  # type: ignore[arg-type]
+                           store=RATE_LIMIT_STORE).middleware

@@ -17,7 +17,12 @@ ADMIN_KEY_ENV = "QA_ADMIN_KEY"
 RATE_LIMIT_ENV = "QA_RATE_LIMIT"
 SETTINGS_ENV = "QA_SERVE_SETTINGS"  # internal: how `qa serve --workers N` hands the settings to its workers
 RATE_UNITS = ("second", "minute", "hour", "day")
-_PATH_FIELDS = ("index_dir", "web_dir")
+_PATH_FIELDS = ("index_dir", "web_dir", "state_dir")
+REQUEST_TIMEOUT_ENV = "QA_REQUEST_TIMEOUT"
+REQUEST_TIMEOUT = 10.0  # seconds for a client to send a request's headers and body (slowloris); answers may take longer
+MAX_HEADER_BYTES = 64 * 1024  # request line and headers together; a browser sends ~1 KB
+MAX_CONNECTIONS = 500  # open connections and running requests; beyond them uvicorn answers 503
+WORKER_WATCH_SECONDS = 1.0  # with --workers N every worker watches CURRENT this often, so a reload reaches all
 
 
 def default_web_dir() -> Path:
@@ -51,6 +56,10 @@ class Settings:
     admin_key: str | None = field(default_factory=lambda: os.environ.get(ADMIN_KEY_ENV) or None)  # None: admin API off
     rate_limit: str | None = field(default_factory=lambda: os.environ.get(RATE_LIMIT_ENV) or None)  # "60/minute"; None: off
     watch_seconds: float = 0.0  # > 0: poll the index's CURRENT pointer and reload when it changes
+    request_timeout: float = field(default_factory=lambda: float(os.environ.get(REQUEST_TIMEOUT_ENV) or REQUEST_TIMEOUT))
+    workers: int = 1
+    # With workers > 1: a folder the workers share for the rate limit's counts and for who serves which generation.
+    state_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.rate_limit:
