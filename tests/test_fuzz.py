@@ -15,6 +15,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import pytest
+
 from conftest import TEST_MODEL
 from mutants import mutants
 
@@ -70,6 +72,7 @@ def test_hundreds_of_mutated_letters_are_read_or_reported_never_crash_or_hang(tm
 
 
 @pytest.mark.model
+@pytest.mark.slow
 @pytest.mark.slow
 def test_a_real_build_of_mutants_exits_partial_and_indexes_every_readable_one(tmp_path: Path) -> None:
     folder = tmp_path / "mutants"

@@ -108,6 +108,7 @@ def test_xml_nested_two_thousand_deep_is_read_not_a_recursion_error(tmp_path: Pa
 # --- item 5: bulk files -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_bulk_line_over_the_limit_is_skipped_without_holding_it_in_memory(tmp_path: Path) -> None:
     """A gzip of one 400 MB line and a good line, read under an address-space limit of +250 MB:
     the long line is one message, the good letter is read (it raised MemoryError before)."""
@@ -231,6 +232,7 @@ def test_an_unreadable_preferred_file_falls_back_to_its_readable_twin(tmp_path: 
 
 
 @pytest.mark.model
+@pytest.mark.slow
 @pytest.mark.slow
 def test_building_the_sample_and_every_hostile_case_exits_partial_and_indexes_every_good_letter(tmp_path: Path) -> None:
     """`qa index build qa/sample hostile/ sidecar/ bulk.jsonl`: one `skipped:` line per bad file, exit 3
