@@ -15,8 +15,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import pytest
-
 from conftest import TEST_MODEL
 from mutants import mutants
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -17,15 +16,21 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import TEST_MODEL
 from hostile import HOSTILE_PDFS, TEXT, deep_xml, encrypted_pdf, good_pdf, write_hostile
-from qa.chunking import chunk_letter, split_sentences
+
+from qa.chunking import split_sentences
 from qa.cleaning import clean
 from qa.cli import EXIT_PARTIAL
-from qa.letters import MAX_LETTER_BYTES, Letter, LetterError, read_bulk, read_file, read_letters
+from qa.letters import (
+    MAX_LETTER_BYTES,
+    Letter,
+    LetterError,
+    read_bulk,
+    read_file,
+    read_letters,
+)
 from qa.settings import SAMPLE_CORPUS
-
 
 # --- item 1: PDFs that make pypdf raise anything --------------------------------------------------
 

@@ -16,11 +16,11 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-
 from conftest import stop_process
+from test_reliability_serve import ADMIN_KEY, OLD_QUESTION, start_server
+
 from qa import index as index_store
 from qa.letters import make_letter
-from test_reliability_serve import ADMIN_KEY, OLD_QUESTION, start_server
 
 REDOS_SENDER = "Minister van x" + " " * 30_000 + "y"
 SLASH_ID = "kst-9/2"

@@ -31,7 +31,7 @@ SOURCES = ("tk", "sru")
 DEFAULT_SOURCE = "tk"
 TK_URL = "https://gegevensmagazijn.tweedekamer.nl/OData/v4/2.0/"
 SRU_URL = "https://repository.overheid.nl/sru"
-__all__ = ["DEFAULT_TYPES", "TYPES", "Candidate", "Query", "Source", "Summary", "fetch", "make_source", "parse_types", "remember", "update_query", "letters_to_index"]
+__all__ = ["DEFAULT_TYPES", "TYPES", "Candidate", "Query", "Source", "Summary", "fetch", "folder_lock", "make_source", "parse_types", "remember", "update_query", "letters_to_index"]
 
 UPDATE_OVERLAP = timedelta(days=1)  # ask again for a day before the last run: clocks and indexing lag differ
 
