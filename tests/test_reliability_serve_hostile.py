@@ -261,7 +261,7 @@ def test_with_two_workers_a_reload_reaches_both_and_the_rate_limit_is_shared(web
             index_store.update(index, embedder, remove=["kst-9-1"])
             reload = client.post(f"{url}/api/admin/reload", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
             assert reload.status_code == 200, reload.text
-            assert reload.json()["reloaded"] and reload.json()["workers"] == 2
+            assert reload.json()["workers"] == 2  # `reloaded` may be false: this worker's own watcher can be first
             # Every worker serves the new generation at once (a removed letter came back on 3 of 5 requests).
             for _ in range(8):
                 health = client.get(f"{url}/api/health").json()
