@@ -233,6 +233,11 @@ def test_overwriting_the_served_sentence_vectors_in_place_does_not_kill_the_serv
         response = httpx.post(f"{url}/api/ask", json={"question": OLD_QUESTION, "k": 3}, timeout=120)
         assert response.status_code == 200 and response.json()["citations"]
     assert process.poll() is None
+    deadline = time.monotonic() + 20  # and the watcher notices: detected, not only survived
+    while not (error := httpx.get(f"{url}/api/health").json()["reload_error"]) or "changed on disk" not in error:
+        assert time.monotonic() < deadline, error
+        time.sleep(0.3)
+    assert "sentence_vectors.npy" in error
 
 
 def test_a_new_generation_is_written_read_only(tmp_path: Path, embedder) -> None:

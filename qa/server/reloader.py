@@ -23,6 +23,19 @@ def _read(path: Path) -> str | None:
         return None
 
 
+def _snapshot(service: Service) -> dict[str, tuple[int, int, int]]:
+    """(size, mtime, inode) of each file of the generation a service serves."""
+    index = service.engine.index
+    if not index.generation:
+        return {}
+    folder = index.folder / index.generation
+    try:
+        return {str(path.relative_to(folder)): (info.st_size, info.st_mtime_ns, info.st_ino)
+                for path in folder.rglob("*") if path.is_file() and (info := path.stat())}
+    except OSError:
+        return {}
+
+
 class ReloadError(Exception):
     """The index on disk cannot be loaded; the running service keeps the index it has."""
 
@@ -37,6 +50,8 @@ class Reloader:
         self.state_dir = state_dir  # with --workers N: each worker notes there which generation it serves
         self._lock = asyncio.Lock()  # one reload at a time
         self.last_error: str | None = None
+        self._files = _snapshot(service)
+        self._changed_logged = False
 
     async def reload(self, force: bool = False) -> tuple[bool, float]:
         """(whether a new index was swapped in, seconds taken); raises ReloadError and keeps the old index."""
@@ -61,6 +76,7 @@ class Reloader:
                 raise ReloadError(message) from error
             self.service = fresh
             self.last_error = None
+            self._files, self._changed_logged = _snapshot(fresh), False
             self.mark_served()
             log.warning("reloaded the index: now %s (%d letters)", fresh.engine.index.generation, len(fresh.engine.index.letters))
             return True, time.perf_counter() - started
@@ -103,3 +119,18 @@ class Reloader:
                 pass
             except Exception:  # noqa: BLE001 - the watcher must outlive anything; it is the only one looking
                 log.exception("the index watcher hit an error; it keeps watching")
+            self.check_unchanged()
+
+    def check_unchanged(self) -> None:
+        """A served generation must never change on disk (a memory-mapped file overwritten in place is a
+        SIGBUS): when its files change anyway, say so in the log and in /api/health's reload_error."""
+        changed = sorted(name for name, stamp in _snapshot(self.service).items() if self._files.get(name) != stamp)
+        changed += sorted(set(self._files) - set(_snapshot(self.service)))
+        if not changed:
+            return
+        generation = self.service.engine.index.generation
+        self.last_error = (f"{generation}: {', '.join(changed)} changed on disk while served; a generation must not be "
+                           "modified: run `qa index build` or `qa index add`, which write a new one")
+        if not self._changed_logged:
+            log.error("%s", self.last_error)
+            self._changed_logged = True

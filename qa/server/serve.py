@@ -47,6 +47,8 @@ class TimedH11Protocol(H11Protocol):
     """h11, with a deadline for each request to arrive whole (headers and body): a client that has not sent
     it within $QA_REQUEST_TIMEOUT seconds is disconnected. Answering may take as long as it takes."""
 
+    _request_deadline: asyncio.TimerHandle | None = None
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
