@@ -37,7 +37,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from common import (  # noqa: E402
-    BULK, QUESTIONS_FILE, SHARED_CORPUS, bench_questions, parser, peak_rss_mb, percentiles, table, write_section,
+    BULK,
+    QUESTIONS_FILE,
+    SHARED_CORPUS,
+    bench_questions,
+    parser,
+    peak_rss_mb,
+    percentiles,
+    table,
+    write_section,
 )
 
 from qa.chunking import Passage, chunk_letter  # noqa: E402

@@ -73,23 +73,20 @@ class CleanText:
         return page
 
 
-def strip_page_furniture(lines: list[str]) -> tuple[list[str], bool]:
-    """Remove footer lines; report whether a running footer ended a page."""
+def strip_page_furniture(lines: list[str]) -> list[str]:
+    """The lines without running footers and the page numbers printed under them."""
     kept: list[str] = []
-    ended_page = False
     previous_was_footer = False
     for line in lines:
         stripped = line.strip()
         if _FOOTER_LINE.match(stripped):
             previous_was_footer = True
-            if _ends_page(stripped) or stripped.lower().startswith(("kst-", "ah-tk-")):
-                ended_page = True
             continue
         if previous_was_footer and _LONE_NUMBER.match(stripped):
             continue  # the page number printed under a footer
         previous_was_footer = False
         kept.append(line)
-    return kept, ended_page
+    return kept
 
 
 def _split_pages(raw: str) -> list[list[str]]:
@@ -194,7 +191,7 @@ def clean(raw: str) -> CleanText:
     current = _Paragraph()
     previous_line = ""
     for page_number, page_lines in enumerate(pages, start=1):
-        lines, _ = strip_page_furniture(page_lines)
+        lines = strip_page_furniture(page_lines)
         first_line_of_page = page_number > 1
         for line in lines:
             stripped = " ".join(line.split())

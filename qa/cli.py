@@ -7,6 +7,7 @@ import re
 import sys
 import textwrap
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +204,7 @@ def search(query: str, k: int, mode: str, index_dir: Path, model: str | None, as
     """The passages that best match QUERY, without an answer."""
     query, chosen = rules.check_question(query, "query"), _filters(**filters)
     engine = _open_engine(index_dir, model)
-    hits = engine.search(query, k=k, filters=chosen, mode=mode)  # type: ignore[arg-type]
+    hits = engine.search(query, k=k, filters=chosen, mode=mode)
     if as_json:
         click.echo(json.dumps({"results": [_hit_json(hit) for hit in hits]}, indent=2, ensure_ascii=False))
         return
@@ -373,14 +374,14 @@ def fetch_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _fetch(folder: Path, source_name: str, query: Any, tk_url: str | None, sru_url: str | None, rate: float, retries: int, progress: bool,
            allow_hosts: tuple[str, ...] = ()):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from tqdm import tqdm
 
     from qa import sources
     from qa.sources.http import PoliteClient
 
-    started = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    started = datetime.now(UTC).replace(microsecond=0).isoformat()
     with sources.folder_lock(folder), PoliteClient(rate=rate, retries=retries) as client:
         source = sources.make_source(source_name, client, tk_url if source_name == "tk" else sru_url)
         for host in allow_hosts:

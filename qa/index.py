@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import faiss
@@ -235,7 +235,9 @@ def update(
         if unknown:
             raise IndexStateError(f"not in the index: {', '.join(unknown)}")
 
-        added, replaced, fresh = [], [], []
+        added: list[str] = []
+        replaced: list[str] = []
+        fresh = []
         for letter in add:
             content_hash = letter.content_hash()
             if hashes.get(letter.id) == content_hash:
@@ -309,7 +311,7 @@ def _write_generation(
     vectors: np.ndarray,
     sentences_by_row: list[tuple[np.ndarray, np.ndarray]],
 ) -> Path:
-    name = f"gen-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%f')}"
+    name = f"gen-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
     staging = folder / f".{name}.tmp"
     staging.mkdir(parents=True)
     try:
@@ -336,7 +338,7 @@ def _write_generation(
             "chunker_version": CHUNKER_VERSION,
             "model": model,
             "dimension": dimension,
-            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "counts": {"letters": len(letters), "passages": len(passages)},
             "letters": hashes,
         }

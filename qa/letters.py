@@ -16,10 +16,14 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from qa.cleaning import PAGE_BREAK, clean
 from qa.errors import LetterError
 from qa.rules import MONTH_NAMES
+
+if TYPE_CHECKING:
+    from lxml import etree  # imported where XML is read: most letters are text
 
 SIDECAR_NAME = "letters.jsonl"
 LETTER_SUFFIXES = (".txt", ".xml", ".html", ".htm", ".pdf")
@@ -47,11 +51,6 @@ class Letter:
         """Changes whenever anything we index about the letter changes."""
         payload = json.dumps(asdict(replace(self, source=None)), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-    def metadata(self) -> dict[str, object]:
-        data = asdict(self)
-        del data["text"]
-        return data
 
 
 @dataclass
@@ -230,46 +229,46 @@ _XML_NOTES = {"noot", "noot.ref"}
 _LIST_MARK = re.compile(r"[•·▪–—*-]|\(?(?:\d{1,2}|[a-z]|[ivx]{1,4})[.)°]?")
 
 
-def _xml_blocks(element: object) -> list[str]:
+def _xml_blocks(element: etree._Element) -> list[str]:
     """Text of the body, one block per paragraph-like element."""
     blocks: list[str] = []
     current: list[str] = []
     notes: list[str] = []
 
-    def walk(root: object) -> None:
+    def walk(root: etree._Element) -> None:
         # An explicit stack, not recursion: XML nested 2,000 deep is valid and must not raise
         # RecursionError (issue 12). (node, leaving, is_block): a node is entered, its children
         # walked, then it is left.
-        stack: list[tuple[object, bool, bool]] = [(root, False, False)]
+        stack: list[tuple[etree._Element, bool, bool]] = [(root, False, False)]
         while stack:
             node, leaving, is_block = stack.pop()
             if leaving:
                 if is_block:
                     flush()
-                if node.tail:  # type: ignore[attr-defined]
-                    current.append(node.tail)  # type: ignore[attr-defined]
+                if node.tail:
+                    current.append(node.tail)
                 continue
             tag = getattr(node, "tag", None)
             if not isinstance(tag, str):
                 continue
             local = tag.rsplit("}", 1)[-1].lower()
             if local in _XML_NOTES:  # a footnote sits inside its sentence; move it to the end
-                if local == "noot" and (note := " ".join(" ".join(node.itertext()).split())):  # type: ignore[attr-defined]
+                if local == "noot" and (note := " ".join(" ".join(map(str, node.itertext())).split())):
                     notes.append(note)
-                if node.tail:  # type: ignore[attr-defined]
-                    current.append(node.tail)  # type: ignore[attr-defined]
+                if node.tail:
+                    current.append(node.tail)
                 continue
             if local in _XML_SKIP:
-                if node.tail:  # type: ignore[attr-defined]
-                    current.append(node.tail)  # type: ignore[attr-defined]
+                if node.tail:
+                    current.append(node.tail)
                 continue
             is_block = local in _XML_BLOCKS
             if is_block:
                 flush()
-            if node.text:  # type: ignore[attr-defined]
-                current.append(node.text)  # type: ignore[attr-defined]
+            if node.text:
+                current.append(node.text)
             stack.append((node, True, is_block))
-            stack.extend((child, False, False) for child in reversed(list(node)))  # type: ignore[call-overload]
+            stack.extend((child, False, False) for child in reversed(list(node)))
 
     def flush() -> None:
         text = " ".join("".join(current).split())
@@ -284,13 +283,13 @@ def _xml_blocks(element: object) -> list[str]:
     return blocks + notes
 
 
-def _xml_metadata(root: object) -> dict[str, object]:
+def _xml_metadata(root: etree._Element) -> dict[str, object]:
     """Metadata of an officielebekendmakingen document or of its metadata.xml record.
 
     Documents carry either inline `<meta>` tags or only an `OVERHEIDop.externMetadataRecord`
     pointer; for the latter the Kamerstuk head (dossiernr, ondernummer, datum) fills in."""
     meta: dict[str, list[str]] = {}
-    for node in root.iter("meta", "metadata"):  # type: ignore[attr-defined]
+    for node in root.iter("meta", "metadata"):
         name, content = node.get("name"), node.get("content")
         if name and content and content.strip():
             meta.setdefault(name, []).append(content.strip())
@@ -320,8 +319,8 @@ def _xml_metadata(root: object) -> dict[str, object]:
     }
     if not found["id"] and (pointer := re.search(r"/([a-z]+(?:-[\w]+)+)/metadata\.xml$", first("OVERHEIDop.externMetadataRecord") or "")):
         found["id"] = pointer[1]
-    head = {"dossier": root.findtext(".//dossiernr"), "number": root.findtext(".//ondernummer")}  # type: ignore[attr-defined]
-    dates = root.xpath(".//stuk//datum/@isodatum | .//datumtekst/datum/@isodatum") if hasattr(root, "xpath") else []  # type: ignore[attr-defined]
+    head = {"dossier": root.findtext(".//dossiernr"), "number": root.findtext(".//ondernummer")}
+    dates = cast(list[Any], root.xpath(".//stuk//datum/@isodatum | .//datumtekst/datum/@isodatum")) if hasattr(root, "xpath") else []
     head["date"] = str(dates[0]) if dates else None
     for key, value in head.items():
         if not found[key] and value and value.strip():
@@ -353,7 +352,7 @@ def read_markup(path: Path, data: bytes) -> tuple[str, dict[str, object]]:
     meta = _xml_metadata(root)
     body = root
     for candidate in (".//kamerstuk", ".//*[@id='broodtekst']", ".//body"):
-        found = root.find(candidate) if not candidate.startswith(".//*[") else next(iter(root.xpath(candidate)), None)
+        found = root.find(candidate) if not candidate.startswith(".//*[") else next(iter(cast(list[Any], root.xpath(candidate))), None)
         if found is not None:
             body = found
             break
@@ -395,7 +394,9 @@ def _read_file(path: Path, known: dict[str, object] | None) -> Letter:
     try:
         return make_letter(decode_text(data), path, known)
     except LetterError as error:
-        raise LetterError(f"{path}: {error}") if not str(error).startswith(str(path)) else error
+        if str(error).startswith(str(path)):
+            raise
+        raise LetterError(f"{path}: {error}") from error
 
 
 def _nonblocking(path: str, flags: int) -> int:
@@ -413,7 +414,7 @@ def read_bulk(path: Path) -> Iterator[Letter | LetterError]:
         if not path.is_file():
             raise LetterError(f"{path}: not a regular file")
         with opener(path, "rb") as lines:
-            for line_number, line in enumerate(_bounded_lines(lines), start=1):  # type: ignore[arg-type]
+            for line_number, line in enumerate(_bounded_lines(lines), start=1):
                 if line is None:
                     yield LetterError(f"{path}:{line_number}: record longer than {MAX_LETTER_BYTES:,} bytes")
                     continue
@@ -435,16 +436,20 @@ def zlib_error() -> type[Exception]:
     return zlib.error
 
 
-def _bounded_lines(stream: object) -> Iterator[bytes | None]:
+class _Lines(Protocol):
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+def _bounded_lines(stream: _Lines) -> Iterator[bytes | None]:
     """The lines of a binary stream; None for a line over MAX_LETTER_BYTES, which is read past, not kept."""
     while True:
-        line = stream.readline(MAX_LETTER_BYTES + 1)  # type: ignore[attr-defined]
+        line = stream.readline(MAX_LETTER_BYTES + 1)
         if not line:
             return
         if len(line) <= MAX_LETTER_BYTES or line.endswith(b"\n"):
             yield line
             continue
-        while (rest := stream.readline(BULK_READ)) and not rest.endswith(b"\n"):  # type: ignore[attr-defined]
+        while (rest := stream.readline(BULK_READ)) and not rest.endswith(b"\n"):
             pass
         yield None
 

@@ -192,7 +192,7 @@ def read_model_file(data: bytes | memoryview) -> tuple[Header, Vocab, dict[str, 
     return header, vocab, tensors
 
 
-def dequantize_q4_0(raw: bytes | np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def dequantize_q4_0(raw: bytes | memoryview | np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Expand llama.cpp-style Q4_0 blocks to float32: w = (q - 8) * d, low nibbles first."""
     blocks = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 2 + _QK // 2)
     scale = blocks[:, :2].copy().view("<f2").astype(np.float32)  # (n_blocks, 1)

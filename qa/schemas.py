@@ -101,7 +101,7 @@ class PassageSpan(msgspec.Struct):
 class LetterOut(LetterMeta):
     text: str
     page_starts: list[int]
-    chunks: list[PassageSpan]
+    passage_spans: list[PassageSpan]  # where each of its `passages` lies in `text`
 
 
 def passage_out(hit: Hit) -> PassageOut:
@@ -146,7 +146,7 @@ def letter_out(letter: Letter, passages: list[Passage]) -> LetterOut:
         **msgspec.structs.asdict(meta),
         text=letter.text,
         page_starts=list(letter.page_starts),
-        chunks=[PassageSpan(p.id, p.start, p.end, p.section, p.page) for p in passages],
+        passage_spans=[PassageSpan(p.id, p.start, p.end, p.section, p.page) for p in passages],
     )
 
 

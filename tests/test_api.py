@@ -67,7 +67,7 @@ def test_health_summarises_the_loaded_index(client: TestClient, web_engine: Engi
     body = client.get("/api/health").json()
     assert body["status"] == "ok" and body["ready"] is True
     assert body["model"] == web_engine.index.model == web_engine.embedder.name
-    assert body["letters"] == 43 and body["chunks"] == len(web_engine.index.passages)
+    assert body["letters"] == 43 and body["passages"] == len(web_engine.index.passages)
     assert body["built_at"].startswith("20") and body["dimension"] > 0
     assert sum(body["types"].values()) == 43
 
@@ -112,7 +112,7 @@ def test_ask_answers_with_citations_that_quote_the_letter(resolute: dict[str, An
 
 
 def test_the_cited_passage_says_when_it_must_be_done(resolute: dict[str, Any], letter: dict[str, Any]) -> None:
-    chunks = {chunk["passage_id"]: chunk for chunk in letter["chunks"]}
+    chunks = {chunk["passage_id"]: chunk for chunk in letter["passage_spans"]}
     cited = [chunks[c["passage_id"]] for c in resolute["citations"] if c["letter_id"] == LETTER]
     assert any("11 september" in letter["text"][chunk["start"] : chunk["end"]] for chunk in cited)
 
@@ -297,8 +297,9 @@ def test_invalid_letter_queries_are_400(client: TestClient, params: dict[str, An
 def test_one_letter_has_its_text_and_chunk_offsets(letter: dict[str, Any], web_engine: Engine) -> None:
     assert letter["id"] == LETTER and letter["date"] == "2021-05-12" and letter["url"].startswith("https://")
     assert "11 september" in letter["text"]
-    assert letter["chunks"] and letter["passages"] == len(letter["chunks"])
-    for chunk in letter["chunks"]:
+    assert letter["passage_spans"] and letter["passages"] == len(letter["passage_spans"])
+    assert "chunks" not in letter
+    for chunk in letter["passage_spans"]:
         assert letter["text"][chunk["start"] : chunk["end"]] == web_engine.index.passages[
             next(i for i, p in enumerate(web_engine.index.passages) if p.id == chunk["passage_id"])
         ].text

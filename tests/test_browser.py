@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import stop_process
 
 CHROMIUM = Path("/usr/bin/chromium")

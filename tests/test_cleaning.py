@@ -70,7 +70,7 @@ def test_nothing_but_furniture_is_dropped_from_ocr_text() -> None:
     text = clean(raw).text
     assert "ISSN" not in text and "Tweede Kamer, vergaderjaar 1994-1995, 23 900 VII, nr. 6" not in text
     words = lambda s: [w for w in s.split() if len(w) > 3]  # noqa: E731
-    kept, _ = strip_page_furniture(raw.split("\n"))
+    kept = strip_page_furniture(raw.split("\n"))
     assert words(" ".join(kept)) == words(text)
 
 

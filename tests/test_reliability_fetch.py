@@ -22,8 +22,8 @@ from qa.sources.http import FetchError, PoliteClient
 from qa.sources.sru import parse_page
 from qa.sources.store import LetterStore, folder_lock, safe_name
 
-LETTER_XML = ("<officiele-publicatie><kamerstuk><al>De minister van Defensie meldt dat de proef met drones in maart "
-              "2025 begon en in juni wordt afgerond.</al></kamerstuk></officiele-publicatie>").encode()
+LETTER_XML = (b"<officiele-publicatie><kamerstuk><al>De minister van Defensie meldt dat de proef met drones in maart "
+              b"2025 begon en in juni wordt afgerond.</al></kamerstuk></officiele-publicatie>")
 
 
 def document(number: int, identifier: str) -> dict:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import TEST_MODEL
+
 from qa import index as index_store
 from qa.index import IndexStateError
 from qa.settings import SAMPLE_CORPUS

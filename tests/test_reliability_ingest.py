@@ -10,14 +10,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import TEST_MODEL
 from pypdf import PdfWriter
 
-from conftest import TEST_MODEL
 from qa.chunking import chunk_letter
 from qa.letters import read_file, read_letters
 from qa.settings import SAMPLE_CORPUS
@@ -97,8 +97,8 @@ def as_nobody() -> Iterator[None]:
 
 
 def test_a_file_without_read_permission_is_reported(tmp_path: Path) -> None:
-    import pypdf  # noqa: F401 - imported as root, before the uid drops
     import lxml.etree  # noqa: F401
+    import pypdf  # noqa: F401 - imported as root, before the uid drops
 
     folder = Path(tempfile.mkdtemp(dir="/tmp" if os.geteuid() == 0 else None))  # pytest's tmp_path is 0700 root
     try:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import TEST_MODEL, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -119,7 +119,7 @@ class Health(msgspec.Struct):
     ready: bool
     model: str
     letters: int
-    chunks: int
+    passages: int
     built_at: str
     dimension: int
     date_range: list[str] | None
@@ -132,7 +132,7 @@ class ReloadOut(msgspec.Struct):
     reloaded: bool  # false: CURRENT still points to the generation being served
     generation: str | None
     letters: int
-    chunks: int
+    passages: int
     seconds: float
     workers: int = 1  # with --workers N: how many serve this generation now (all of them, or the reload failed)
 
@@ -256,7 +256,7 @@ class HealthController(Controller):
         return Health(
             generation=service.engine.index.generation, reload_error=reloader.last_error,
             status="ok", ready=True, model=str(info["model"]), letters=int(info["letters"]),  # type: ignore[call-overload]
-            chunks=int(info["passages"]), built_at=str(info["built_at"]), dimension=int(info["dimension"]),  # type: ignore[call-overload]
+            passages=int(info["passages"]), built_at=str(info["built_at"]), dimension=int(info["dimension"]),  # type: ignore[call-overload]
             date_range=info["date_range"], types=info["types"],  # type: ignore[arg-type]
         )
 

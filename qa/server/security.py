@@ -68,7 +68,7 @@ def admin_key_matches(admin_key: str | None, given: str | None) -> bool:
 def admin_guard(admin_key: str | None) -> Guard:
     """403 when the server has no key (the admin API is off), 401 unless `Authorization: Bearer KEY` matches."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
         if not admin_key:
             raise PermissionDeniedException(f"the admin API is disabled: start the server with {ADMIN_KEY_ENV} set")
         scheme, _, given = connection.headers.get("authorization", "").partition(" ")

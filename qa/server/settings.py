@@ -72,4 +72,5 @@ class Settings:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Settings:
         known = {item.name for item in fields(cls)}
-        return cls(**{name: Path(value) if name in _PATH_FIELDS else value for name, value in values.items() if name in known})
+        given: dict[str, Any] = {name: Path(value) if name in _PATH_FIELDS else value for name, value in values.items() if name in known}
+        return cls(**given)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,10 @@ SOURCES = ("tk", "sru")
 DEFAULT_SOURCE = "tk"
 TK_URL = "https://gegevensmagazijn.tweedekamer.nl/OData/v4/2.0/"
 SRU_URL = "https://repository.overheid.nl/sru"
-__all__ = ["DEFAULT_TYPES", "TYPES", "Candidate", "Query", "Source", "Summary", "fetch", "folder_lock", "make_source", "parse_types", "remember", "update_query", "letters_to_index"]
+__all__ = [
+    "DEFAULT_TYPES", "TYPES", "Candidate", "Query", "Source", "Summary",
+    "fetch", "folder_lock", "letters_to_index", "make_source", "parse_types", "remember", "update_query",
+]
 
 UPDATE_OVERLAP = timedelta(days=1)  # ask again for a day before the last run: clocks and indexing lag differ
 
@@ -148,7 +151,7 @@ def _guarded(items: Iterator[Candidate | FetchError]) -> Iterator[Candidate | Fe
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 def remember(folder: Path, source: str, query: Query, started: str, summary: Summary) -> None:
@@ -157,7 +160,7 @@ def remember(folder: Path, source: str, query: Query, started: str, summary: Sum
     state = read_state(folder)
     asked = asdict(replace(query, modified_since=None))
     asked["types"] = list(query.types)
-    new = {"source": source, "query": asked, "last_run": started, "last_summary": summary.line()}
+    new: dict[str, Any] = {"source": source, "query": asked, "last_run": started, "last_summary": summary.line()}
     new["modified_since"] = started if not summary.failed else state.get("modified_since")
     if not summary.failed:
         new["last_complete_run"] = started
@@ -175,10 +178,6 @@ def update_query(folder: Path) -> tuple[str, Query]:
     if since:
         since = (datetime.fromisoformat(since) - UPDATE_OVERLAP).isoformat()
     return str(state.get("source") or DEFAULT_SOURCE), Query(**{**asked, "modified_since": since})
-
-
-def iso_day(value: str | None) -> str | None:
-    return date.fromisoformat(value).isoformat() if value else None
 
 
 def letters_to_index(folder: Path, index_ids: set[str], changed: list[str]) -> tuple[list[Any], list[str]]:

@@ -10,8 +10,7 @@ import email.utils
 import json
 import time
 import zlib
-from collections.abc import Iterator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 

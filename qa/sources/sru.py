@@ -47,8 +47,8 @@ def _texts(record: etree._Element) -> dict[str, list[str]]:
         name = _local(node)
         if not name:
             continue
-        if name == "itemUrl" and node.get("manifestation"):
-            name = "itemUrl." + node.get("manifestation")
+        if name == "itemUrl" and (manifestation := node.get("manifestation")):
+            name = f"itemUrl.{manifestation}"
         text = (node.text or "").strip()
         if text:
             found.setdefault(name, []).append(text)
@@ -111,7 +111,7 @@ def parse_page(data: bytes) -> tuple[int | None, int | None, list[etree._Element
         raise FetchError(f"not an SRU searchRetrieveResponse (root <{_local(root)}>)")
     children = {_local(child): child for child in root}
     if "diagnostics" in children:
-        message = " ".join(" ".join(children["diagnostics"].itertext()).split())
+        message = " ".join(" ".join(map(str, children["diagnostics"].itertext())).split())
         raise FetchError(f"the SRU service says: {message}")
 
     def number(name: str) -> int | None:

@@ -84,14 +84,13 @@ class LetterStore:
         self.folder = folder
         self.sidecar = folder / SIDECAR_NAME
         self.records: dict[str, dict[str, Any]] = {}
-        self.skipped_lines = 0
         if self.sidecar.is_file():
             for line in self.sidecar.read_text(encoding="utf-8").splitlines():
                 try:
                     record = json.loads(line)
                     self.records[str(record["id"])] = record
                 except (ValueError, KeyError, TypeError):
-                    self.skipped_lines += 1  # a line torn by a killed run; its letter is fetched again
+                    continue  # a line torn by a killed run; its letter is fetched again
         self.compact()
 
     def has(self, letter_id: str, version: str | None) -> bool:
