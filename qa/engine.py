@@ -37,7 +37,7 @@ class Turn:
 class Engine:
     def __init__(self, index: index_store.Index, embedder: TextEmbedder) -> None:
         # One question at a time: FAISS's OpenMP threads cost more than they save there
-        # (p99 of exact search over 100 k passages 60 ms with 2 threads, 8 ms with 1; bench/scale.py).
+        # (the "1 thread" columns of docs/benchmarks.md, section Scale, from `python bench/scale.py`).
         faiss.omp_set_num_threads(1)
         self.index = index
         self.embedder = embedder

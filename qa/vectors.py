@@ -11,8 +11,8 @@ import faiss
 import numpy as np
 
 KINDS = ("flat", "hnsw", "ivf", "ivfpq")
-# Exact single-query p99 on 2 cores: 12-18 ms at 50 k, 27-36 ms at 100 k with FAISS's 2 threads
-# (6-9 and 12-15 ms with 1 thread); IVF answered in < 1 ms at 100 k, with recall@10 0.98.
+# Exact search up to here: its single-query p99 stays well inside the target, and IVF is not needed
+# for speed below it (latencies by size and threads: docs/benchmarks.md, section Scale).
 FLAT_MAX = 50_000
 SEED = 1234  # training sample and k-means, so a rebuild gives the same index
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 64, 256  # efSearch 64 gave recall 0.87 at 1 M, 256 gave 0.95
@@ -38,7 +38,7 @@ def nlist_for(n: int) -> int:
 def nprobe_for(nlist: int) -> int:
     """2*sqrt(nlist) lists a query (127 of 4000 at 1 M). The synthetic data of the benchmark need
     only ~8 there; real embeddings are less neatly clustered, so keep the margin while a query
-    still scans only ~n**0.75 vectors (p99 3-4 ms at 1 M)."""
+    still scans only ~n**0.75 vectors (its latency at 1 M: docs/benchmarks.md, section Scale)."""
     return max(8, math.ceil(2 * math.sqrt(nlist)))
 
 
