@@ -105,3 +105,12 @@ def test_the_admin_guard_and_a_reload_of_a_changed_index(client: TestClient, ind
     assert after["reloaded"] is True and after["letters"] == before["letters"] + 1
     assert client.get("/api/health").json()["generation"] == after["generation"] != before["generation"]
     assert client.get("/api/letters/kst-99999-1").status_code == 200
+
+
+def test_settings_reach_worker_processes_whole(tmp_path: Path) -> None:
+    """Workers get the settings as JSON: every field must come back with its value and type."""
+    import json
+
+    settings = Settings(index_dir=tmp_path / "i", web_dir=tmp_path, max_body_bytes=1234, admin_key="k", rate_limit="5/minute",
+                        watch_seconds=2.5, workers=3, state_dir=tmp_path / "state", build_sample=False)
+    assert Settings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings

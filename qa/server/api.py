@@ -10,9 +10,9 @@ import json
 import logging
 import re
 import time
-from urllib.parse import quote
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import msgspec
 from litestar import Controller, get, post

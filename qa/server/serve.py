@@ -64,7 +64,7 @@ class TimedH11Protocol(H11Protocol):
     def _arm(self) -> None:
         self._disarm()
         seconds = float(os.environ.get(REQUEST_TIMEOUT_ENV) or REQUEST_TIMEOUT)
-        self._request_deadline = self.loop.call_later(seconds, self._request_timed_out)
+        self._request_deadline: asyncio.TimerHandle | None = self.loop.call_later(seconds, self._request_timed_out)
 
     def _disarm(self) -> None:
         handle = getattr(self, "_request_deadline", None)
@@ -80,7 +80,7 @@ class TimedH11Protocol(H11Protocol):
 
 
 def _client(client: tuple[str, int] | None) -> str:
-    return "%s:%d" % client if client else "client"
+    return f"{client[0]}:{client[1]}" if client else "client"
 
 
 class SafeAccessFormatter(AccessFormatter):

@@ -17,7 +17,6 @@ ADMIN_KEY_ENV = "QA_ADMIN_KEY"
 RATE_LIMIT_ENV = "QA_RATE_LIMIT"
 SETTINGS_ENV = "QA_SERVE_SETTINGS"  # internal: how `qa serve --workers N` hands the settings to its workers
 RATE_UNITS = ("second", "minute", "hour", "day")
-_PATH_FIELDS = ("index_dir", "web_dir", "state_dir")
 REQUEST_TIMEOUT_ENV = "QA_REQUEST_TIMEOUT"
 REQUEST_TIMEOUT = 10.0  # seconds for a client to send a request's headers and body (slowloris); answers may take longer
 MAX_HEADER_BYTES = 64 * 1024  # request line and headers together; a browser sends ~1 KB
@@ -71,6 +70,9 @@ class Settings:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Settings:
+        paths = {item.name for item in fields(cls) if "Path" in str(item.type)}  # from the annotations: a new field needs no edit here
         known = {item.name for item in fields(cls)}
-        given: dict[str, Any] = {name: Path(value) if name in _PATH_FIELDS else value for name, value in values.items() if name in known}
+        given: dict[str, Any] = {
+            name: Path(value) if name in paths and value is not None else value for name, value in values.items() if name in known
+        }
         return cls(**given)
