@@ -65,3 +65,24 @@ def test_no_import_cycle() -> None:
 
     for module in sorted(graph):
         visit(module, [])
+
+
+# The web layer's own order, top to bottom: a module imports only from layers below its own.
+WEB_LAYERS = [
+    {"qa.server.serve"},  # uvicorn, one process or N workers
+    {"qa.server.app"},  # the factory
+    {"qa.server.api", "qa.server.pages"},  # controllers
+    {"qa.server.reloader", "qa.server.errors", "qa.server.openapi"},
+    {"qa.server.service", "qa.server.security"},
+    {"qa.server.settings"},
+]
+
+
+def test_the_web_layer_imports_downwards_only() -> None:
+    graph = import_graph()
+    assert set().union(*WEB_LAYERS) == {module for module in graph if module.startswith("qa.server.")}, "a new module needs its layer"
+    for depth, layer in enumerate(WEB_LAYERS):
+        not_below = set().union(*WEB_LAYERS[: depth + 1])
+        for module in layer:
+            wrong = graph[module] & not_below
+            assert not wrong, f"{module} imports {wrong}, which is not below it"
