@@ -24,7 +24,7 @@ def load_engine(index_dir: Path, model: str | None = None, build_sample: bool = 
     if not index_store.exists(index_dir):
         if not build_sample:
             raise index_store.IndexStateError(
-                f"no index in {index_dir}. Build one with `qa index build --index {index_dir}` "
+                f"no index in {index_dir.absolute()}. Build one with `qa index build --index {index_dir}` "
                 f"(the bundled sample letters) or `qa index build PATH ... --index {index_dir}` (your own letters)."
             )
         from qa.embedding import Embedder, default_model_name
@@ -32,14 +32,14 @@ def load_engine(index_dir: Path, model: str | None = None, build_sample: bool = 
 
         model = model or default_model_name()
         report = read_letters([SAMPLE_CORPUS])
-        say(f"No index in {index_dir} yet: building one from the {len(report.letters)} bundled sample letters with {model}.")
+        say(f"No index in {index_dir.absolute()} yet: building one from the {len(report.letters)} bundled sample letters with {model}.")
         say(f"(For your own letters: qa index build PATH ... --index {index_dir})")
         embedder = Embedder(model)
         summary = index_store.update(index_dir, embedder, add=report.letters, replace_all=True, log=say, progress_bar=True)
         say(f"Index ready: {summary.letters} letters, {summary.passages} passages in {summary.seconds:.0f} s.")
         engine = Engine(index_store.load(index_dir), embedder)  # the model is loaded already
     else:
-        say(f"Loading the index in {index_dir} and its model ...")
+        say(f"Loading the index in {index_dir.absolute()} and its model ...")
         engine = Engine.open(index_dir, model)
     engine.search("opwarmen", k=1)  # the first query pays for lazy initialisation, not the first user
     say(f"Ready: {len(engine.index.letters)} letters, {len(engine.index.passages)} passages, model {engine.index.model}.")

@@ -33,6 +33,8 @@ index_option = click.option(
 )
 model_option = click.option("--model", default=None, help="Sentence-transformers model name or path [default: $QA_MODEL or multilingual-e5-small].")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+progress_option = click.option("--progress/--no-progress", default=True,
+                               help="Show progress while embedding: a bar on a terminal, else a line per tenth (qa/progress.py).")
 
 
 def _iso_date(_: click.Context, parameter: click.Parameter, value: str | None) -> str | None:
@@ -138,7 +140,7 @@ def _report(summary: index_store.UpdateSummary, errors: list[str]) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @index_option
 @model_option
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar while embedding.")
+@progress_option
 def index_build(paths: tuple[Path, ...], index_dir: Path, model: str | None, progress: bool) -> None:
     """Build a new index from letter files or folders (default: the bundled sample letters).
 
@@ -152,7 +154,7 @@ def index_build(paths: tuple[Path, ...], index_dir: Path, model: str | None, pro
 @index_group.command("add")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @index_option
-@click.option("--progress/--no-progress", default=True)
+@progress_option
 def index_add(paths: tuple[Path, ...], index_dir: Path, progress: bool) -> None:
     """Add or update letters; unchanged letters are not embedded again."""
     report = _read_or_fail(paths)
@@ -166,21 +168,40 @@ def index_add(paths: tuple[Path, ...], index_dir: Path, progress: bool) -> None:
 def index_remove(letter_ids: tuple[str, ...], index_dir: Path) -> None:
     """Remove letters by id (e.g. kst-27925-781)."""
     if not index_store.exists(index_dir):
-        raise index_store.IndexStateError(f"no index in {index_dir}")
-    _report(_update(index_dir, None, False, remove=letter_ids), [])
+        raise index_store.no_index(index_dir)
+    # Removing embeds nothing, so the model is not loaded: the index keeps the other letters' vectors.
+    _report(index_store.update(index_dir, None, remove=letter_ids, log=_log), [])
 
 
 @index_group.command("info")
 @index_option
-@json_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts, instead of the summary.")
 def index_info(index_dir: Path, as_json: bool) -> None:
     """What the index holds and how it was built."""
-    summary = index_store.info(index_store.load(index_dir))
+    summary = index_store.info(index_store.load(index_dir.absolute()))
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
         return
-    for key, value in summary.items():
-        _echo(f"{key:15} {value}")
+    _echo(describe_index(summary))
+
+
+_VECTOR_KINDS = {"flat": "exact (flat)", "ivf": "approximate (IVF)", "ivfpq": "approximate (IVF-PQ)", "hnsw": "approximate (HNSW)"}
+
+
+def describe_index(summary: dict[str, Any]) -> str:
+    """`qa index info` for people: one fact per line, counts with thousands separators, sizes in MB."""
+    types = sorted((summary.get("types") or {}).items(), key=lambda item: (-item[1], item[0]))
+    dates = summary.get("date_range")
+    rows = [
+        ("index", f"{summary['folder']} (generation {summary.get('generation') or '?'}, format {summary.get('format_version')})"),
+        ("built", str(summary["built_at"])),
+        ("model", f"{summary['model']} ({summary['dimension']} dimensions)"),
+        ("letters", f"{summary['letters']:,}" + (f", dated {dates[0]} to {dates[1]}" if dates else "")),
+        ("types", ", ".join(f"{name} {count:,}" for name, count in types) or "none"),
+        ("passages", f"{summary['passages']:,}, vector search {_VECTOR_KINDS.get(str(summary['vector_index']), summary['vector_index'])}"),
+        ("size", f"{int(summary['size_bytes']) / 1e6:.1f} MB on disk"),
+    ]
+    return "\n".join(f"{name + ':':10} {value}" for name, value in rows)
 
 
 # --- search and ask ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from qa import progress as reporting
 from qa.errors import ModelError
 
 DEFAULT_MODEL = "multilingual-e5-small"
@@ -145,7 +146,8 @@ class Embedder:
         # Longest first, in slices: batches pad as little as in one encode() call, and the token
         # vectors of only one slice are in memory at a time.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        slices = [order[i : i + SPAN_SLICE] for i in range(0, len(order), SPAN_SLICE)]
+        size = reporting.finer_slices(SPAN_SLICE, len(texts), batch_size) if progress else SPAN_SLICE
+        slices = [order[i : i + size] for i in range(0, len(order), size)]
         tokenizer, max_length = self.model[0].tokenizer, self.model.max_seq_length
         for positions in _progress(slices, progress, total=len(texts)):
             prefixed = [self.passage_prefix + texts[i] for i in positions]
@@ -174,12 +176,14 @@ def _pool_spans(tokens: np.ndarray, offsets: np.ndarray, spans: np.ndarray) -> n
 
 
 def _progress(slices: list[list[int]], show: bool, total: int) -> Iterator[list[int]]:
+    """The slices, telling progress after each: a bar on a terminal, else a line per tenth (qa/progress.py)."""
     if not show:
         yield from slices
         return
-    from tqdm import tqdm
-
-    with tqdm(total=total, desc="Embedding", unit="passages") as bar:
+    bar = reporting.progress(total, "Embedding", "passages")
+    try:
         for positions in slices:
             yield positions
             bar.update(len(positions))
+    finally:
+        bar.close()

@@ -103,11 +103,16 @@ def exists(folder: Path) -> bool:
     return (folder / POINTER).is_file()
 
 
+def no_index(folder: Path) -> IndexStateError:
+    """What to say where an index was expected: the absolute folder (the user may be in another folder) and both ways out."""
+    return IndexStateError(f"no index in {folder.absolute()}; build one with `qa index build` or pass --index DIR")
+
+
 def load(folder: Path) -> Index:
     """Load the live generation, refusing anything incomplete or of another format."""
     generation = live_generation(folder)
     if generation is None:
-        raise IndexStateError(f"no index in {folder}; build one with `qa index build`")
+        raise no_index(folder)
     try:
         manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
@@ -207,7 +212,7 @@ class UpdateSummary:
 
 def update(
     folder: Path,
-    embedder: TextEmbedder,
+    embedder: TextEmbedder | None,
     add: Iterable[Letter] = (),
     remove: Iterable[str] = (),
     replace_all: bool = False,
@@ -217,13 +222,20 @@ def update(
     """Write a new generation with letters added, replaced or removed, then swap it in.
 
     Unchanged letters keep their vectors, so only new and changed letters are embedded.
-    With `replace_all` the new index holds exactly the letters given (a full build)."""
+    With `replace_all` the new index holds exactly the letters given (a full build). Without an
+    `embedder` (removing letters) nothing may need embedding, and the model is not loaded at all."""
     started = time.perf_counter()
     with write_lock(folder):
         old = load(folder) if exists(folder) and not replace_all else None
-        if old is not None and old.model != embedder.name:
+        if embedder is not None:
+            model, dimension = embedder.name, int(embedder.dimension)
+        elif old is not None:
+            model, dimension = old.model, int(old.manifest["dimension"])
+        else:
+            raise no_index(folder)
+        if old is not None and old.model != model:
             raise IndexStateError(
-                f"{folder} was built with model {old.model!r}, not {embedder.name!r}; "
+                f"{folder} was built with model {old.model!r}, not {model!r}; "
                 f"use --model {old.model} or rebuild with `qa index build`"
             )
         letters: dict[str, Letter] = dict(old.letters) if old else {}
@@ -264,7 +276,6 @@ def update(
                     new_positions.append(len(passages))
                     passages.append(passage)
 
-        log(f"embedding {len(new_positions)} passages of {len(fresh)} letters with {embedder.name}")
         texts, letter_spans, text_spans = [], [], []
         for i in new_positions:
             passage = passages[i]
@@ -273,11 +284,13 @@ def update(
             texts.append(text)
             letter_spans.append(sentences)
             text_spans.append(sentences + (len(text) - len(passage.text) - passage.start))  # the passage ends its index text
-        new_vectors, new_sentence_vectors = embedder.embed_passages_with_spans(texts, text_spans, progress=progress_bar)
-        dimension = int(embedder.dimension)
         vectors = np.zeros((len(passages), dimension), dtype=np.float32)
         sentences_by_row: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros((0, 2), np.int64), np.zeros((0, dimension)))] * len(passages)
         if new_positions:
+            if embedder is None:
+                raise ValueError(f"{len(new_positions)} passages to embed, but no embedder was given")
+            log(f"embedding {len(new_positions)} passages of {len(fresh)} letters with {model}")
+            new_vectors, new_sentence_vectors = embedder.embed_passages_with_spans(texts, text_spans, progress=progress_bar)
             vectors[new_positions] = new_vectors
             for i, spans, span_vectors in zip(new_positions, letter_spans, new_sentence_vectors):
                 sentences_by_row[i] = (spans, span_vectors)
@@ -287,7 +300,7 @@ def update(
                 sentences_by_row[i] = old.sentences(row)
 
         log("writing the index")
-        generation = _write_generation(folder, embedder.name, dimension, letters, hashes, passages, vectors, sentences_by_row)
+        generation = _write_generation(folder, model, dimension, letters, hashes, passages, vectors, sentences_by_row)
         _swap(folder, generation)
     return UpdateSummary(
         added=added,

@@ -543,6 +543,10 @@ def iter_letters(paths: Iterable[Path]) -> Iterator[Letter | LetterError]:
         elif path.name.endswith(BULK_SUFFIXES):
             yield from read_bulk(path)
         elif path.is_file():
+            if path.suffix.lower() not in LETTER_SUFFIXES:  # a .csv or .docx named on the command line is no letter
+                yield LetterError(f"{path}: not a letter file ({path.suffix or 'no extension'}); letters are "
+                                  f"{', '.join(LETTER_SUFFIXES)} or {' / '.join(BULK_SUFFIXES)} records")
+                continue
             try:
                 yield read_file(path)
             except LetterError as error:

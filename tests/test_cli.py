@@ -30,9 +30,12 @@ def letters_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_build_ask_search_info_add_remove(tmp_path: Path, letters_dir: Path) -> None:
     index = tmp_path / "index"
-    built = qa("index", "build", str(letters_dir), "--index", str(index), "--no-progress")
+    built = qa("index", "build", str(letters_dir), "--index", str(index))  # with progress, into a pipe
     assert built.returncode == 0, built.stderr
     assert "3 letters" in built.stdout
+    passages = int(built.stdout.split(" passages")[0].split()[-1])
+    assert f"Embedding: {passages:,}/{passages:,} passages (100%)" in built.stderr  # progress lines, not a bar drawn with \r
+    assert "\r" not in built.stderr
 
     asked = qa("ask", "Wanneer moet de terugtrekking uit Afghanistan afgerond zijn?", "--index", str(index), "--json")
     assert asked.returncode == 0, asked.stderr
@@ -60,6 +63,9 @@ def test_build_ask_search_info_add_remove(tmp_path: Path, letters_dir: Path) -> 
 
     removed = qa("index", "remove", "kst-33279-1", "--index", str(index))
     assert removed.returncode == 0 and "removed 1" in removed.stdout
+    assert "embedding" not in removed.stderr  # removing loads no model and embeds nothing
+    human = qa("index", "info", "--index", str(index))
+    assert human.returncode == 0 and "letters:   3, dated " in human.stdout and "{" not in human.stdout
     assert json.loads(qa("index", "info", "--index", str(index), "--json").stdout)["letters"] == 3
 
 

@@ -77,3 +77,28 @@ def test_every_query_parameter_and_endpoint_is_documented(schema: dict[str, Any]
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
                 assert f"`{parameter['name']}`" in API_DOC, (path, parameter["name"])
+
+
+def test_the_quick_start_installs_the_pinned_torch_and_says_where_the_cpu_build_is() -> None:
+    """The CPU-only line installs the version constraints.txt pins, from PyTorch's CPU index, and what it
+    installs (2.13.0+cpu) satisfies the pin, so the project's install keeps it (issue 14, item 15)."""
+    from packaging.specifiers import SpecifierSet
+
+    pin = next(line for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines() if line.startswith("torch"))
+    version = pin.split("==")[1].strip()
+    quick_start = README.split("## Quick start")[1].split("## Using it")[0]
+    cpu_line = f"pip install torch=={version} --index-url https://download.pytorch.org/whl/cpu && pip install -c constraints.txt -e . && qa serve"
+    assert cpu_line in quick_start, "the CPU-only install line must install the pinned torch"
+    assert f"{version}+cpu" in SpecifierSet(f"=={version}")
+    assert f"`torch=={version}` resolves to the CUDA build" in quick_start
+    assert "pins the CPU build" not in README
+
+
+def test_the_first_start_counts_the_sample_letters_it_embeds() -> None:
+    """The first-start note names the number of bundled letters qa serve embeds (issue 14, item 16)."""
+    from qa.letters import read_letters
+    from qa.settings import SAMPLE_CORPUS
+
+    quick_start = README.split("## Quick start")[1].split("## Using it")[0]
+    assert f"builds the index of the {len(read_letters([SAMPLE_CORPUS]).letters)} sample\nletters" in quick_start
+    assert "about a\nminute" not in quick_start and "about 4 minutes altogether" in quick_start

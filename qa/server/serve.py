@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import errno
 import faulthandler
 import json
 import logging
 import os
+import socket
 import sys
 import tempfile
 from dataclasses import replace
@@ -26,6 +28,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from qa import index as index_store
 from qa.bootstrap import load_engine
+from qa.errors import SettingsError
 from qa.server.app import create_app
 from qa.server.security import log_safe
 from qa.server.settings import (
@@ -110,10 +113,25 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def check_port(host: str, port: int) -> None:
+    """Bind the address as uvicorn will (SO_REUSEADDR, IPv6 for a host with ':') and let it go again, so a busy
+    port is one line at once instead of after the model has loaded (~20 s) or the sample index was built."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise SettingsError(f"port {port} on {host} is already in use (another qa serve?); stop it or choose another with --port") from error
+            raise SettingsError(f"cannot listen on {host}:{port} ({error.strerror or error}); check --host and --port") from error
+
+
 def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     """The index and model load (or the sample index is built) before the server starts, so a problem is one line."""
     import uvicorn
 
+    check_port(host, port)
     faulthandler.enable()  # a fatal signal (SIGBUS from a memory-mapped file changed on disk) leaves a traceback in the log
     if workers == 1:
         app = create_app(settings, engine=load_engine(settings.index_dir, settings.model, settings.build_sample))
