@@ -34,7 +34,7 @@ index_option = click.option(
 model_option = click.option("--model", default=None, help="Sentence-transformers model name or path [default: $QA_MODEL or multilingual-e5-small].")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 progress_option = click.option("--progress/--no-progress", default=True,
-                               help="Show progress while embedding: a bar on a terminal, else a line per tenth (qa/progress.py).")
+                               help="Show progress while embedding: a bar on a terminal, else a line at each tenth (for logs).")
 
 
 def _iso_date(_: click.Context, parameter: click.Parameter, value: str | None) -> str | None:
