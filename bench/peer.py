@@ -257,7 +257,7 @@ def recall_part(dense: bool, folder: Path) -> RecallResult:
         print(f"  skipped: {error}")
     letters = report.letters
     passages, texts = passages_of(letters)
-    questions = [q for q in read_questions(QUESTIONS_FILE) if q.answerable and q.doc_id and q.answer_span]
+    questions = [q for q in read_questions(QUESTIONS_FILE) if q.answerable and q.doc_id and q.answer_span and not q.is_follow_up]
     print(f"recall: {len(letters)} letters, {len(passages)} passages, {len(questions)} answerable questions", flush=True)
 
     fts = Fts5(folder, texts, "recall")

@@ -9,7 +9,7 @@ import textwrap
 from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -253,6 +253,10 @@ def ask(question: str, k: int, index_dir: Path, model: str | None, as_json: bool
         click.echo(json.dumps(answer_json(result), indent=2, ensure_ascii=False))
         return
     _echo(textwrap.fill(result.text, 100))
+    if result.decline_reason:
+        _echo(result.decline_reason)
+    if result.confidence_label:
+        _echo(f"Zekerheid: {result.confidence_label} ({result.confidence:.0%})")
     click.echo()
     if result.citations:
         click.echo("Bronnen:")
@@ -265,10 +269,10 @@ def ask(question: str, k: int, index_dir: Path, model: str | None, as_json: bool
             _echo(f"[{citation.n}] {citation.title or citation.letter_id} ({citation.letter_id})")
             _echo(f"    {where}")
             _echo(f"    {citation.url or ''}")
-    else:
-        click.echo("Meest verwante passages:")
-        for hit in result.hits[:3]:
-            _echo(f" - {hit.letter.title or hit.letter.id} ({hit.letter.id}, {hit.letter.date or '?'})")
+    elif result.close_hits:
+        click.echo("Passages die het dichtst in de buurt komen:")
+        for hit, cosine in result.close_hits:
+            _echo(f" - {hit.letter.title or hit.letter.id} ({hit.letter.id}, {hit.letter.date or '?'}; gelijkenis {cosine:.2f})")
 
 
 def answer_json(result) -> dict[str, Any]:
@@ -283,16 +287,38 @@ def answer_json(result) -> dict[str, Any]:
 @main.command("eval")
 @click.argument("questions_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--mode", type=click.Choice(["all", "hybrid", "dense", "lexical"]), default="all", show_default=True)
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
+              help="Try another answer policy value, e.g. --set passages_read=3 (see qa/answering.py AnswerPolicy).")
+@click.option("--verbose", is_flag=True, help="Print each question with its answer and whether it holds the span.")
 @index_option
 @json_option
-def evaluate_command(questions_file: Path, mode: str, index_dir: Path, as_json: bool) -> None:
-    """Recall@1/5/10, MRR and decline rates on a JSONL question set."""
-    from qa.evaluation import evaluate, read_questions
+def evaluate_command(questions_file: Path, mode: str, settings: tuple[str, ...], verbose: bool, index_dir: Path, as_json: bool) -> None:
+    """Recall@1/5/10, MRR, answer quality and decline rates on a JSONL question set."""
+    from qa.answering import DEFAULT_POLICY, Answer
+    from qa.evaluation import Question, evaluate, quotes_span, read_questions
+    from qa.retrieval import Mode
 
+    values = dict(setting.partition("=")[::2] for setting in settings)
+    if any("=" not in setting for setting in settings):
+        raise click.UsageError("--set takes NAME=VALUE")
+    try:
+        policy = DEFAULT_POLICY.with_values(values)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
     questions = read_questions(questions_file)
     engine = _open_engine(index_dir, None)
+    missing = {q.doc_id for q in questions if q.doc_id and q.doc_id not in engine.index.letters}
+    if missing:
+        click.echo(f"warning: {len(missing)} of the questions' letters are not in {index_dir}; "
+                   "their questions count as misses (build the index of the corpus they were written for)", err=True)
+
+    def show(question: Question, rank: int | None, result: Answer | None) -> None:
+        if verbose and result is not None:
+            state = "declined" if result.abstained else ("ok" if quotes_span(result, question) else "miss")
+            click.echo(f"[{state}] {question.question} (conf {result.confidence}; {result.decline_reason or ''}) -> {result.text[:160]}", err=True)
+
     modes = ["lexical", "dense", "hybrid"] if mode == "all" else [mode]
-    reports = {name: evaluate(engine, questions, mode=name) for name in modes}  # type: ignore[arg-type]
+    reports = {name: evaluate(engine, questions, mode=cast(Mode, name), policy=policy, on_result=show) for name in modes}
     if as_json:
         click.echo(json.dumps({"model": engine.index.model, "results": reports}, indent=2))
         return
@@ -305,8 +331,15 @@ def evaluate_command(questions_file: Path, mode: str, index_dir: Path, as_json: 
         click.echo(
             f"answers citing the right letter {report['answer_cites_right_letter']:.3f}, quoting the answer span "
             f"{report['answer_quotes_the_span']:.3f}; declined: "
-            f"{report['declined_unanswerable']:.3f} of unanswerable, {report['declined_answerable']:.3f} of answerable questions"
+            f"{report['declined_unanswerable']:.3f} of {int(report['unanswerable_questions'])} unanswerable, "
+            f"{report['declined_answerable']:.3f} of answerable questions"
         )
+        kinds = [f"{key[9:]} {value:.3f}" for key, value in report.items() if key in ("declined_off_corpus", "declined_near_topic")]
+        if kinds:
+            click.echo("declined by kind: " + ", ".join(kinds))
+        if "follow_ups" in report:
+            click.echo(f"follow-ups ({int(report['follow_ups'])}) quoting the span {report['follow_up_quotes_the_span']:.3f}, "
+                       f"the same spelled out {report['standalone_quotes_the_span']:.3f}")
 
 
 # --- web ----------------------------------------------------------------------------------

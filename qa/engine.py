@@ -11,13 +11,12 @@ import faiss
 import numpy as np
 
 from qa import index as index_store
-from qa.answering import Answer, answer
+from qa.answering import DEFAULT_POLICY, Answer, AnswerPolicy, Evidence, Reading, answer, unknown_names
 from qa.embedding import Embedder, TextEmbedder
+from qa.lexical import tokenize
+from qa.reader import QuestionView, ReadPassage
 from qa.retrieval import Filters, Hit, Mode, search
 
-# Below this cosine similarity a passage is unlikely to be about the question (per model).
-DENSE_THRESHOLDS = {"multilingual-e5-small": 0.835, "all-MiniLM-L6-v2": 0.45}
-DEFAULT_DENSE_THRESHOLD = 0.5
 # A follow-up starts like one ("En ...") or points back ("dat", "daarover"); "het" and "er" are too
 # common as article and filler to count as pointing back.
 _CONTINUATION = re.compile(r"^(en|maar|ook|dus|of)\b", re.I)
@@ -26,6 +25,11 @@ _ANAPHOR = re.compile(
     re.I,
 )
 FOLLOW_UP_WORDS = 10
+# In a follow-up, the earlier question's words help the reader this much less than the follow-up's own:
+# they found the passages, but the sentence must answer what is asked now.
+CONTEXT_TERM_WEIGHT = 0.3
+_ANSWER_HEADING = re.compile(r"^Antwoord\s+(\d+[a-z]?)\s*$", re.M | re.I)
+_QUESTION_HEADING = re.compile(r"^Vraag\s+(\d+[a-z]?)\s*$", re.M | re.I)
 
 
 @dataclass(frozen=True)
@@ -35,13 +39,14 @@ class Turn:
 
 
 class Engine:
-    def __init__(self, index: index_store.Index, embedder: TextEmbedder) -> None:
+    def __init__(self, index: index_store.Index, embedder: TextEmbedder, policy: AnswerPolicy = DEFAULT_POLICY) -> None:
         # One question at a time: FAISS's OpenMP threads cost more than they save there
         # (the "1 thread" columns of docs/benchmarks.md, section Scale, from `python bench/scale.py`).
         faiss.omp_set_num_threads(1)
         self.index = index
         self.embedder = embedder
-        self.dense_threshold = DENSE_THRESHOLDS.get(embedder.name, DEFAULT_DENSE_THRESHOLD)
+        self.policy = policy  # how answers are composed; a call may bring its own
+        self._mean_vector: np.ndarray | None = None
 
     @classmethod
     def open(cls, folder: Path, model: str | None = None) -> Engine:
@@ -58,19 +63,90 @@ class Engine:
         return search(self.index, self.embedder, query, k, filters, mode)
 
     def ask(
-        self, question: str, k: int = 5, filters: Filters = Filters(), history: Sequence[Turn] = (), mode: Mode = "hybrid"
+        self, question: str, k: int = 5, filters: Filters = Filters(), history: Sequence[Turn] = (), mode: Mode = "hybrid",
+        policy: AnswerPolicy | None = None,
     ) -> Answer:
-        """Answer a question; a follow-up borrows the previous question's words to retrieve."""
+        """Answer a question; a follow-up borrows the earlier question's words to retrieve, not to choose the quote."""
+        policy = policy or self.policy
+        return answer(self.read(question, k, filters, history, mode, policy), policy)
+
+    def read(
+        self, question: str, k: int = 5, filters: Filters = Filters(), history: Sequence[Turn] = (), mode: Mode = "hybrid",
+        policy: AnswerPolicy = DEFAULT_POLICY,
+    ) -> Reading:
+        """Retrieve and gather what the reader needs, once: vectors, term weights, stored sentence spans."""
         query = retrieval_query(question, history)
-        hits = self.search(query, k=k, filters=filters, mode=mode)
+        hits = self.search(query, k=max(k, policy.passages_read), filters=filters, mode=mode)
+        return self.gather(question, query, hits, k, filters, policy)
+
+    def gather(self, question: str, query: str, hits: Sequence[Hit], k: int = 5, filters: Filters = Filters(),
+               policy: AnswerPolicy = DEFAULT_POLICY) -> Reading:
+        """The reader's inputs for ranked hits (`read` without the search; training reads with some hits left out)."""
         query_vector = self.embedder.embed_query(query)[0]
+        lexical = self.index.lexical
+        weights = {term: lexical.idf(term) for term in set(tokenize(question))}
+        question_vector = query_vector
+        if query != question:  # a follow-up: its own words lead, the earlier ones only help
+            own = self.embedder.embed_query(question)[0]
+            question_vector = own + 0.5 * query_vector
+            question_vector = question_vector / (np.linalg.norm(question_vector) or 1.0)
+            for term in set(tokenize(query)) - set(weights):
+                weights[term] = CONTEXT_TERM_WEIGHT * lexical.idf(term)
+        view = QuestionView.of(question, question_vector, weights)
+        passages = self._read_passages(hits[: policy.passages_read], view.vector)
+        read_terms = {term for p in passages for term in tokenize(" ".join(filter(None, [p.hit.letter.title, p.hit.passage.section, p.hit.passage.text])))}
+        total = sum(weights.values()) or 1.0
+        evidence = Evidence(
+            corpus_lift=(max((p.cosine for p in passages), default=0.0) - float(self.mean_vector() @ view.vector)),
+            missing_idf=sum(w for t, w in weights.items() if t not in read_terms) / total,
+            absent_terms=sum(w for t, w in weights.items() if lexical.frequency(t) == 0) / total,
+            unknown_names=unknown_names(question, lexical.frequency),
+            filtered=not filters.is_empty(),
+        )
+        return Reading(query, view, passages, evidence, list(hits[:k]))
 
-        def similarity(hit: Hit) -> dict[tuple[int, int], float]:
-            spans, vectors = self.index.sentences(self.index.rows[hit.passage.id])
-            scores = np.asarray(vectors, dtype=np.float32) @ query_vector
-            return {(int(start), int(end)): float(score) for (start, end), score in zip(spans, scores)}
+    def _read_passages(self, hits: Sequence[Hit], vector: np.ndarray) -> list[ReadPassage]:
+        """The top passages, and for a "Vraag N" that a passage ends with, the passage holding its "Antwoord N"."""
+        rows = [self.index.rows[hit.passage.id] for hit in hits]
+        extra: list[tuple[int, Hit]] = []
+        for rank, hit in enumerate(hits):
+            for number in _unanswered_questions(hit.passage.text):
+                row = self._answer_row(hit, number)
+                if row is not None and row not in rows:
+                    rows.append(row)
+                    passage = self.index.passages[row]
+                    extra.append((rank, Hit(passage, hit.letter, hit.score, None, hit.lexical_score)))
+        ranked = [*enumerate(hits), *extra]
+        cosines = self.index.passage_vectors(rows) @ vector
+        read = []
+        for (rank, hit), row, cosine in zip(ranked, rows, cosines):
+            spans, vectors = self.index.sentences(row)
+            read.append(ReadPassage(rank, hit, np.asarray(spans), vectors, float(cosine)))
+        return read
 
-        return answer(query, hits, self.index.lexical, self.dense_threshold, similarity)
+    def _answer_row(self, hit: Hit, number: str) -> int | None:
+        for row in self.index.letter_passages.get(hit.letter.id, []):
+            passage = self.index.passages[row]
+            if passage.start > hit.passage.start and any(m.group(1).lower() == number for m in _ANSWER_HEADING.finditer(passage.text)):
+                return row
+        return None
+
+    def mean_vector(self) -> np.ndarray:
+        """The corpus's mean passage vector: a question about nothing in the corpus is about as close to it as to its best passage."""
+        if self._mean_vector is None:
+            total = self.index.vectors.ntotal
+            mean = np.zeros(self.index.vectors.d, dtype=np.float64)
+            for start in range(0, total, 50_000):
+                rows = list(range(start, min(total, start + 50_000)))
+                mean += self.index.passage_vectors(rows).sum(axis=0)
+            self._mean_vector = (mean / max(total, 1)).astype(np.float32)
+        return self._mean_vector
+
+
+def _unanswered_questions(text: str) -> list[str]:
+    """Numbers of the "Vraag N" blocks in a passage whose "Antwoord N" is not in it."""
+    answered = {m.group(1).lower() for m in _ANSWER_HEADING.finditer(text)}
+    return [m.group(1).lower() for m in _QUESTION_HEADING.finditer(text) if m.group(1).lower() not in answered]
 
 
 def retrieval_query(question: str, history: Sequence[Turn]) -> str:

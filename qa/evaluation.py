@@ -1,7 +1,9 @@
-"""Retrieval and answering quality on a question set: recall@k, MRR and how often we decline.
+"""Retrieval and answering quality on a question set: recall@k, MRR, quotes that hold the answer, declines.
 
 A hit is a passage of the expected letter that contains the answer span, compared after
 normalising case, punctuation and hyphenation, so OCR line breaks do not decide the score.
+Follow-ups (records with a `history`) are asked after their first question and compared with the
+same question spelled out (`standalone`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.engine import Engine
+from qa.answering import DEFAULT_POLICY, Answer, AnswerPolicy
+from qa.engine import Engine, Turn
 from qa.errors import QAError
 from qa.retrieval import Mode
 
@@ -23,6 +26,13 @@ class Question:
     doc_id: str | None
     answer_span: str | None
     answerable: bool
+    history: tuple[str, ...] = ()
+    standalone: str | None = None  # a follow-up with its topic spelled out
+    unanswerable_kind: str | None = None  # off_corpus / near_topic
+
+    @property
+    def is_follow_up(self) -> bool:
+        return bool(self.history)
 
 
 def normalise(text: str) -> str:
@@ -37,21 +47,30 @@ def read_questions(path: Path) -> list[Question]:
             continue
         try:
             record = json.loads(line)
-            questions.append(
-                Question(str(record["question"]), record.get("doc_id"), record.get("answer_span"), bool(record.get("answerable", True)))
-            )
-        except (ValueError, KeyError, TypeError) as error:
+            history = record.get("history") or []
+            questions.append(Question(
+                str(record["question"]), record.get("doc_id"), record.get("answer_span"), bool(record.get("answerable", True)),
+                tuple(str(h) for h in history), record.get("standalone"), record.get("unanswerable_kind"),
+            ))
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise QAError(f"{path}:{number}: not a question record ({error})") from error
     return questions
 
 
+def quotes_span(result: Answer, question: Question) -> bool:
+    span = normalise(question.answer_span or "")
+    return any(c.letter_id == question.doc_id and span in normalise(c.quote) for c in result.citations)
+
+
 def evaluate(engine: Engine, questions: list[Question], mode: Mode = "hybrid", k: int = 10,
-             on_result: Callable[[Question, int | None], None] | None = None) -> dict[str, float]:
-    """Recall@1/5/10 and MRR over answerable questions; decline rates over both kinds."""
+             policy: AnswerPolicy = DEFAULT_POLICY,
+             on_result: Callable[[Question, int | None, Answer | None], None] | None = None) -> dict[str, float]:
+    """Recall@1/5/10 and MRR over answerable questions; answer quality and declines over all kinds."""
     ranks: list[int | None] = []
-    declined_unanswerable = declined_answerable = cited_correct = quoted_span = 0
-    answerable = [q for q in questions if q.answerable and q.doc_id and q.answer_span]
+    answerable = [q for q in questions if q.answerable and q.doc_id and q.answer_span and not q.is_follow_up]
     unanswerable = [q for q in questions if not q.answerable]
+    follow_ups = [q for q in questions if q.is_follow_up and q.answerable]
+    declined_answerable = cited_correct = quoted = 0
     for question in answerable:
         span = normalise(question.answer_span or "")
         hits = engine.search(question.question, k=k, mode=mode)
@@ -60,16 +79,13 @@ def evaluate(engine: Engine, questions: list[Question], mode: Mode = "hybrid", k
             None,
         )
         ranks.append(rank)
-        if on_result:
-            on_result(question, rank)
-        if mode == "hybrid":
-            result = engine.ask(question.question)
+        result = engine.ask(question.question, policy=policy) if mode == "hybrid" else None
+        if result is not None:
             declined_answerable += result.abstained
             cited_correct += any(c.letter_id == question.doc_id for c in result.citations)
-            quoted_span += any(c.letter_id == question.doc_id and span in normalise(c.quote) for c in result.citations)
-    if mode == "hybrid":
-        for question in unanswerable:
-            declined_unanswerable += engine.ask(question.question).abstained
+            quoted += quotes_span(result, question)
+        if on_result:
+            on_result(question, rank, result)
     n = len(ranks) or 1
     report = {
         "questions": float(len(answerable)),
@@ -78,12 +94,38 @@ def evaluate(engine: Engine, questions: list[Question], mode: Mode = "hybrid", k
         "recall@10": sum(r is not None and r <= 10 for r in ranks) / n,
         "mrr": sum(1 / r for r in ranks if r) / n,
     }
-    if mode == "hybrid":
+    if mode != "hybrid":
+        return report
+    declined: dict[str, int] = {}
+    for question in unanswerable:
+        result = engine.ask(question.question, policy=policy)
+        kind = question.unanswerable_kind or "unanswerable"
+        declined[kind] = declined.get(kind, 0) + result.abstained
+        if on_result:
+            on_result(question, None, result)
+    follow_up_quoted = standalone_quoted = 0
+    for question in follow_ups:
+        history = [Turn(previous) for previous in question.history]
+        result = engine.ask(question.question, history=history, policy=policy)
+        follow_up_quoted += quotes_span(result, question)
+        if question.standalone:
+            standalone_quoted += quotes_span(engine.ask(question.standalone, policy=policy), question)
+        if on_result:
+            on_result(question, None, result)
+    report |= {
+        "answer_cites_right_letter": cited_correct / n,
+        "answer_quotes_the_span": quoted / n,
+        "declined_answerable": declined_answerable / n,
+        "declined_unanswerable": sum(declined.values()) / (len(unanswerable) or 1),
+        "unanswerable_questions": float(len(unanswerable)),
+    }
+    for kind, count in sorted(declined.items()):
+        if kind != "unanswerable":
+            report[f"declined_{kind}"] = count / sum((q.unanswerable_kind or "unanswerable") == kind for q in unanswerable)
+    if follow_ups:
         report |= {
-            "answer_cites_right_letter": cited_correct / n,
-            "answer_quotes_the_span": quoted_span / n,
-            "declined_answerable": declined_answerable / n,
-            "declined_unanswerable": declined_unanswerable / (len(unanswerable) or 1),
-            "unanswerable_questions": float(len(unanswerable)),
+            "follow_ups": float(len(follow_ups)),
+            "follow_up_quotes_the_span": follow_up_quoted / len(follow_ups),
+            "standalone_quotes_the_span": standalone_quoted / len(follow_ups),
         }
     return report

@@ -67,6 +67,10 @@ class LexicalIndex:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(known), dtype=np.float32)
 
+    def frequency(self, token: str) -> int:
+        """In how many passages a (stemmed) token occurs; 0 for a word no letter uses."""
+        return self._document_frequency.get(token, 0)
+
     def idf(self, token: str) -> float:
         """Inverse document frequency; unknown words weigh most (they are the rarest)."""
         frequency = self._document_frequency.get(token, 0)

@@ -73,6 +73,10 @@ class AnswerOut(msgspec.Struct, omit_defaults=True):
     abstained: bool
     citations: list[CitationOut]
     passages: list[PassageOut]
+    confidence: float = 0.0  # the reader's calibrated probability that the first quote answers the question
+    confidence_label: str | None = None  # hoog / middel / laag; none when declined
+    decline_reason: str | None = None  # why it declined, in Dutch, when it can say
+    close_passages: list[PassageOut] = []  # after a decline: passages close to the question (score: cosine)
     timings_ms: dict[str, float] = {}
 
 
@@ -104,11 +108,11 @@ class LetterOut(LetterMeta):
     passage_spans: list[PassageSpan]  # where each of its `passages` lies in `text`
 
 
-def passage_out(hit: Hit) -> PassageOut:
+def passage_out(hit: Hit, score: float | None = None) -> PassageOut:
     passage, letter = hit.passage, hit.letter
     return PassageOut(
         passage_id=passage.id, letter_id=letter.id, title=letter.title, date=letter.date, sender=letter.sender,
-        section=passage.section, page=passage.page, url=web_url(letter.url), text=passage.text, score=round(hit.score, 5),
+        section=passage.section, page=passage.page, url=web_url(letter.url), text=passage.text, score=round(hit.score if score is None else score, 5),
         href=letter_href(letter.id, passage.id), date_label=dutch_date(letter.date),
     )
 
@@ -129,6 +133,10 @@ def answer_out(answer: Answer, timings_ms: dict[str, float] | None = None) -> An
         abstained=answer.abstained,
         citations=[citation_out(citation) for citation in answer.citations],
         passages=[passage_out(hit) for hit in answer.hits],
+        confidence=answer.confidence,
+        confidence_label=answer.confidence_label,
+        decline_reason=answer.decline_reason,
+        close_passages=[passage_out(hit, cosine) for hit, cosine in answer.close_hits],
         timings_ms=timings_ms or {},
     )
 

@@ -85,11 +85,9 @@ def fast_index_dir(tmp_path_factory: pytest.TempPathFactory, fake_embedder, samp
 
 @pytest.fixture(scope="session")
 def fast_engine(fast_index_dir: Path, fake_embedder) -> Engine:  # type: ignore[no-untyped-def]
-    from fake_embedder import DENSE_THRESHOLD
+    from fake_embedder import FAST_POLICY
 
-    engine = Engine(index_store.load(fast_index_dir), fake_embedder)
-    engine.dense_threshold = DENSE_THRESHOLD
-    return engine
+    return Engine(index_store.load(fast_index_dir), fake_embedder, FAST_POLICY)
 
 
 # --- the web app (tests/test_api.py, tests/test_browser.py) -------------------------------

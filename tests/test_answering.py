@@ -1,5 +1,7 @@
-from qa.answering import DECLINE
+from qa.answering import DECLINE, DEFAULT_POLICY
 from qa.engine import Turn, retrieval_query
+from qa.reader import load_model
+from qa.retrieval import Filters
 
 
 def test_seed_question_is_answered_with_a_cited_quote(engine) -> None:
@@ -21,7 +23,7 @@ def test_every_quote_stands_in_its_cited_passage(engine) -> None:
     ]
     for question in questions:
         answer = engine.ask(question)
-        assert not answer.abstained and answer.citations, (question, answer.text, answer.evidence)  # all four are answerable
+        assert not answer.abstained and answer.citations, (question, answer.text, answer.signals, answer.decline_reason)  # all four are answerable
         passages = {hit.passage.id: hit for hit in answer.hits}
         for citation in answer.citations:
             hit = passages[citation.passage_id]
@@ -34,9 +36,46 @@ def test_every_quote_stands_in_its_cited_passage(engine) -> None:
 def test_unanswerable_questions_are_declined_with_passages(engine) -> None:
     for question in ("Wanneer gaat Lelystad Airport open voor vakantievluchten?", "Hoeveel F-35 straaljagers heeft Nederland in totaal besteld?"):
         answer = engine.ask(question)
-        assert answer.abstained, (question, answer.text, answer.evidence)
+        assert answer.abstained, (question, answer.text, answer.signals)
         assert answer.text == DECLINE and answer.citations == []
-        assert answer.hits
+        assert answer.hits and answer.confidence_label is None and answer.decline_reason
+
+
+def test_a_name_no_letter_mentions_is_declined_with_that_reason(engine) -> None:
+    answer = engine.ask("Welke boete heeft de ACM aan Nexperia opgelegd?")
+    assert answer.abstained
+    assert answer.decline_reason is not None and "'Nexperia'" in answer.decline_reason
+
+
+def test_a_decline_under_filters_says_so(engine) -> None:
+    answer = engine.ask("Wanneer moet de terugtrekking uit Afghanistan afgerond zijn?", filters=Filters(date_to="1970-01-01"))
+    assert answer.abstained and "binnen de gekozen filters" in (answer.decline_reason or "")
+
+
+def test_answers_carry_a_calibrated_confidence_and_label(engine) -> None:
+    answer = engine.ask("Wanneer moet de terugtrekking uit Afghanistan afgerond zijn?")
+    assert 0.0 < answer.confidence <= 1.0
+    assert answer.confidence >= load_model().decline_below
+    assert answer.confidence_label == DEFAULT_POLICY.label(answer.confidence)
+
+
+def test_the_answering_sentence_leads_not_the_question(engine) -> None:
+    """An Aanhangsel's "Vraag 1" is answered from its "Antwoord 1", never by the question itself."""
+    consultation = engine.ask("Tot wanneer loopt de internetconsultatie over de huisvesting van Nederlandse evacués?")
+    first = consultation.citations[0]
+    assert first.letter_id == "ah-tk-20232024-1292" and "20 maart 2024" in first.quote, consultation.text
+    for question in ("Hoeveel kost de registratie van een drone?", "Waarom gaat de sinterklaasintocht in Enter niet door?",
+                     "Tot wanneer loopt de internetconsultatie over de huisvesting van Nederlandse evacués?"):
+        for citation in engine.ask(question).citations:
+            assert not citation.quote.rstrip().endswith("?"), citation.quote
+
+
+def test_a_follow_up_is_answered_as_well_as_its_spelled_out_form(engine) -> None:
+    history = [Turn("Wanneer moet de afbouw van Resolute Support afgerond zijn?")]
+    follow_up = engine.ask("En wanneer is de terugkeer afgerond?", history=history)
+    spelled_out = engine.ask("Wanneer is de terugkeer van de militairen uit Afghanistan afgerond?")
+    assert "juli 2021" in follow_up.citations[0].quote, follow_up.text
+    assert "juli 2021" in " ".join(c.quote for c in spelled_out.citations)
 
 
 def test_follow_up_borrows_the_previous_question() -> None:

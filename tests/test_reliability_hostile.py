@@ -296,5 +296,5 @@ def test_qa_search_and_ask_strip_control_characters_from_letters(tmp_path: Path,
     asked = runner.invoke(main, ["ask", "Wanneer begon de proef met drones?", "--index", str(index_dir)])
     for result in (searched, asked):
         assert result.exit_code == 0, result.output
-        assert "drones" in result.output
+        assert "drones" in result.output.lower()  # the letter is shown (answered, or as the closest passage)
         assert not any(character in result.output for character in "\x1b\x07\x9b"), repr(result.output)

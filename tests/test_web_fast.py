@@ -35,8 +35,7 @@ def index_copy(tmp_path_factory: pytest.TempPathFactory, fast_index_dir: Path) -
 
 @pytest.fixture(scope="module")
 def client(index_copy: Path, fast_engine: Engine) -> Iterator[TestClient]:
-    engine = Engine(index_store.load(index_copy), fast_engine.embedder)
-    engine.dense_threshold = fast_engine.dense_threshold
+    engine = Engine(index_store.load(index_copy), fast_engine.embedder, fast_engine.policy)
     with TestClient(create_app(Settings(index_dir=index_copy, build_sample=False, admin_key=KEY), engine=engine)) as test_client:
         yield test_client
 

@@ -172,11 +172,12 @@ class AskController(Controller):
         started = time.perf_counter()
         answer, timings = await service.run(lambda engine: engine.ask(data.question, data.k, data.query_filters(), data.turns()))
         timings["total"] = round((time.perf_counter() - started) * 1000, 2)
-        return AskOut(**msgspec.structs.asdict(answer_out(answer, timings)), query=answer.question)
+        return AskOut(**msgspec.structs.asdict(answer_out(answer, timings)), query=answer.query)
 
     @post("/ask/stream", status_code=200, media_type="text/event-stream", summary="The same answer as Server-Sent Events")
     async def ask_stream(self, data: JSONBody[AskIn], service: NamedDependency[Service]) -> ServerSentEvent:
-        """Events, each with JSON data: `start` ({question}), `sources` ({abstained, citations, passages, query}),
+        """Events, each with JSON data: `start` ({question}), `sources` ({abstained, citations, passages, query,
+        confidence, confidence_label, decline_reason, close_passages}),
         `delta` ({text}: the next piece of the answer), and last `done` ({answer, abstained, timings_ms}) or
         `error` ({detail})."""
 
@@ -192,7 +193,8 @@ class AskController(Controller):
                 yield _sse("error", {"detail": "Internal error: the server could not answer this question."})
                 return
             full = msgspec.to_builtins(answer_out(answer))
-            yield _sse("sources", {"abstained": answer.abstained, "citations": full["citations"], "passages": full["passages"], "query": answer.question})
+            sources = {key: value for key, value in full.items() if key not in ("answer", "timings_ms")}
+            yield _sse("sources", {**sources, "abstained": answer.abstained, "query": answer.query})
             for piece in answer_pieces(answer.text):
                 yield _sse("delta", {"text": piece})
             timings["total"] = round((time.perf_counter() - started) * 1000, 2)

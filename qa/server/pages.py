@@ -131,6 +131,9 @@ class TurnView:
     segments: list[tuple[str, Card | None]] = field(default_factory=list)  # answer text with [n] links
     sources: list[Card] = field(default_factory=list)
     related: list[Card] = field(default_factory=list)
+    confidence: float = 0.0
+    confidence_label: str | None = None
+    decline_reason: str | None = None
 
 
 def _citation_card(citation: Citation) -> Card:
@@ -161,8 +164,9 @@ def turn_view(question: str, answer: Answer) -> TurnView:
         position = marker.end()
     segments.append((answer.text[position:], None))
     sources = list({card.n: card for card in reversed(cards)}.values())[::-1]
-    related = [_hit_card(hit) for hit in answer.hits[:3]] if answer.abstained else []
-    return TurnView(question, answer.text, answer.abstained, segments, sorted(sources, key=lambda c: c.n or 0), related)
+    related = [_hit_card(hit) for hit, _ in answer.close_hits] if answer.abstained else []
+    return TurnView(question, answer.text, answer.abstained, segments, sorted(sources, key=lambda c: c.n or 0), related,
+                    answer.confidence, answer.confidence_label, answer.decline_reason)
 
 
 @dataclass

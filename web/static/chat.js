@@ -90,6 +90,8 @@
   function sourceNodes(turn) {
     if (turn.error) return [];
     var nodes = [];
+    var note = confidenceNode(turn);
+    if (note) nodes.push(note);
     var seen = {};
     var cited = turn.citations.filter(function (c) { return seen[c.n] ? false : (seen[c.n] = true); });
     if (cited.length) {
@@ -97,14 +99,22 @@
       nodes.push(el.apply(null, ["ol", { class: "cards" }].concat(cited.map(function (c) {
         return card(c, c.n, c.quote);
       }))));
-    } else if (turn.abstained && turn.passages.length) {
+    } else if (turn.abstained && turn.close && turn.close.length) {
       nodes.push(el("p", { class: "hint" }, "Deze passages komen het dichtst in de buurt, maar beantwoorden de vraag niet:"));
-      nodes.push(el.apply(null, ["ol", { class: "cards related" }].concat(turn.passages.slice(0, 3).map(function (p) {
+      nodes.push(el.apply(null, ["ol", { class: "cards related" }].concat(turn.close.map(function (p) {
         var text = p.text.replace(/\s+/g, " ");
         return card(p, null, text.length > 300 ? text.slice(0, 300) + "…" : text);
       }))));
     }
     return nodes;
+  }
+
+  function confidenceNode(turn) {
+    if (turn.error || !turn.done) return null;
+    if (turn.abstained) return turn.reason ? el("p", { class: "decline-reason" }, turn.reason) : null;
+    if (!turn.label) return null;
+    return el("p", { class: "confidence confidence-" + turn.label },
+      "Zekerheid: " + turn.label + " (" + Math.round(turn.confidence * 100) + "%)");
   }
 
   function renderTurn(turn) {
@@ -214,7 +224,7 @@
     text = text.trim();
     if (!text) { showError(MESSAGES.question_empty || "Typ eerst een vraag."); question.focus(); return; }
     var filters = readFilters();
-    var turn = { question: text, answer: "", abstained: false, citations: [], passages: [], done: false };
+    var turn = { question: text, answer: "", abstained: false, citations: [], passages: [], close: [], done: false };
     var body = JSON.stringify({ question: text, k: 5, filters: filters, history: history() });
     turns.push(turn);
     examples.hidden = true;
@@ -233,6 +243,8 @@
       await readEvents(response, function (event, data) {
         if (event === "sources") {
           turn.citations = data.citations; turn.passages = data.passages; turn.abstained = data.abstained;
+          turn.confidence = data.confidence || 0; turn.label = data.confidence_label || null;
+          turn.reason = data.decline_reason || null; turn.close = data.close_passages || [];
         } else if (event === "delta") {
           turn.answer += data.text;
         } else if (event === "done") {

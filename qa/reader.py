@@ -1,0 +1,325 @@
+"""The reader: how well does a sentence, read in its passage, answer the question — and how sure are we?
+
+- Candidates: every sentence of the read passages that can be an answer (never a question, heading,
+  letterhead or signature), with cheap features: its similarity to the question read in context
+  (e5 token vectors pooled at indexing time), idf-weighted word coverage, the kind of fact asked
+  and present, its place in a "Vraag N"/"Antwoord N" block, its position, its passage's rank.
+- The sentence scorer is a weighted sum of those features (`scores`, weights in `AnswerPolicy`).
+  A listwise model learned on the Kamervragen pairs did not carry over to letters (see
+  docs/reader.md), so the shipped weights are set and measured on the letters' question set.
+- The confidence model is learned from real data: logistic regression on the Kamervragen pairs'
+  train split (`train/train_reader.py`) over the chosen sentence's score and features and the
+  evidence of the whole retrieval (idf mass no passage holds, the dense score relative to the
+  corpus mean), calibrated on a part the fit did not see; its reliability table is on the test split.
+
+Everything here is pure: vectors and texts in, scores out. No model run per question.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from qa.chunking import is_heading
+from qa.lexical import tokenize
+from qa.retrieval import Hit
+
+MODEL_FILE = Path(__file__).with_name("reader_model.json")
+
+# The kind of fact a question asks for, and what a sentence holding it looks like.
+_ASKS = {
+    "time": re.compile(r"\b(wanneer|welke datum|per wanneer|tot wanneer|hoe lang|welk jaar|welke termijn|vanaf wanneer|op welke termijn|welke periode)\b", re.I),
+    "amount": re.compile(r"\b(hoeveel|hoe groot|hoe hoog|welk bedrag|hoe veel|wat kost|wat kosten|hoeveelheid|aantal|welk percentage|hoe duur)\b", re.I),
+    "reason": re.compile(r"\b(waarom|om welke reden|waardoor|hoe komt|wat is de reden)\b", re.I),
+    "who": re.compile(r"\b(wie|welke minister|welk ministerie|welke organisatie|welke instantie|welke partij|welke landen|welk land)\b", re.I),
+}
+_HAS = {
+    "time": re.compile(
+        r"\b(\d{1,2}\s+(jan|feb|maa|apr|mei|jun|jul|aug|sep|okt|nov|dec)\w*|(januari|februari|maart|april|mei|juni|juli|augustus|september|oktober|november|december)(\s+\d{4})?"
+        r"|(19|20)\d{2}|kwartaal|uiterlijk|voorjaar|najaar|zomer|winter|eind|begin|medio|binnen\s+\w+\s+(dagen|weken|maanden|jaar)|\d+\s+(dagen|weken|maanden|jaar))\b",
+        re.I,
+    ),
+    # A number that is not a day of a date or a year, a currency, or a number word.
+    "amount": re.compile(
+        r"(€|%|\bEUR\b|\beuro\b|\bf\s?\d"
+        r"|\b(?!(?:19|20)\d\d\b)\d[\d.,]*\b(?!\s+(?:jan|feb|maa|apr|mei|jun|jul|aug|sep|okt|nov|dec|jl\b))"
+        r"|\b(miljoen|miljard|procent|duizend|honderd|tientallen|enkele|twee|drie|vier|vijf|zes|zeven|acht|negen|tien|elf|twaalf|vijftien|twintig|dertig|veertig|vijftig|zestig|zeventig|tachtig|negentig|honderden|duizenden|helft|halveren|halvering|verdubbel\w*|verdrievoudig\w*)\b)",
+        re.I,
+    ),
+    "reason": re.compile(r"\b(omdat|doordat|vanwege|daarom|reden|teneinde|zodat|aangezien|gezien|met het oog op|als gevolg van|om te)\b", re.I),
+    "who": re.compile(r"\b(minister|staatssecretaris|kabinet|ministerie|dienst|inspectie|gemeenten?|autoriteit|toezichthouder|[A-Z][a-z]+\s[A-Z][a-z]+|[A-Z]{2,})\b"),
+}
+_ANAPHOR = re.compile(r"^(dit|deze|dat|die|hij|zij|ze|hiermee|daarmee|hierbij|daarbij|hiervoor|daarvoor|hierdoor|daardoor|het gaat)\b", re.I)
+_BLOCK_HEADING = re.compile(r"^(Vraag|Antwoord)\s+(\d+[a-z]?)\s*$", re.M | re.I)
+# Letter heads, addressee, place-and-date lines, signatures and publication furniture, which the
+# sentence splitter may join to the first sentence after them.
+_LETTERHEAD = re.compile(
+    r"\bBRIEF VAN\b|Aan de [Vv]oorzitter van de Tweede Kamer|Tweede Kamer der Staten-Generaal|\bVergaderjaar\s+\d|\bISSN\b"
+    r"|(?:'s-Gravenhage|’s-Gravenhage|Den Haag),\s+\d{1,2}\s+\w+\s+\d{4}"
+    r"|^(?:De|Het)\s+(?:Minister|Staatssecretaris|Minister-President)\b[^.]{0,120},\s*(?:[A-Z]\.\s?)+[A-Z]"
+    r"|^(?:Vragen van (?:het lid|de leden)|Antwoord van (?:de )?(?:[Mm]inister|[Ss]taatssecretaris))\b"  # an Aanhangsel's head
+    r"|https?://|\bwww\.\w"  # footnotes with their links
+)
+_ENDS_SENTENCE = re.compile(r"[.!?;:][\"'”’»)]*$")
+_WORD = re.compile(r"\w+")
+
+# Only relative retrieval signals: raw cosines and BM25 scores differ per corpus and model (a
+# scorer trained on the Kamervragen answers with raw passage cosines chose the wrong letter on
+# the letters' question set: right letter 0.79 instead of 0.90), ranks and shares do not.
+# The in-context cosine compares sentences within a passage only: across passages (other letters,
+# other lengths) it chose the wrong letter more often than retrieval's own order did.
+FEATURES = (
+    "cosine_gap_in_passage",  # question · sentence read in context, minus the best of its passage's sentences
+    "cosine_top_in_passage",  # 1 when it is the most similar sentence of its passage
+    "retrieval_share",  # its passage's fused retrieval score / the best passage's
+    "passage_rank",  # 1 / (1 + rank of its passage)
+    "coverage",  # idf-weighted share of the question's terms in the sentence
+    "passage_coverage",  # ... in the passage with its title and section
+    "fact_match",  # +1 asked kind present, -1 asked and absent, 0 nothing specific asked
+    "after_question",  # the sentence follows a question (the answer to it starts here)
+    "answer_block",  # +1 in an "Antwoord N" block, -1 in a "Vraag N" block
+    "vraag_coverage",  # coverage of the question by the "Vraag N" that this "Antwoord N" answers
+    "first_in_passage",
+    "position",  # 0 first ... 1 last sentence of the passage
+    "length",  # log of its length in characters
+    "leans_back",  # starts with "Dit", "Daarmee", ... (needs its predecessor)
+    "restates",  # share of its words that are the question's words (restating, not answering)
+    "meaning",  # the in-context cosine scaled from the least (0) to the most (1) similar candidate
+    "context_coverage",  # coverage of the question by its letter's title and its section
+    "long",  # 1 for a sentence over 400 characters
+    "bias",
+)
+
+
+@dataclass(frozen=True)
+class ReadPassage:
+    """A retrieved passage as the reader sees it: the hit, its stored sentence spans and vectors."""
+
+    rank: int
+    hit: Hit
+    spans: np.ndarray  # (k, 2) sentence offsets in the letter text
+    vectors: np.ndarray  # (k, dimension) in-context sentence vectors
+    cosine: float  # question · passage vector
+
+
+@dataclass(frozen=True)
+class QuestionView:
+    """The question, analysed once: its vector, its terms' idf weights and the kind of fact asked."""
+
+    text: str
+    vector: np.ndarray
+    weights: dict[str, float]
+    asks: tuple[str, ...]
+    words: frozenset[str]
+
+    @classmethod
+    def of(cls, text: str, vector: np.ndarray, idf: dict[str, float]) -> QuestionView:
+        asks = tuple(kind for kind, pattern in _ASKS.items() if pattern.search(text))
+        return cls(text, np.asarray(vector, dtype=np.float32).reshape(-1), idf, asks, frozenset(w.lower() for w in _WORD.findall(text)))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    passage: int  # index into the read passages
+    sentence: int  # index into that passage's spans
+    start: int
+    end: int
+    features: np.ndarray
+    cosine: float  # question · sentence read in context
+
+
+def coverage(text: str, weights: dict[str, float]) -> float:
+    """Share of the question's (idf-weighted) content words that occur in a text."""
+    total = sum(weights.values())
+    if not total:
+        return 0.0
+    present = set(tokenize(text))
+    return sum(weight for term, weight in weights.items() if term in present) / total
+
+
+def is_question(sentence: str) -> bool:
+    return sentence.rstrip("\"'”’») ").endswith("?")
+
+
+def can_answer(sentence: str) -> bool:
+    """Letter heads, dates, headings, titles and questions are never an answer."""
+    words = sentence.split()
+    if len(words) < 4 or is_heading(sentence) or is_question(sentence):
+        return False
+    if sentence.isupper() or _BLOCK_HEADING.match(sentence) or _LETTERHEAD.search(sentence):
+        return False
+    return bool(_ENDS_SENTENCE.search(sentence)) or len(sentence) > 120
+
+
+def has_fact(kind: str, sentence: str) -> bool:
+    return bool(_HAS[kind].search(sentence))
+
+
+def leans_back(sentence: str) -> bool:
+    return bool(_ANAPHOR.match(sentence))
+
+
+def _blocks(text: str) -> list[tuple[int, str, str, int]]:
+    """(offset, "vraag"/"antwoord", number, end of the heading line) of each Vraag/Antwoord heading."""
+    return [(m.start(), m.group(1).lower(), m.group(2).lower(), m.end()) for m in _BLOCK_HEADING.finditer(text)]
+
+
+def _block_at(blocks: list[tuple[int, str, str, int]], text: str, offset: int, weights: dict[str, float]) -> tuple[float, float]:
+    """(answer_block, vraag_coverage) of the text at an offset."""
+    current = None
+    for block in blocks:
+        if block[0] > offset:
+            break
+        current = block
+    if current is None:
+        return 0.0, 0.0
+    if current[1] == "vraag":
+        return -1.0, 0.0
+    number = current[2]
+    for i, block in enumerate(blocks):
+        if block[1] == "vraag" and block[2] == number:
+            end = blocks[i + 1][0] if i + 1 < len(blocks) else len(text)
+            return 1.0, coverage(text[block[3] : end], weights)
+    return 1.0, 0.0
+
+
+def _previous_sentence(text: str, spans: np.ndarray, index: int) -> str:
+    """The sentence before, passing over headings ("Antwoord 3" follows its question)."""
+    for k in range(index - 1, -1, -1):
+        sentence = text[spans[k][0] : spans[k][1]]
+        if not (_BLOCK_HEADING.match(sentence) or is_heading(sentence)):
+            return sentence
+    return ""
+
+
+def candidates(question: QuestionView, passages: Sequence[ReadPassage]) -> list[Candidate]:
+    """Every sentence of the read passages that can stand as an answer, with its features."""
+    raw: list[tuple[int, int, int, int, list[float], float]] = []
+    best_retrieval = max((p.hit.score for p in passages), default=0.0) or 1.0
+    block_cache: dict[str, list[tuple[int, str, str, int]]] = {}
+    for i, read in enumerate(passages):
+        letter, passage = read.hit.letter, read.hit.passage
+        text = letter.text
+        if letter.id not in block_cache:
+            block_cache[letter.id] = _blocks(text)
+        blocks = block_cache[letter.id]
+        passage_coverage = coverage(" ".join(filter(None, [letter.title, passage.section, passage.text])), question.weights)
+        context_coverage = coverage(" ".join(filter(None, [letter.title, passage.section])), question.weights)
+        cosines = np.asarray(read.vectors, dtype=np.float32) @ question.vector if len(read.spans) else np.zeros(0)
+        count = len(read.spans)
+        for j, (start, end) in enumerate(read.spans.tolist()):
+            sentence = text[start:end]
+            if not can_answer(sentence):
+                continue
+            previous = _previous_sentence(text, read.spans, j)
+            answer_block, vraag_coverage = _block_at(blocks, text, start, question.weights)
+            words = [w.lower() for w in _WORD.findall(sentence)]
+            fact = 0.0
+            if question.asks:
+                fact = 1.0 if any(has_fact(kind, sentence) for kind in question.asks) else -1.0
+            raw.append((i, j, start, end, [
+                float(cosines[j] - cosines.max()),
+                1.0 if cosines[j] == cosines.max() else 0.0,
+                read.hit.score / best_retrieval,
+                1.0 / (1 + read.rank),
+                coverage(sentence, question.weights),
+                passage_coverage,
+                fact,
+                1.0 if previous and is_question(previous) else 0.0,
+                answer_block,
+                vraag_coverage,
+                1.0 if j == 0 else 0.0,
+                j / max(count - 1, 1),
+                math.log(max(len(sentence), 1)) / 6,
+                1.0 if leans_back(sentence) else 0.0,
+                sum(w in question.words for w in words) / (len(words) or 1),
+                0.0,  # meaning: scaled below, over all candidates
+                context_coverage,
+                1.0 if len(sentence) > 400 else 0.0,
+                1.0,
+            ], float(cosines[j])))
+    if not raw:
+        return []
+    lowest, highest = min(item[5] for item in raw), max(item[5] for item in raw)
+    meaning = FEATURES.index("meaning")
+    out = []
+    for i, j, start, end, features, cosine in raw:
+        features[meaning] = (cosine - lowest) / ((highest - lowest) or 1.0)
+        out.append(Candidate(i, j, start, end, np.asarray(features, dtype=np.float32), cosine))
+    return out
+
+
+# --- the confidence model's inputs ---------------------------------------------------------
+
+CONFIDENCE_FEATURES = (
+    "best_score",  # the sentence scorer's score for the chosen sentence
+    "score_margin",  # ... minus the next best candidate's
+    "best_cosine",  # question · chosen sentence
+    "best_coverage",
+    "best_fact_match",
+    "passage_cosine",  # question · best passage
+    "corpus_lift",  # best passage cosine minus the question's cosine to the corpus's mean passage
+    "missing_idf",  # share of the question's idf mass that no read passage holds
+    "absent_terms",  # share of the question's idf mass in terms no letter in the index holds
+    "bias",
+)
+
+
+def confidence_features(
+    best: Candidate, best_score: float, margin: float, passage_cosine: float, corpus_lift: float,
+    missing_idf: float, absent_terms: float,
+) -> np.ndarray:
+    names = FEATURES
+    return np.asarray([
+        best_score, margin, best.cosine, best.features[names.index("coverage")],
+        best.features[names.index("fact_match")], passage_cosine, corpus_lift, missing_idf, absent_terms, 1.0,
+    ], dtype=np.float32)
+
+
+def scores(found: Sequence[Candidate], weights: np.ndarray) -> np.ndarray:
+    """The sentence scorer: a weighted sum of the features (weights: `AnswerPolicy.sentence_weights`)."""
+    if not found:
+        return np.zeros(0, dtype=np.float32)
+    return np.stack([c.features for c in found]) @ weights
+
+
+@dataclass(frozen=True)
+class ReaderModel:
+    """The learned confidence model, with where it came from (`train/train_reader.py` writes the file)."""
+
+    confidence_weights: np.ndarray
+    decline_below: float  # chosen with the weights, on held-out data (see `trained_on`)
+    trained_on: str
+
+    def confidence(self, features: np.ndarray) -> float:
+        return float(1 / (1 + math.exp(-float(np.clip(features @ self.confidence_weights, -30, 30)))))
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "confidence_features": list(CONFIDENCE_FEATURES),
+            "confidence_weights": [round(float(w), 6) for w in self.confidence_weights],
+            "decline_below": self.decline_below,
+            "trained_on": self.trained_on,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> ReaderModel:
+        if data.get("confidence_features") != list(CONFIDENCE_FEATURES):
+            raise ValueError("the reader model was trained on other features; retrain with train/train_reader.py")
+        return cls(
+            np.asarray(data["confidence_weights"], dtype=np.float32),
+            float(data.get("decline_below", 0.0)),  # type: ignore[arg-type]
+            str(data.get("trained_on", "")),
+        )
+
+
+@cache
+def load_model(path: Path = MODEL_FILE) -> ReaderModel:
+    return ReaderModel.from_json(json.loads(path.read_text(encoding="utf-8")))

@@ -1,0 +1,104 @@
+"""The reader's pure parts: what may be quoted, Vraag/Antwoord blocks, features, the policy, the model file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from qa import reader
+from qa.answering import DEFAULT_POLICY, AnswerPolicy, unknown_names
+from qa.chunking import Passage, paragraphs, split_sentences
+from qa.letters import Letter
+from qa.reader import FEATURES, QuestionView, ReaderModel, ReadPassage
+from qa.retrieval import Hit
+
+
+def test_questions_headings_and_letterheads_are_never_answers() -> None:
+    assert not reader.can_answer("Herkent u het beeld dat rekeninggluren bij banken wijdverspreid is?")
+    assert not reader.can_answer("Kunt u aangeven wanneer dit is afgerond?”")
+    assert not reader.can_answer("Antwoord 3")
+    assert not reader.can_answer("TWEEDE KAMER DER STATEN-GENERAAL")
+    assert not reader.can_answer("Beëindiging van de operatie")
+    assert reader.can_answer("Uiterlijk 11 september dient dit te zijn afgerond.")
+
+
+def _passage(text: str) -> ReadPassage:
+    spans = np.asarray([s for start, end in paragraphs(text) for s in split_sentences(text[start:end], start)], dtype=np.int64)
+    letter = Letter(id="ah-tk-1", text=text)
+    hit = Hit(Passage("ah-tk-1#1", "ah-tk-1", 0, len(text), None, 1, text), letter, 1.0, 0.9, 3.0)
+    vectors = np.eye(len(spans), 4, dtype=np.float32)
+    return ReadPassage(0, hit, spans, vectors, 0.9)
+
+
+AANHANGSEL = (  # as cleaning leaves an Aanhangsel: each heading a paragraph of its own
+    "Vraag 1\n\nTot wanneer loopt de internetconsultatie over de huisvesting van evacués?\n\n"
+    "Antwoord 1\n\nDe internetconsultatie loopt tot 20 maart 2024. De reacties worden meegenomen in de besluitvorming.\n\n"
+    "Vraag 2\n\nWaarom is de Huisvestingswet aangepast?\n\n"
+    "Antwoord 2\n\nHet betreft een ministeriële regeling op grond van artikel 31 van de wet."
+)
+
+
+def test_candidates_leave_out_questions_and_know_their_vraag() -> None:
+    read = _passage(AANHANGSEL)
+    weights = {term: 1.0 for term in reader.tokenize("Tot wanneer loopt de internetconsultatie over evacués?")}
+    view = QuestionView.of("Tot wanneer loopt de internetconsultatie over evacués?", np.asarray([1, 0, 0, 0], np.float32), weights)
+    found = reader.candidates(view, [read])
+    quoted = [AANHANGSEL[c.start : c.end] for c in found]
+    assert not any(q.endswith("?") for q in quoted)
+    assert quoted[0] == "De internetconsultatie loopt tot 20 maart 2024."
+    by_text = dict(zip(quoted, found))
+    first = by_text["De internetconsultatie loopt tot 20 maart 2024."].features
+    other = by_text["Het betreft een ministeriële regeling op grond van artikel 31 van de wet."].features
+    column = FEATURES.index
+    assert first[column("answer_block")] == 1.0 and first[column("vraag_coverage")] > other[column("vraag_coverage")]
+    assert first[column("after_question")] == 1.0
+    assert first[column("fact_match")] == 1.0  # asks "tot wanneer", holds a date
+    assert view.asks == ("time",)
+
+
+def test_names_that_no_letter_holds_are_found() -> None:
+    frequency = {"bunq": 3}.get
+    assert unknown_names("Welke boete kreeg Nexperia van de ACM?", lambda t: frequency(t, 0)) == ("Nexperia", "ACM")
+    assert unknown_names("Welke boete kreeg Bunq van Nexperia?", lambda t: frequency(t, 0)) == ()  # one name is known
+    assert unknown_names("Nexperia", lambda t: 0) == ()  # the first word is capitalised anyway
+    assert unknown_names("Wat vindt de minister van de Chinese plannen van België?", lambda t: 0) == ("België",)
+
+
+def test_policy_values_from_the_command_line() -> None:
+    policy = DEFAULT_POLICY.with_values({"passages_read": "3", "carry_next": "false", "decline_below": "0.5"})
+    assert (policy.passages_read, policy.carry_next, policy.decline_below) == (3, False, 0.5)
+    with pytest.raises(ValueError, match="no answer policy setting"):
+        DEFAULT_POLICY.with_values({"passages": "3"})
+    with pytest.raises(ValueError, match="takes a int"):
+        DEFAULT_POLICY.with_values({"passages_read": "many"})
+    assert AnswerPolicy(high_from=0.7, medium_from=0.4).label(0.8) == "hoog"
+    assert AnswerPolicy(high_from=0.7, medium_from=0.4).label(0.5) == "middel"
+    assert AnswerPolicy(high_from=0.7, medium_from=0.4).label(0.1) == "laag"
+
+
+def test_the_shipped_model_matches_the_features_and_is_small() -> None:
+    data = json.loads(reader.MODEL_FILE.read_text(encoding="utf-8"))
+    model = ReaderModel.from_json(data)
+    assert model.confidence_weights.shape == (len(reader.CONFIDENCE_FEATURES),)
+    assert 0 < model.decline_below < 1
+    assert "train/train_reader.py" in model.trained_on and "test" in model.trained_on
+    assert reader.MODEL_FILE.stat().st_size < 5_000_000
+    with pytest.raises(ValueError, match="retrain"):
+        ReaderModel.from_json({**data, "confidence_features": data["confidence_features"][:-1]})
+    assert 0.0 <= model.confidence(np.zeros(len(reader.CONFIDENCE_FEATURES), np.float32)) <= 1.0
+
+
+def test_the_scorer_weighs_the_policy_features() -> None:
+    weights = DEFAULT_POLICY.sentence_weights()
+    assert weights.shape == (len(FEATURES),)
+    assert weights[FEATURES.index("coverage")] == DEFAULT_POLICY.weight_coverage
+    assert weights[FEATURES.index("bias")] == 0.0
+    assert DEFAULT_POLICY.with_values({"weight_meaning": "0"}).sentence_weights()[FEATURES.index("meaning")] == 0.0
+
+
+def test_letterheads_and_signatures_are_not_answers() -> None:
+    assert not reader.can_answer("BRIEF VAN DE STAATSSECRETARIS VAN VERKEER EN WATERSTAAT Aan de Voorzitter van de Tweede Kamer der Staten-Generaal")
+    assert not reader.can_answer("'s-Gravenhage, 5 februari 1980 Hierbij zend ik u de nota over de luchtvaart.")
+    assert not reader.can_answer("De Staatssecretaris van Verkeer en Waterstaat, N. Smit-Kroes")
