@@ -298,9 +298,9 @@ def evaluate_command(questions_file: Path, mode: str, settings: tuple[str, ...],
     from qa.evaluation import Question, evaluate, quotes_span, read_questions
     from qa.retrieval import Mode
 
-    values = dict(setting.partition("=")[::2] for setting in settings)
     if any("=" not in setting for setting in settings):
         raise click.UsageError("--set takes NAME=VALUE")
+    values = dict(setting.partition("=")[::2] for setting in settings)
     try:
         policy = DEFAULT_POLICY.with_values(values)
     except ValueError as error:

@@ -14,7 +14,7 @@ from qa import index as index_store
 from qa.answering import DEFAULT_POLICY, Answer, AnswerPolicy, Evidence, Reading, answer, unknown_names
 from qa.embedding import Embedder, TextEmbedder
 from qa.lexical import tokenize
-from qa.reader import QuestionView, ReadPassage
+from qa.reader import BLOCK_HEADING, QuestionView, ReadPassage
 from qa.retrieval import Filters, Hit, Mode, search
 
 # A follow-up starts like one ("En ...") or points back ("dat", "daarover"); "het" and "er" are too
@@ -28,8 +28,6 @@ FOLLOW_UP_WORDS = 10
 # In a follow-up, the earlier question's words help the reader this much less than the follow-up's own:
 # they found the passages, but the sentence must answer what is asked now.
 CONTEXT_TERM_WEIGHT = 0.3
-_ANSWER_HEADING = re.compile(r"^Antwoord\s+(\d+[a-z]?)\s*$", re.M | re.I)
-_QUESTION_HEADING = re.compile(r"^Vraag\s+(\d+[a-z]?)\s*$", re.M | re.I)
 
 
 @dataclass(frozen=True)
@@ -127,7 +125,7 @@ class Engine:
     def _answer_row(self, hit: Hit, number: str) -> int | None:
         for row in self.index.letter_passages.get(hit.letter.id, []):
             passage = self.index.passages[row]
-            if passage.start > hit.passage.start and any(m.group(1).lower() == number for m in _ANSWER_HEADING.finditer(passage.text)):
+            if passage.start > hit.passage.start and number in _block_numbers(passage.text, "antwoord"):
                 return row
         return None
 
@@ -145,8 +143,13 @@ class Engine:
 
 def _unanswered_questions(text: str) -> list[str]:
     """Numbers of the "Vraag N" blocks in a passage whose "Antwoord N" is not in it."""
-    answered = {m.group(1).lower() for m in _ANSWER_HEADING.finditer(text)}
-    return [m.group(1).lower() for m in _QUESTION_HEADING.finditer(text) if m.group(1).lower() not in answered]
+    answered = _block_numbers(text, "antwoord")
+    return [number for number in _block_numbers(text, "vraag") if number not in answered]
+
+
+def _block_numbers(text: str, kind: str) -> list[str]:
+    """The numbers of a text's "Vraag N" or "Antwoord N" headings, in order."""
+    return [m.group(2).lower() for m in BLOCK_HEADING.finditer(text) if m.group(1).lower() == kind]
 
 
 def retrieval_query(question: str, history: Sequence[Turn]) -> str:

@@ -3,7 +3,7 @@
 - Candidates: every sentence of the read passages that can be an answer (never a question, heading,
   letterhead or signature), with cheap features: its similarity to the question read in context
   (e5 token vectors pooled at indexing time), idf-weighted word coverage, the kind of fact asked
-  and present, its place in a "Vraag N"/"Antwoord N" block, its position, its passage's rank.
+  and present, its letter's title and section, its passage's rank.
 - The sentence scorer is a weighted sum of those features (`scores`, weights in `AnswerPolicy`).
   A listwise model learned on the Kamervragen pairs did not carry over to letters (see
   docs/reader.md), so the shipped weights are set and measured on the letters' question set.
@@ -57,7 +57,7 @@ _HAS = {
     "who": re.compile(r"\b(minister|staatssecretaris|kabinet|ministerie|dienst|inspectie|gemeenten?|autoriteit|toezichthouder|[A-Z][a-z]+\s[A-Z][a-z]+|[A-Z]{2,})\b"),
 }
 _ANAPHOR = re.compile(r"^(dit|deze|dat|die|hij|zij|ze|hiermee|daarmee|hierbij|daarbij|hiervoor|daarvoor|hierdoor|daardoor|het gaat)\b", re.I)
-_BLOCK_HEADING = re.compile(r"^(Vraag|Antwoord)\s+(\d+[a-z]?)\s*$", re.M | re.I)
+BLOCK_HEADING = re.compile(r"^(Vraag|Antwoord)\s+(\d+[a-z]?)\s*$", re.M | re.I)  # "Vraag 3" / "Antwoord 3" of an Aanhangsel
 # Letter heads, addressee, place-and-date lines, signatures and publication furniture, which the
 # sentence splitter may join to the first sentence after them.
 _LETTERHEAD = re.compile(
@@ -68,29 +68,13 @@ _LETTERHEAD = re.compile(
     r"|https?://|\bwww\.\w"  # footnotes with their links
 )
 _ENDS_SENTENCE = re.compile(r"[.!?;:][\"'”’»)]*$")
-_WORD = re.compile(r"\w+")
 
-# Only relative retrieval signals: raw cosines and BM25 scores differ per corpus and model (a
-# scorer trained on the Kamervragen answers with raw passage cosines chose the wrong letter on
-# the letters' question set: right letter 0.79 instead of 0.90), ranks and shares do not.
-# The in-context cosine compares sentences within a passage only: across passages (other letters,
-# other lengths) it chose the wrong letter more often than retrieval's own order did.
+# What the sentence scorer weighs (`AnswerPolicy.sentence_weights`). Only relative signals: raw
+# cosines and BM25 scores differ per corpus and model, a rank and a scaled cosine do not.
 FEATURES = (
-    "cosine_gap_in_passage",  # question · sentence read in context, minus the best of its passage's sentences
-    "cosine_top_in_passage",  # 1 when it is the most similar sentence of its passage
-    "retrieval_share",  # its passage's fused retrieval score / the best passage's
     "passage_rank",  # 1 / (1 + rank of its passage)
     "coverage",  # idf-weighted share of the question's terms in the sentence
-    "passage_coverage",  # ... in the passage with its title and section
     "fact_match",  # +1 asked kind present, -1 asked and absent, 0 nothing specific asked
-    "after_question",  # the sentence follows a question (the answer to it starts here)
-    "answer_block",  # +1 in an "Antwoord N" block, -1 in a "Vraag N" block
-    "vraag_coverage",  # coverage of the question by the "Vraag N" that this "Antwoord N" answers
-    "first_in_passage",
-    "position",  # 0 first ... 1 last sentence of the passage
-    "length",  # log of its length in characters
-    "leans_back",  # starts with "Dit", "Daarmee", ... (needs its predecessor)
-    "restates",  # share of its words that are the question's words (restating, not answering)
     "meaning",  # the in-context cosine scaled from the least (0) to the most (1) similar candidate
     "context_coverage",  # coverage of the question by its letter's title and its section
     "long",  # 1 for a sentence over 400 characters
@@ -117,12 +101,11 @@ class QuestionView:
     vector: np.ndarray
     weights: dict[str, float]
     asks: tuple[str, ...]
-    words: frozenset[str]
 
     @classmethod
     def of(cls, text: str, vector: np.ndarray, idf: dict[str, float]) -> QuestionView:
         asks = tuple(kind for kind, pattern in _ASKS.items() if pattern.search(text))
-        return cls(text, np.asarray(vector, dtype=np.float32).reshape(-1), idf, asks, frozenset(w.lower() for w in _WORD.findall(text)))
+        return cls(text, np.asarray(vector, dtype=np.float32).reshape(-1), idf, asks)
 
 
 @dataclass(frozen=True)
@@ -153,7 +136,7 @@ def can_answer(sentence: str) -> bool:
     words = sentence.split()
     if len(words) < 4 or is_heading(sentence) or is_question(sentence):
         return False
-    if sentence.isupper() or _BLOCK_HEADING.match(sentence) or _LETTERHEAD.search(sentence):
+    if sentence.isupper() or BLOCK_HEADING.match(sentence) or _LETTERHEAD.search(sentence):
         return False
     return bool(_ENDS_SENTENCE.search(sentence)) or len(sentence) > 120
 
@@ -166,85 +149,23 @@ def leans_back(sentence: str) -> bool:
     return bool(_ANAPHOR.match(sentence))
 
 
-def _blocks(text: str) -> list[tuple[int, str, str, int]]:
-    """(offset, "vraag"/"antwoord", number, end of the heading line) of each Vraag/Antwoord heading."""
-    return [(m.start(), m.group(1).lower(), m.group(2).lower(), m.end()) for m in _BLOCK_HEADING.finditer(text)]
-
-
-def _block_at(blocks: list[tuple[int, str, str, int]], text: str, offset: int, weights: dict[str, float]) -> tuple[float, float]:
-    """(answer_block, vraag_coverage) of the text at an offset."""
-    current = None
-    for block in blocks:
-        if block[0] > offset:
-            break
-        current = block
-    if current is None:
-        return 0.0, 0.0
-    if current[1] == "vraag":
-        return -1.0, 0.0
-    number = current[2]
-    for i, block in enumerate(blocks):
-        if block[1] == "vraag" and block[2] == number:
-            end = blocks[i + 1][0] if i + 1 < len(blocks) else len(text)
-            return 1.0, coverage(text[block[3] : end], weights)
-    return 1.0, 0.0
-
-
-def _previous_sentence(text: str, spans: np.ndarray, index: int) -> str:
-    """The sentence before, passing over headings ("Antwoord 3" follows its question)."""
-    for k in range(index - 1, -1, -1):
-        sentence = text[spans[k][0] : spans[k][1]]
-        if not (_BLOCK_HEADING.match(sentence) or is_heading(sentence)):
-            return sentence
-    return ""
-
-
 def candidates(question: QuestionView, passages: Sequence[ReadPassage]) -> list[Candidate]:
     """Every sentence of the read passages that can stand as an answer, with its features."""
     raw: list[tuple[int, int, int, int, list[float], float]] = []
-    best_retrieval = max((p.hit.score for p in passages), default=0.0) or 1.0
-    block_cache: dict[str, list[tuple[int, str, str, int]]] = {}
     for i, read in enumerate(passages):
         letter, passage = read.hit.letter, read.hit.passage
-        text = letter.text
-        if letter.id not in block_cache:
-            block_cache[letter.id] = _blocks(text)
-        blocks = block_cache[letter.id]
-        passage_coverage = coverage(" ".join(filter(None, [letter.title, passage.section, passage.text])), question.weights)
         context_coverage = coverage(" ".join(filter(None, [letter.title, passage.section])), question.weights)
         cosines = np.asarray(read.vectors, dtype=np.float32) @ question.vector if len(read.spans) else np.zeros(0)
-        count = len(read.spans)
         for j, (start, end) in enumerate(read.spans.tolist()):
-            sentence = text[start:end]
+            sentence = letter.text[start:end]
             if not can_answer(sentence):
                 continue
-            previous = _previous_sentence(text, read.spans, j)
-            answer_block, vraag_coverage = _block_at(blocks, text, start, question.weights)
-            words = [w.lower() for w in _WORD.findall(sentence)]
             fact = 0.0
             if question.asks:
                 fact = 1.0 if any(has_fact(kind, sentence) for kind in question.asks) else -1.0
-            raw.append((i, j, start, end, [
-                float(cosines[j] - cosines.max()),
-                1.0 if cosines[j] == cosines.max() else 0.0,
-                read.hit.score / best_retrieval,
-                1.0 / (1 + read.rank),
-                coverage(sentence, question.weights),
-                passage_coverage,
-                fact,
-                1.0 if previous and is_question(previous) else 0.0,
-                answer_block,
-                vraag_coverage,
-                1.0 if j == 0 else 0.0,
-                j / max(count - 1, 1),
-                math.log(max(len(sentence), 1)) / 6,
-                1.0 if leans_back(sentence) else 0.0,
-                sum(w in question.words for w in words) / (len(words) or 1),
-                0.0,  # meaning: scaled below, over all candidates
-                context_coverage,
-                1.0 if len(sentence) > 400 else 0.0,
-                1.0,
-            ], float(cosines[j])))
+            features = [1.0 / (1 + read.rank), coverage(sentence, question.weights), fact, 0.0, context_coverage,
+                        1.0 if len(sentence) > 400 else 0.0, 1.0]  # meaning: scaled below, over all candidates
+            raw.append((i, j, start, end, features, float(cosines[j])))
     if not raw:
         return []
     lowest, highest = min(item[5] for item in raw), max(item[5] for item in raw)

@@ -40,7 +40,7 @@ AANHANGSEL = (  # as cleaning leaves an Aanhangsel: each heading a paragraph of 
 )
 
 
-def test_candidates_leave_out_questions_and_know_their_vraag() -> None:
+def test_candidates_leave_out_questions_and_know_what_was_asked() -> None:
     read = _passage(AANHANGSEL)
     weights = {term: 1.0 for term in reader.tokenize("Tot wanneer loopt de internetconsultatie over evacués?")}
     view = QuestionView.of("Tot wanneer loopt de internetconsultatie over evacués?", np.asarray([1, 0, 0, 0], np.float32), weights)
@@ -52,9 +52,9 @@ def test_candidates_leave_out_questions_and_know_their_vraag() -> None:
     first = by_text["De internetconsultatie loopt tot 20 maart 2024."].features
     other = by_text["Het betreft een ministeriële regeling op grond van artikel 31 van de wet."].features
     column = FEATURES.index
-    assert first[column("answer_block")] == 1.0 and first[column("vraag_coverage")] > other[column("vraag_coverage")]
-    assert first[column("after_question")] == 1.0
+    assert first[column("coverage")] > other[column("coverage")]
     assert first[column("fact_match")] == 1.0  # asks "tot wanneer", holds a date
+    assert other[column("fact_match")] == -1.0
     assert view.asks == ("time",)
 
 

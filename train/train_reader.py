@@ -21,6 +21,7 @@ import hashlib
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,7 @@ def _read(engine: Engine, pair: Pair, leave_out: bool, passages: int) -> Reading
     hits = engine.search(pair.question, k=SEARCH_K)
     if leave_out:
         hits = [hit for hit in hits if hit.letter.id != pair.answer_id]
-    policy = DEFAULT_POLICY.with_values({"passages_read": str(passages)})
+    policy = replace(DEFAULT_POLICY, passages_read=passages)
     return engine.gather(pair.question, pair.question, hits, k=passages, policy=policy)
 
 
@@ -207,7 +208,7 @@ def write_report(path: Path, figures: dict[str, float], table: list[tuple[str, i
         "| --- | --- |",
         *[f"| {name} | {weight:+.3f} |" for name, weight in zip(reader.FEATURES, DEFAULT_POLICY.sentence_weights()) if weight],
         "",
-        "A listwise scorer over all the features, learned on the fit part's retrieval lists and on Vraag/Antwoord",
+        "A listwise scorer over more features (also the sentence after a question, its Vraag/Antwoord block), learned on the fit part's retrieval lists and on Vraag/Antwoord",
         "blocks read in one model pass, raised the Kamervragen test R@1 by at most 0.02 but chose the wrong letter",
         "or sentence far more often on the letters' own question set (development runs of this session), so it is",
         "not shipped: the Kamervragen answers are short and shaped alike, and what separates them (passage",
