@@ -93,14 +93,18 @@ def fast_engine(fast_index_dir: Path, fake_embedder) -> Engine:  # type: ignore[
 # --- the web app (tests/test_api.py, tests/test_browser.py) -------------------------------
 
 
+def copy_index(source: Path, target: Path) -> Path:
+    """A test's own copy of an index folder, without the writer's lock file."""
+    import shutil
+
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".lock"))
+    return target
+
+
 @pytest.fixture(scope="session")
 def web_index(tmp_path_factory: pytest.TempPathFactory, sample_index_dir: Path) -> Path:
     """The web tests' own copy of the sample index: built once, and safe from tests that change an index."""
-    import shutil
-
-    folder = tmp_path_factory.mktemp("web") / "index"
-    shutil.copytree(sample_index_dir, folder, ignore=shutil.ignore_patterns(".lock"))
-    return folder
+    return copy_index(sample_index_dir, tmp_path_factory.mktemp("web") / "index")
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TEST_MODEL, stop_process
+from conftest import TEST_MODEL, copy_index, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_KEY = "test-admin-key-0123456789"
@@ -55,8 +55,7 @@ def start_server(index: Path, log: Path, *extra: str, env: dict[str, str] | None
 
 @pytest.fixture()
 def served(tmp_path: Path, web_index: Path) -> Iterator[tuple[subprocess.Popen, str, Path]]:
-    index = tmp_path / "index"
-    shutil.copytree(web_index, index, ignore=shutil.ignore_patterns(".lock"))
+    index = copy_index(web_index, tmp_path / "index")
     process, url = start_server(index, tmp_path / "server.log", "--watch-index", "1", env={"QA_ADMIN_KEY": ADMIN_KEY})
     try:
         yield process, url, index

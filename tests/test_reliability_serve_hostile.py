@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from conftest import stop_process
+from conftest import copy_index, stop_process
 from test_reliability_serve import ADMIN_KEY, OLD_QUESTION, start_server
 
 from qa import index as index_store
@@ -39,8 +39,7 @@ def hostile_letters():
 
 @pytest.fixture(scope="module")
 def hostile_index(tmp_path_factory: pytest.TempPathFactory, web_index: Path, embedder) -> Path:
-    index = tmp_path_factory.mktemp("hostile-serve") / "index"
-    shutil.copytree(web_index, index, ignore=shutil.ignore_patterns(".lock"))
+    index = copy_index(web_index, tmp_path_factory.mktemp("hostile-serve") / "index")
     index_store.update(index, embedder, add=hostile_letters())
     return index
 
@@ -255,8 +254,7 @@ def from_address(address: str) -> httpx.Client:
 
 
 def test_with_two_workers_a_reload_reaches_both_and_the_rate_limit_is_shared(web_index: Path, tmp_path: Path, embedder) -> None:
-    index = tmp_path / "index"
-    shutil.copytree(web_index, index, ignore=shutil.ignore_patterns(".lock"))  # not the module's index: its tests change it
+    index = copy_index(web_index, tmp_path / "index")  # not the module's index: its tests change it
     index_store.update(index, embedder, add=hostile_letters()[:1])
     process, url = start_server(index, tmp_path / "server.log", "--workers", "2", "--rate-limit", "3/minute",
                                 env={"QA_ADMIN_KEY": ADMIN_KEY})

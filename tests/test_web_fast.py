@@ -6,12 +6,12 @@ tests/test_api.py; here it is the shapes, links, filters, pagination and reloads
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import copy_index
 from litestar.testing import TestClient
 
 from qa import index as index_store
@@ -28,9 +28,7 @@ KEY = "fast-admin-key"
 
 @pytest.fixture(scope="module")
 def index_copy(tmp_path_factory: pytest.TempPathFactory, fast_index_dir: Path) -> Path:
-    folder = tmp_path_factory.mktemp("web-fast") / "index"
-    shutil.copytree(fast_index_dir, folder, ignore=shutil.ignore_patterns(".lock"))
-    return folder
+    return copy_index(fast_index_dir, tmp_path_factory.mktemp("web-fast") / "index")
 
 
 @pytest.fixture(scope="module")
