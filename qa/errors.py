@@ -38,6 +38,7 @@ class SettingsError(QAError):
 
 Rule = Literal[
     "question_empty", "question_too_long", "not_a_date", "dates_reversed", "unknown_type", "too_many_turns", "unknown_value",
+    "text_too_long",
 ]
 
 

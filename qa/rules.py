@@ -26,6 +26,9 @@ MAX_HISTORY_TURNS = 10
 PER_PAGE = 20  # letters on one page of the overview
 MAX_PER_PAGE = 100
 MAX_FILTER_TEXT = 200  # characters of a sender or dossier filter, or a letters search
+MAX_COMMENT = 2_000  # characters of a comment on an answer (qa/feedback.py)
+Rating = Literal["up", "down"]  # 👍 / 👎 on an answer
+RATINGS: tuple[Rating, ...] = get_args(Rating)
 MAX_LETTER_ID = 1_000  # characters of a letter id read from a URL (a passage id adds '#n'); real ids are under 40
 
 DocumentType = Literal["brief_regering", "antwoord_kamervragen", "mededeling_kamervragen", "motie"]
@@ -48,6 +51,19 @@ def check_question(text: str, field: str = "question") -> str:
     if len(text) > MAX_QUESTION:
         raise InvalidQuery("question_too_long", f"{field} is longer than {MAX_QUESTION:,} characters", field, len(text))
     return text
+
+
+def check_length(text: str, limit: int, field: str) -> str:
+    if len(text) > limit:
+        raise InvalidQuery("text_too_long", f"{field} is longer than {limit:,} characters", field, len(text))
+    return text
+
+
+def parse_rating(value: str) -> Rating:
+    for known in RATINGS:
+        if value == known:
+            return known
+    raise InvalidQuery("unknown_value", f"rating: {value!r} is not one of {', '.join(RATINGS)}", "rating", value)
 
 
 def check_turns(count: int) -> None:

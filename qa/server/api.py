@@ -1,4 +1,4 @@
-"""The JSON API: ask (whole or streamed as Server-Sent Events), search, letters, health.
+"""The JSON API: ask (whole or streamed as Server-Sent Events), search, letters, feedback, health.
 
 Request bodies are msgspec Structs whose `Meta` constraints Litestar enforces (400 with the
 field and the rule) and documents in the OpenAPI schema at /api/docs.
@@ -9,20 +9,23 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator
+from contextlib import closing
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import ClientException, NotFoundException
+from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from msgspec import Meta
 
-from qa import rules
+from qa import feedback, rules, userdb
 from qa.engine import Turn
 from qa.errors import InvalidQuery
 from qa.retrieval import Filters, matching_letters
@@ -98,6 +101,39 @@ class AskIn(msgspec.Struct, forbid_unknown_fields=True):
         return [Turn(turn.question, turn.answer) for turn in self.history if turn.question.strip()]
 
 
+class CitedIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A citation of the rated answer, as the answer gave it (`n`, `letter_id`, `passage_id`, `quote`)."""
+
+    n: Annotated[int, Meta(ge=1)]
+    letter_id: Annotated[str, Meta(min_length=1, max_length=rules.MAX_LETTER_ID)]
+    passage_id: Annotated[str, Meta(min_length=1, max_length=rules.MAX_LETTER_ID + 20)]
+    quote: Annotated[str, Meta(max_length=rules.MAX_ANSWER_IN_HISTORY)] = ""
+
+
+class FeedbackIn(msgspec.Struct, forbid_unknown_fields=True):
+    """👍 ("up") or 👎 ("down") on an answer, with what was asked and answered; the server adds the time and generation."""
+
+    rating: Annotated[rules.Rating, Meta(description="up (👍) or down (👎).")]
+    question: Question
+    answer: Annotated[str, Meta(max_length=rules.MAX_ANSWER_IN_HISTORY, description="The answer as shown, with its [n] markers.")]
+    comment: Annotated[str, Meta(max_length=rules.MAX_COMMENT, description="What was wrong or right, optional.")] | None = None
+    abstained: bool = False
+    citations: Annotated[list[CitedIn], Meta(max_length=feedback.MAX_CITATIONS)] = []
+
+    def __post_init__(self) -> None:
+        self.question = rules.check_question(self.question)
+
+    def record(self, generation: str | None) -> feedback.Feedback:
+        cited = [feedback.Cited(c.n, c.letter_id, c.passage_id, c.quote) for c in self.citations]
+        return feedback.new(self.rating, self.question, self.answer, self.comment, self.abstained, cited, generation)
+
+
+class FeedbackOut(msgspec.Struct):
+    id: int
+    created_at: str
+    generation: str | None
+
+
 class AskOut(AnswerOut, kw_only=True):
     query: str  # what was retrieved with: the question, or a follow-up with its context
 
@@ -126,6 +162,7 @@ class Health(msgspec.Struct):
     types: dict[str, int]
     generation: str | None = None  # the index generation being served
     reload_error: str | None = None  # why the last reload failed (the index above is still served)
+    feedback: int | None = 0  # feedback stored beside the index (null when its database cannot be read)
 
 
 class ReloadOut(msgspec.Struct):
@@ -248,14 +285,48 @@ class LetterController(Controller):
         return letter_out(letter, index.passages_of(letter_id))
 
 
+FEEDBACK_UNAVAILABLE = "feedback cannot be stored: the server's data folder is not writable or its database is damaged (see the server log)"
+
+
+class FeedbackController(Controller):
+    path = "/api/feedback"
+    tags = ["feedback"]
+
+    @post("/", status_code=201, sync_to_thread=True, summary="Store 👍/👎 and a comment on an answer")
+    def give(self, data: JSONBody[FeedbackIn], service: NamedDependency[Service], settings: NamedDependency[Settings]) -> FeedbackOut:
+        """Kept in `qa.sqlite3` in the index folder with the time and the index generation being served;
+        `qa feedback list|export` reads it. 503 when the folder is read-only (nothing is stored, nothing breaks)."""
+        record = data.record(service.engine.index.generation)
+        try:
+            with closing(userdb.connect(settings.index_dir)) as connection:
+                stored = feedback.save(connection, record)
+        except userdb.UserDataError as error:
+            log.error("feedback not stored: %s", error)
+            raise HTTPException(status_code=503, detail=FEEDBACK_UNAVAILABLE) from error
+        return FeedbackOut(int(stored.id or 0), stored.created_at, stored.generation)
+
+
+def stored_feedback(data_dir: Path) -> int | None:
+    """How much feedback there is, without creating or migrating anything; None when it cannot be read."""
+    if not userdb.exists(data_dir):
+        return 0
+    try:
+        with closing(userdb.connect(data_dir, readonly=True)) as connection:
+            return feedback.count(connection)["total"]
+    except (userdb.UserDataError, sqlite3.Error) as error:
+        log.warning("feedback count unavailable: %s", error)
+        return None
+
+
 class HealthController(Controller):
     path = "/api/health"
     tags = ["service"]
 
-    @get("/", summary="Which index is loaded, and whether the service is ready", sync_to_thread=False)
-    def health(self, service: NamedDependency[Service], reloader: NamedDependency[Reloader]) -> Health:
+    @get("/", summary="Which index is loaded, and whether the service is ready", sync_to_thread=True)
+    def health(self, service: NamedDependency[Service], reloader: NamedDependency[Reloader], settings: NamedDependency[Settings]) -> Health:
         info = service.info
         return Health(
+            feedback=stored_feedback(settings.index_dir),
             generation=service.engine.index.generation, reload_error=reloader.last_error,
             status="ok", ready=True, model=str(info["model"]), letters=int(info["letters"]),  # type: ignore[call-overload]
             passages=int(info["passages"]), built_at=str(info["built_at"]), dimension=int(info["dimension"]),  # type: ignore[call-overload]
@@ -289,4 +360,4 @@ class AdminController(Controller):
         return ReloadOut(reloaded, index.generation, len(index.letters), len(index.passages), round(seconds, 3), workers)
 
 
-CONTROLLERS = [AskController, LetterController, HealthController]  # AdminController: behind the admin guard
+CONTROLLERS = [AskController, LetterController, FeedbackController, HealthController]  # AdminController: behind the admin guard

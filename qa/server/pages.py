@@ -73,6 +73,7 @@ _MESSAGES: dict[str, str] = {  # the rules of qa/rules.py, as the pages (and cha
     "unknown_type": "{label}: '{value}' is geen bekende soort brief.",
     "too_many_turns": f"Het gesprek is te lang (meer dan {rules.MAX_HISTORY_TURNS} vragen). Begin een nieuw gesprek.",
     "unknown_value": "{label}: '{value}' is geen geldige waarde.",
+    "text_too_long": "{label} is te lang.",
 }
 
 

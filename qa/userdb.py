@@ -1,0 +1,144 @@
+"""What users leave behind (feedback on answers, saved questions), in one SQLite file beside the index.
+
+`<index_dir>/qa.sqlite3` sits next to CURRENT and the generations, never inside a generation: a
+generation is immutable and replaced by every build, the users' data must outlive all of them.
+WAL lets readers (the health endpoint, `qa feedback list`) run while a worker writes, and the busy
+timeout lets several `qa serve` workers write without "database is locked".
+
+`MIGRATIONS` is append-only: each entry is one SQL script, `PRAGMA user_version` records how many
+have run. Never edit a migration that has landed; add a new one (issue 14 the feedback table,
+issue 17 the watches tables).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from qa.errors import QAError
+
+FILENAME = "qa.sqlite3"
+# How long a writer waits for another process's write to finish. Writes here are single-row inserts
+# (well under 10 ms); 5 s is far beyond any queue a few workers and a CLI can build.
+BUSY_TIMEOUT_SECONDS = 5.0
+
+MIGRATIONS: list[str] = [
+    # 1 (issue 14): feedback on answers, what a team reads to find its bad answers (qa/feedback.py).
+    """
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,                    -- ISO 8601, UTC, seconds
+        rating TEXT NOT NULL CHECK (rating IN ('up', 'down')),
+        comment TEXT,
+        question TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        abstained INTEGER NOT NULL DEFAULT 0,
+        citations TEXT NOT NULL DEFAULT '[]',        -- JSON: [{n, letter_id, passage_id, quote}]
+        generation TEXT                              -- the index generation served when it was given
+    );
+    CREATE INDEX feedback_by_time ON feedback (created_at);
+    """,
+]
+
+
+class UserDataError(QAError):
+    """The users' database cannot be opened or written (a read-only index folder, a damaged file)."""
+
+
+def path(data_dir: Path) -> Path:
+    return data_dir / FILENAME
+
+
+def exists(data_dir: Path) -> bool:
+    return path(data_dir).is_file()
+
+
+def connect(data_dir: Path, readonly: bool = False) -> sqlite3.Connection:
+    """The database of `data_dir` (the index folder), created and migrated on first use.
+
+    `readonly` opens an existing file without writing anything (listing on a read-only folder);
+    it never creates or migrates. Raises UserDataError with what to do, never a bare sqlite3 error."""
+    file = path(data_dir)
+    connection: sqlite3.Connection | None = None
+    try:
+        if readonly:
+            connection = _open_readonly(file)
+        else:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(file, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            connection.execute("PRAGMA journal_mode = WAL")
+            migrate(connection)
+    except (sqlite3.Error, OSError, UserDataError) as error:
+        if connection is not None:
+            connection.close()
+        raise explain(file, error, readonly) from error
+    connection.row_factory = sqlite3.Row
+    return connection
+
+
+def _open_readonly(file: Path) -> sqlite3.Connection:
+    if not file.is_file():
+        raise UserDataError(f"no user database at {file.absolute()} yet")
+    uri = file.absolute().as_uri()
+    try:
+        connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        # WAL readers need to create the -shm file; in a folder nobody can write, nobody writes either,
+        # so the file can be read as immutable.
+        connection = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise UserDataError(f"{file.absolute()} was written by a newer version of qa (schema {version}, this one knows {len(MIGRATIONS)})")
+    return connection
+
+
+def explain(file: Path, error: Exception, readonly: bool = False) -> UserDataError:
+    """A sqlite3 or OS error on `file` as one line that says what to do."""
+    if isinstance(error, UserDataError):
+        return error
+    folder = file.parent.absolute()
+    message = str(error)
+    if not readonly and ("readonly" in message or "read-only" in message or "unable to open" in message or isinstance(error, PermissionError)):
+        return UserDataError(f"cannot write {file.absolute()}: the folder {folder} is read-only ({message}); "
+                             "make it writable or serve a writable copy of the index")
+    if "not a database" in message or "malformed" in message:
+        return UserDataError(f"{file.absolute()} is damaged ({message}); move it aside and a new one is created")
+    return UserDataError(f"cannot open {file.absolute()}: {message}")
+
+
+def statements(script: str) -> Iterator[str]:
+    """The statements of an SQL script, one at a time (a trigger's BEGIN … END stays whole)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n\t;"):
+                yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {buffer.strip()[:80]!r}")
+
+
+def migrate(connection: sqlite3.Connection) -> int:
+    """Run the migrations this file lacks, all in one IMMEDIATE transaction; returns the schema version.
+
+    The version is read again inside the write lock, so two processes starting together never both
+    apply a migration. A failing migration rolls back whole; the file stays at its previous version."""
+    if connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS):
+        return len(MIGRATIONS)  # the common case: no write lock taken
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise UserDataError(f"the user database was written by a newer version of qa (schema {version}, this one knows {len(MIGRATIONS)})")
+        for number in range(version, len(MIGRATIONS)):
+            for statement in statements(MIGRATIONS[number]):
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {number + 1}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return len(MIGRATIONS)
