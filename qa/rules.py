@@ -33,11 +33,13 @@ MAX_LETTER_ID = 1_000  # characters of a letter id read from a URL (a passage id
 
 DocumentType = Literal["brief_regering", "antwoord_kamervragen", "mededeling_kamervragen", "motie"]
 DOCUMENT_TYPES: tuple[DocumentType, ...] = get_args(DocumentType)
+# How the pages name a type (filters, source cards, letters): a motie says who speaks, so an MP's
+# "verzoekt de regering ..." is not read as a government position (issue 14).
 TYPE_LABELS: dict[str, str] = {
     "brief_regering": "Brief van de regering",
-    "antwoord_kamervragen": "Antwoorden op Kamervragen",
+    "antwoord_kamervragen": "Antwoord op Kamervragen",
     "mededeling_kamervragen": "Mededeling over Kamervragen",
-    "motie": "Motie",
+    "motie": "Motie van Kamerleden",
 }
 
 MONTH_NAMES = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober", "november", "december")

@@ -14,7 +14,7 @@ from qa.answering import Answer, Citation
 from qa.chunking import Passage
 from qa.letters import Letter
 from qa.retrieval import Hit
-from qa.rules import dutch_date, web_url
+from qa.rules import dutch_date, type_label, web_url
 
 
 def letter_href(letter_id: str, passage_id: str | None = None, start: int | None = None, end: int | None = None) -> str:
@@ -46,6 +46,8 @@ class PassageOut(msgspec.Struct):
     score: float
     href: str
     date_label: str
+    type: str | None = None  # the letter's document type (brief_regering, antwoord_kamervragen, motie, ...)
+    type_label: str = ""  # that type as the pages show it ("Motie van Kamerleden")
 
 
 class CitationOut(msgspec.Struct):
@@ -66,6 +68,8 @@ class CitationOut(msgspec.Struct):
     score: float
     href: str  # the letter page at this quote
     date_label: str
+    type: str | None = None  # the cited letter's document type
+    type_label: str = ""  # that type as the pages show it: a motie is the Kamer's, not the government's
 
 
 class AnswerOut(msgspec.Struct, omit_defaults=True):
@@ -113,25 +117,28 @@ def passage_out(hit: Hit, score: float | None = None) -> PassageOut:
     return PassageOut(
         passage_id=passage.id, letter_id=letter.id, title=letter.title, date=letter.date, sender=letter.sender,
         section=passage.section, page=passage.page, url=web_url(letter.url), text=passage.text, score=round(hit.score if score is None else score, 5),
-        href=letter_href(letter.id, passage.id), date_label=dutch_date(letter.date),
+        href=letter_href(letter.id, passage.id), date_label=dutch_date(letter.date), type=letter.type, type_label=type_label(letter.type),
     )
 
 
-def citation_out(citation: Citation) -> CitationOut:
+def citation_out(citation: Citation, letter: Letter | None = None) -> CitationOut:
+    """`letter`: the cited letter, for its type (a Citation carries only what the answer needs)."""
+    kind = letter.type if letter else None
     return CitationOut(
         n=citation.n, passage_id=citation.passage_id, letter_id=citation.letter_id, title=citation.title, date=citation.date,
         sender=citation.sender, section=citation.section, page=citation.page, url=web_url(citation.url), quote=citation.quote,
         quote_start=citation.quote_start, quote_end=citation.quote_end, score=citation.score,
         href=letter_href(citation.letter_id, citation.passage_id, citation.quote_start, citation.quote_end),
-        date_label=dutch_date(citation.date),
+        date_label=dutch_date(citation.date), type=kind, type_label=type_label(kind) if kind else "",
     )
 
 
 def answer_out(answer: Answer, timings_ms: dict[str, float] | None = None) -> AnswerOut:
+    letters = {hit.letter.id: hit.letter for hit in answer.hits}  # every cited passage is among the hits
     return AnswerOut(
         answer=answer.text,
         abstained=answer.abstained,
-        citations=[citation_out(citation) for citation in answer.citations],
+        citations=[citation_out(citation, letters.get(citation.letter_id)) for citation in answer.citations],
         passages=[passage_out(hit) for hit in answer.hits],
         confidence=answer.confidence,
         confidence_label=answer.confidence_label,

@@ -321,7 +321,7 @@ def test_chat_page_has_the_form_examples_filters_and_a_static_script(client: Tes
     html = page.text
     assert '<html lang="nl">' in html and 'name="question"' in html and 'maxlength="2000"' in html
     assert "Nieuw gesprek" in html and RESOLUTE in html
-    assert '<option value="Defensie">' in html and '<option value="motie">Motie</option>' in html
+    assert '<option value="Defensie">' in html and '<option value="motie">Motie van Kamerleden</option>' in html
     assert '<script src="/static/chat.js" defer></script>' in html
     assert not re.search(r"<script(?![^>]*\bsrc=)", html), "no inline scripts"
     assert client.get("/static/chat.js").status_code == 200 and client.get("/static/style.css").status_code == 200

@@ -17,8 +17,45 @@ from qa.server.security import log_safe
 log = logging.getLogger("qa.server")
 
 
+# What a page says in Dutch for a status whose message is not already Dutch (a PageError's is).
+DUTCH_STATUS = {
+    400: "Het adres of het formulier bevat een waarde die niet klopt.",
+    404: "Deze pagina bestaat niet. Misschien is de link oud of verkeerd overgenomen.",
+    405: "Deze pagina kan zo niet worden opgevraagd.",
+    413: "Het verzoek is te groot.",
+    429: "Te veel verzoeken in korte tijd. Wacht even en probeer het opnieuw.",
+    500: "Er ging iets mis op de server. Probeer het later opnieuw.",
+}
+
+
+class PageError(HTTPException):
+    """An error a page raises with its message already in Dutch (shown as it is on the error page)."""
+
+
+class PageNotFound(PageError):
+    status_code = 404
+
+
 def _wants_html(request: Request[Any, Any, Any]) -> bool:
-    return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
+    """Pages answer errors as a page unless the client asks for JSON only; /api and /static answer JSON
+    unless the client asks for HTML (a browser always does)."""
+    accept = request.headers.get("accept", "")
+    path = request.url.path
+    if path.startswith(("/api", "/static")):
+        return "text/html" in accept
+    return "text/html" in accept or "json" not in accept
+
+
+def _dutch(request: Request[Any, Any, Any], status: int, exc: HTTPException | None) -> str:
+    """The message of the error page: the page's own Dutch one, or which part of the address is wrong, or the status's."""
+    if isinstance(exc, PageError):
+        return str(exc.detail)
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
+        names = [str(item.get("key")) for item in exc.extra if isinstance(item, dict) and item.get("key") and item.get("source") == "query"]
+        if names:
+            shown = ", ".join(f"{name}={request.query_params.get(name, '')!r}"[:80] for name in dict.fromkeys(names))
+            return f"Het adres bevat een waarde die niet klopt: {shown}."
+    return DUTCH_STATUS.get(status, DUTCH_STATUS[500] if status >= 500 else DUTCH_STATUS[400])
 
 
 def _detail(exc: HTTPException) -> str:
@@ -36,11 +73,13 @@ def _detail(exc: HTTPException) -> str:
 
 def error_response(
     request: Request[Any, Any, Any], status: int, detail: str, extra: Any = None, headers: dict[str, str] | None = None,
-    code: str | None = None,
+    code: str | None = None, exc: HTTPException | None = None,
 ) -> Response[Any]:
-    """`code`: the rule of qa/rules.py the request broke, so a client (chat.js) can say it in its own words."""
+    """`code`: the rule of qa/rules.py the request broke, so a client (chat.js) can say it in its own words.
+    The error page is all Dutch: the English `detail` is for API clients only."""
     if _wants_html(request):
-        return Template("error.html", context={"status": status, "detail": detail}, status_code=status, headers=headers)
+        context = {"status": status, "detail": _dutch(request, status, exc)}
+        return Template("error.html", context=context, status_code=status, headers=headers)
     body: dict[str, Any] = {"status_code": status, "detail": detail}
     if code:
         body["code"] = code
@@ -61,7 +100,8 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
         # a rule of qa/rules.py checked in a request body's __post_init__
         return error_response(request, 400, f"Invalid request: {cause.__cause__}", code=cause.__cause__.code)
     # exc.headers: Allow on a 405, RateLimit-* on a 429
-    return error_response(request, exc.status_code, _detail(exc), exc.extra if isinstance(exc.extra, list) else None, exc.headers)
+    return error_response(request, exc.status_code, _detail(exc), exc.extra if isinstance(exc.extra, list) else None, exc.headers,
+                          exc=exc)
 
 
 def invalid_query(request: Request[Any, Any, Any], exc: InvalidQuery) -> Response[Any]:

@@ -17,21 +17,21 @@ import msgspec
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, QueryParameter, URLEncodedBody
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from litestar.template import TemplateConfig
 
 from qa import rules
-from qa.answering import Answer, Citation
+from qa.answering import Citation
 from qa.chunking import Passage
 from qa.engine import Turn
 from qa.errors import InvalidQuery
 from qa.letters import Letter
-from qa.retrieval import Filters, Hit, matching_letters
+from qa.retrieval import Filters, matching_letters
 from qa.rules import dutch_date, type_label, web_url
-from qa.schemas import letter_href
+from qa.schemas import answer_out, citation_out, letter_href
+from qa.server.errors import PageNotFound
 from qa.server.service import Service
 
 EXAMPLES = [
@@ -88,9 +88,25 @@ def script_messages() -> dict[str, str]:
     return {code: text for code, text in _MESSAGES.items() if "{" not in text}
 
 
+_BACK = re.compile(r"/(\?[^#\s]*)?(#[A-Za-z0-9-]+)?")  # a chat page (with its question) to return to from a letter
+
+
+def with_back(href: str, back: str | None) -> str:
+    """A letter link that carries where it was opened from (`terug`), so the letter page links back to the answer."""
+    if not back:
+        return href
+    path, hash_, fragment = href.partition("#")
+    return f"{path}{'&' if '?' in path else '?'}{urlencode({'terug': back})}{hash_}{fragment}"
+
+
+def back_link(terug: str | None) -> str | None:
+    """`terug` when it is a chat page of this site (never another site, never a script)."""
+    return terug if terug and _BACK.fullmatch(terug) else None
+
+
 def template_globals() -> dict[str, Any]:
     return {
-        "letter_href": letter_href, "dutch_date": dutch_date, "type_label": type_label, "safe_url": web_url,
+        "letter_href": letter_href, "dutch_date": dutch_date, "type_label": type_label, "safe_url": web_url, "with_back": with_back,
         "max_question": rules.MAX_QUESTION, "history_turns": rules.MAX_HISTORY_TURNS,
         "script_messages": json.dumps(script_messages(), ensure_ascii=False),
     }
@@ -107,67 +123,117 @@ def template_config(web_dir: Path) -> TemplateConfig[JinjaTemplateEngine]:
 
 # --- the chat ------------------------------------------------------------------------------
 
+FILTER_FIELDS = ("date_from", "date_to", "sender", "type")  # the chat's filters, in the order chips and links show them
+_CHIP_PREFIX = {"date_from": "Vanaf ", "date_to": "Tot en met ", "sender": "Ministerie: ", "type": "Soort: "}
+
+
+def filter_chips(filters: dict[str, str]) -> list[tuple[str, str]]:
+    """(field, Dutch label) of each active filter: 'Vanaf 1 januari 2021', 'Soort: Motie van Kamerleden'."""
+    chips = []
+    for name in FILTER_FIELDS:
+        if value := filters.get(name):
+            shown = dutch_date(value) if name.startswith("date") else type_label(value) if name == "type" else value
+            chips.append((name, _CHIP_PREFIX[name] + shown))
+    return chips
+
+
+def share_href(question: str, filters: dict[str, str], context: list[str]) -> str:
+    """The chat page that asks this question again: its filters, and the earlier questions a follow-up leans on (h)."""
+    params = [("q", question), *((name, filters[name]) for name in FILTER_FIELDS if filters.get(name)), *(("h", c) for c in context)]
+    return "/?" + urlencode(params)
+
+
+class PastTurn(msgspec.Struct):
+    """An earlier turn as the no-JS form carries it: the passages it cited by reference (n, passage id, quote
+    offsets), so the page rebuilds its source cards from the index instead of trusting text from the client."""
+
+    question: str
+    answer: str = ""
+    abstained: bool = False
+    filters: dict[str, str] = {}
+    context: list[str] = []  # the earlier questions it leaned on, for its share link
+    cites: list[tuple[int, str, int, int]] = []
+
 
 @dataclass
-class Card:
-    """A source: a cited passage (with its quote) or, when we abstain, a closest passage."""
+class Source:
+    """One cited passage with every quote of it that the answer uses (a passage keeps one number)."""
 
-    n: int | None
-    letter_id: str
-    title: str
-    date: str | None
-    sender: str | None
-    section: str | None
-    page: int
-    url: str | None
-    excerpt: str
-    href: str
+    n: int
+    citation: dict[str, Any]  # the first citation (CitationOut as JSON): title, date, type, links
+    quotes: list[tuple[str, str]]  # (quote, its href)
 
 
 @dataclass
 class TurnView:
-    question: str
-    answer: str = ""
-    abstained: bool = False
-    segments: list[tuple[str, Card | None]] = field(default_factory=list)  # answer text with [n] links
-    sources: list[Card] = field(default_factory=list)
-    related: list[Card] = field(default_factory=list)
-    confidence: float = 0.0
-    confidence_label: str | None = None
-    decline_reason: str | None = None
+    """A turn as the page shows it; `state` is the same turn as chat.js keeps it (data-turns)."""
+
+    state: dict[str, Any]
+    segments: list[tuple[str, dict[str, Any] | None]]  # answer text with [n] links
+    sources: list[Source]
+    related: list[dict[str, Any]]
+    chips: list[tuple[str, str]]
+    share: str
+
+    def __getattr__(self, name: str) -> Any:  # turn.question, turn.answer, ... as in the state
+        try:
+            return self.__dict__["state"][name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
-def _citation_card(citation: Citation) -> Card:
-    return Card(
-        citation.n, citation.letter_id, citation.title or citation.letter_id, citation.date, citation.sender,
-        citation.section, citation.page, web_url(citation.url), citation.quote,
-        letter_href(citation.letter_id, citation.passage_id, citation.quote_start, citation.quote_end),
-    )
+def turn_state(question: str, answer: dict[str, Any], filters: dict[str, str], context: list[str]) -> dict[str, Any]:
+    """A turn in chat.js's shape, from an AnswerOut as JSON (the API's own fields)."""
+    return {
+        "question": question, "answer": answer["answer"], "abstained": answer["abstained"], "citations": answer["citations"],
+        "close": answer.get("close_passages", []), "reason": answer.get("decline_reason"), "label": answer.get("confidence_label"),
+        "confidence": answer.get("confidence", 0.0), "filters": filters, "context": context, "done": True,
+    }
 
 
-def _hit_card(hit: Hit) -> Card:
-    text = " ".join(hit.passage.text.split())
-    return Card(
-        None, hit.letter.id, hit.letter.title or hit.letter.id, hit.letter.date, hit.letter.sender, hit.passage.section,
-        hit.passage.page, web_url(hit.letter.url), text[:300] + ("…" if len(text) > 300 else ""), letter_href(hit.letter.id, hit.passage.id),
-    )
-
-
-def turn_view(question: str, answer: Answer) -> TurnView:
+def turn_view(state: dict[str, Any]) -> TurnView:
     """The i-th [n] marker in the text belongs to the i-th citation, so each links to its own quote."""
-    cards = [_citation_card(citation) for citation in answer.citations]
-    segments: list[tuple[str, Card | None]] = []
+    citations: list[dict[str, Any]] = state["citations"]
+    segments: list[tuple[str, dict[str, Any] | None]] = []
     position = 0
-    for i, marker in enumerate(_MARKER.finditer(answer.text)):
+    for i, marker in enumerate(_MARKER.finditer(state["answer"])):
         n = int(marker.group(1))
-        card = cards[i] if i < len(cards) and cards[i].n == n else next((c for c in cards if c.n == n), None)
-        segments += [(answer.text[position : marker.start()], None), (marker.group(0), card)]
+        cited = citations[i] if i < len(citations) and citations[i]["n"] == n else next((c for c in citations if c["n"] == n), None)
+        segments += [(state["answer"][position : marker.start()], None), (marker.group(0), cited)]
         position = marker.end()
-    segments.append((answer.text[position:], None))
-    sources = list({card.n: card for card in reversed(cards)}.values())[::-1]
-    related = [_hit_card(hit) for hit, _ in answer.close_hits] if answer.abstained else []
-    return TurnView(question, answer.text, answer.abstained, segments, sorted(sources, key=lambda c: c.n or 0), related,
-                    answer.confidence, answer.confidence_label, answer.decline_reason)
+    segments.append((state["answer"][position:], None))
+    sources: dict[int, Source] = {}
+    for citation in citations:
+        source = sources.setdefault(citation["n"], Source(citation["n"], citation, []))
+        if citation["quote"] not in (quote for quote, _ in source.quotes):
+            source.quotes.append((citation["quote"], citation["href"]))
+    related = state["close"] if state["abstained"] else []
+    filters = state.get("filters") or {}
+    return TurnView(state, segments, sorted(sources.values(), key=lambda s: s.n), related, filter_chips(filters),
+                    share_href(state["question"], filters, state.get("context") or []))
+
+
+def _past_state(index: Any, turn: PastTurn) -> dict[str, Any]:
+    """An earlier turn's state, its citations rebuilt from the index; a reference the index no longer holds is dropped."""
+    citations = []
+    for n, passage_id, start, end in turn.cites[: rules.MAX_K * 4]:
+        letter = index.letters.get(passage_id.rpartition("#")[0])
+        passage = next((p for p in index.passages_of(letter.id) if p.id == passage_id), None) if letter else None
+        if letter is None or passage is None or not (passage.start <= start < end <= passage.end):
+            continue
+        citation = Citation(n, passage_id, letter.id, letter.title, letter.date, letter.sender, passage.section, passage.page,
+                            letter.url, letter.text[start:end], start, end, 0.0)
+        citations.append(msgspec.to_builtins(citation_out(citation, letter)))
+    filters = {name: value[: rules.MAX_FILTER_TEXT] for name, value in turn.filters.items() if name in FILTER_FIELDS and value}
+    answer = {"answer": turn.answer[: rules.MAX_ANSWER_IN_HISTORY], "abstained": turn.abstained, "citations": citations}
+    return turn_state(turn.question, answer, filters, [c[: rules.MAX_QUESTION] for c in turn.context][-rules.MAX_HISTORY_TURNS :])
+
+
+def _past_json(state: dict[str, Any]) -> dict[str, Any]:
+    """What the no-JS form sends back of a turn: its text, filters and citation references."""
+    cites = [(c["n"], c["passage_id"], c["quote_start"], c["quote_end"]) for c in state["citations"]]
+    return {"question": state["question"], "answer": state["answer"], "abstained": state["abstained"], "filters": state["filters"],
+            "context": state["context"], "cites": cites}
 
 
 @dataclass
@@ -182,11 +248,14 @@ class AskForm:
     sender: str = ""
     type: str = ""
 
+    def filters(self) -> dict[str, str]:
+        return {name: value for name in FILTER_FIELDS if (value := getattr(self, name).strip())}
 
-def _history(raw: str) -> list[Turn]:
+
+def _history(raw: str) -> list[PastTurn]:
     """The conversation from the hidden field; something unreadable starts afresh rather than failing the question."""
     try:
-        turns = msgspec.json.decode(raw or "[]", type=list[Turn])
+        turns = msgspec.json.decode(raw or "[]", type=list[PastTurn])
     except msgspec.DecodeError:  # ValidationError included
         return []
     return [turn for turn in turns if turn.question.strip()][-rules.MAX_HISTORY_TURNS :]
@@ -200,29 +269,54 @@ def _choices(service: Service) -> dict[str, Any]:
 class ChatController(Controller):
     include_in_schema = False
 
-    def _page(self, service: Service, **context: Any) -> dict[str, Any]:
-        return {"info": service.info, "examples": EXAMPLES, "turns": [], "form": AskForm(), "history_json": "[]", "error": None, **_choices(service), **context}
+    def _page(self, service: Service, states: list[dict[str, Any]], form: AskForm, error: str | None = None) -> dict[str, Any]:
+        history_json = json.dumps([_past_json(state) for state in states][-rules.MAX_HISTORY_TURNS :], ensure_ascii=False)
+        return {"info": service.info, "examples": EXAMPLES, "turns": [turn_view(state) for state in states], "form": form,
+                "chips": filter_chips(form.filters()), "history_json": history_json, "turns_json": json.dumps(states, ensure_ascii=False),
+                "error": error, **_choices(service)}
+
+    async def _answer(self, service: Service, states: list[dict[str, Any]], data: AskForm, question: str,
+                      history: list[Turn], context: list[str], status: int = 200) -> Template:
+        """Ask, and render the page with the new turn after `states`; a broken rule renders the form with the Dutch message."""
+        try:
+            question = rules.check_question(question)
+            filters = Filters.parse(data.date_from, data.date_to, None, data.sender, data.type)
+        except InvalidQuery as error:
+            return Template("chat.html", context=self._page(service, states, data, dutch_message(error)), status_code=400)
+        answer, _ = await service.run(lambda engine: engine.ask(question, rules.DEFAULT_K, filters, history))
+        follow_up = answer.query != question  # the engine read the earlier questions with it
+        state = turn_state(question, msgspec.to_builtins(answer_out(answer)), data.filters(), context if follow_up else [])
+        form = AskForm(date_from=data.date_from, date_to=data.date_to, sender=data.sender, type=data.type)
+        return Template("chat.html", context=self._page(service, [*states, state], form), status_code=status)
 
     @get("/", name="chat")
-    async def chat(self, service: NamedDependency[Service]) -> Template:
-        return Template("chat.html", context=self._page(service))
+    async def chat(
+        self,
+        service: NamedDependency[Service],
+        q: Annotated[str, QueryParameter(max_length=rules.MAX_QUESTION * 2)] = "",
+        date_from: Annotated[str, QueryParameter(max_length=20)] = "",
+        date_to: Annotated[str, QueryParameter(max_length=20)] = "",
+        sender: Annotated[str, QueryParameter(max_length=rules.MAX_FILTER_TEXT)] = "",
+        doc_type: Annotated[str, QueryParameter(name="type", max_length=60)] = "",
+        h: Annotated[list[str] | None, QueryParameter(max_items=rules.MAX_HISTORY_TURNS)] = None,
+    ) -> Template:
+        """`/?q=…` (a share link) asks on the server, so the link works without JavaScript; `h` are the earlier
+        questions a follow-up leans on."""
+        form = AskForm(question=q, date_from=date_from, date_to=date_to, sender=sender, type=doc_type)
+        if not q:
+            return Template("chat.html", context=self._page(service, [], form))
+        context = [text[: rules.MAX_QUESTION] for text in h or [] if text.strip()]
+        return await self._answer(service, [], form, q, [Turn(text) for text in context], context)
 
     @post("/", status_code=200)
     async def ask(self, service: NamedDependency[Service], data: URLEncodedBody[AskForm]) -> Template:
         """The chat without JavaScript: the answer rendered into the page, the conversation in a hidden field."""
-        history = _history(data.history)
-        previous = [TurnView(turn.question, turn.answer) for turn in history]
-        try:
-            question = rules.check_question(data.example or data.question)
-            filters = Filters.parse(data.date_from, data.date_to, None, data.sender, data.type)
-        except InvalidQuery as error:
-            context = self._page(service, turns=previous, form=data, history_json=data.history or "[]", error=dutch_message(error))
-            return Template("chat.html", context=context, status_code=400)
-        answer, _ = await service.run(lambda engine: engine.ask(question, rules.DEFAULT_K, filters, history))
-        turns = [*previous, turn_view(question, answer)]
-        history_json = json.dumps([{"question": t.question, "answer": t.answer} for t in turns][-rules.MAX_HISTORY_TURNS :], ensure_ascii=False)
-        form = AskForm(date_from=data.date_from, date_to=data.date_to, sender=data.sender, type=data.type)
-        return Template("chat.html", context=self._page(service, turns=turns, form=form, history_json=history_json))
+        past = _history(data.history)
+        states = [_past_state(service.engine.index, turn) for turn in past]
+        answered = [state for state in states if not state.get("error")]
+        context = [*answered[-1]["context"], answered[-1]["question"]] if answered else []
+        history = [Turn(state["question"], state["answer"]) for state in answered]
+        return await self._answer(service, states, data, data.example or data.question, history, context)
 
 
 # --- letters -------------------------------------------------------------------------------
@@ -286,7 +380,7 @@ class LetterPages(Controller):
         sender: Annotated[str, QueryParameter(max_length=200)] = "",
         doc_type: Annotated[str, QueryParameter(name="type", max_length=60)] = "",
         page: Annotated[int, QueryParameter(ge=1)] = 1,
-    ) -> Template:
+    ) -> Template | Redirect:
         error = None
         try:
             filters = Filters.parse(date_from, date_to, None, sender, doc_type)
@@ -295,6 +389,8 @@ class LetterPages(Controller):
         shown = rules.paginate(matching_letters(service.engine.index.letters, filters, q), page)
         query = {"q": q, "date_from": date_from, "date_to": date_to, "sender": sender, "type": doc_type}
         query = {key: value for key, value in query.items() if value}
+        if page > shown.pages:  # a page past the last one (an old link, a hand-made URL): the last page there is
+            return Redirect(f"/letters?{urlencode({**query, 'page': shown.pages})}" if shown.pages > 1 else f"/letters?{urlencode(query)}".rstrip("?"))
         context = {
             "letters": shown.items, "total": shown.total, "page": page, "pages": shown.pages, "error": error,
             "form": query, "passages": {letter_id: len(rows) for letter_id, rows in service.engine.index.letter_passages.items()},
@@ -312,13 +408,14 @@ class LetterPages(Controller):
         passage: Annotated[str | None, QueryParameter(max_length=rules.MAX_LETTER_ID + 20)] = None,
         start: Annotated[int | None, QueryParameter(ge=0)] = None,
         end: Annotated[int | None, QueryParameter(ge=0)] = None,
+        terug: Annotated[str | None, QueryParameter(max_length=rules.MAX_QUESTION * 4)] = None,
     ) -> Template:
         """The cited passage is marked, and the quote within it; the fragment (#quote, #passage) scrolls there."""
         index = service.engine.index
         letter_id = letter_id.removeprefix("/")  # a path parameter, so an id with "/" (%2F) is one id
         letter = index.letters.get(letter_id)
         if letter is None:
-            raise NotFoundException(f"Er is geen brief met kenmerk {quote(letter_id[:rules.MAX_LETTER_ID], safe='/')!r} in de index.")
+            raise PageNotFound(f"Er is geen brief met kenmerk {quote(letter_id[:rules.MAX_LETTER_ID], safe='/')!r} in de index.")
         passages = index.passages_of(letter_id)
         span = (start, end) if start is not None and end is not None and start < end <= len(letter.text) else None
         chosen = next((p for p in passages if p.id == passage), None)
@@ -333,6 +430,7 @@ class LetterPages(Controller):
         context = {
             "letter": letter, "passage": chosen, "quote": letter.text[span[0] : span[1]] if span else None,
             "paragraphs": letter_paragraphs(letter, chosen, span, frozenset(sections)), "sections": list(sections.values()),
+            "back": back_link(terug),
         }
         return Template("letter.html", context=context)
 

@@ -79,9 +79,9 @@ def admin_guard(admin_key: str | None) -> Guard:
 
 
 def _throttled(request: Any) -> bool:
-    """The API, and the chat form's POST /, which runs the engine just the same (issue 12)."""
+    """The API, and the chat form's POST / and share links GET /?q=…, which run the engine just the same (issue 12)."""
     path: str = request.url.path
-    if path == "/" and request.method == "POST":
+    if path == "/" and (request.method == "POST" or request.query_params.get("q")):
         return True
     return path.startswith("/api/") and not path.startswith(UNLIMITED_PATHS)
 
