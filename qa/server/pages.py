@@ -108,7 +108,7 @@ def template_globals() -> dict[str, Any]:
     return {
         "letter_href": letter_href, "dutch_date": dutch_date, "type_label": type_label, "safe_url": web_url, "with_back": with_back,
         "max_question": rules.MAX_QUESTION, "history_turns": rules.MAX_HISTORY_TURNS,
-        "script_messages": json.dumps(script_messages(), ensure_ascii=False),
+        "script_messages": json.dumps(script_messages(), ensure_ascii=False), "months_json": json.dumps(rules.MONTH_NAMES),
     }
 
 

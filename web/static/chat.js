@@ -1,26 +1,39 @@
-// The chat page, enhanced: answers stream in (Server-Sent Events over fetch), and the conversation
-// lives in this page (sessionStorage), sent back as `history` so follow-up questions have context.
+// The chat page, enhanced: answers stream in (Server-Sent Events over fetch, with a stop button), the
+// conversation lives in this page (sessionStorage) and is sent back as `history` so follow-up questions have
+// context; filters show as removable chips; each answer can be shared, copied and previewed per citation.
+// Without this script the page still works: the form posts and the server renders the same markup.
 // All data goes into the page as text nodes or attributes, never as HTML.
 (function () {
   "use strict";
 
   var form = document.getElementById("ask-form");
-  if (!form || !window.fetch || !window.TextDecoder || !window.ReadableStream) return; // the form still posts
+  if (!form || !window.fetch || !window.TextDecoder || !window.ReadableStream || !window.AbortController) return; // the form still posts
 
   var STORAGE_KEY = "kamerbrieven-qa-gesprek";
+  var FILTERS_KEY = "kamerbrieven-qa-filters";
+  var FILTER_FIELDS = ["date_from", "date_to", "sender", "type"]; // as qa/server/pages.py FILTER_FIELDS
+  var CHIP_PREFIX = { date_from: "Vanaf ", date_to: "Tot en met ", sender: "Ministerie: ", type: "Soort: " };
   // The server's rules: how many earlier turns it takes, and what to say when a request breaks a rule.
   var HISTORY_TURNS = Number(form.getAttribute("data-history-turns")) || 10;
-  var MESSAGES = {};
-  try { MESSAGES = JSON.parse(form.getAttribute("data-messages") || "{}"); } catch (ignored) { /* plain fallbacks */ }
+  var MESSAGES = parseJSON(form.getAttribute("data-messages"), {});
+  var MONTHS = parseJSON(form.getAttribute("data-months"), []);
   var conversation = document.getElementById("conversation");
   var question = document.getElementById("question");
   var button = document.getElementById("ask-button");
+  var stopButton = document.getElementById("stop-button");
   var statusLine = document.getElementById("status");
   var errorBox = document.getElementById("error");
   var examples = document.getElementById("examples");
   var newConversation = document.getElementById("new-conversation");
+  var chipList = document.getElementById("active-filters");
+  var filterCount = document.getElementById("filter-count");
+  var preview = document.getElementById("cite-preview");
   var turns = [];
-  var busy = false;
+  var busy = null; // the AbortController of the answer being streamed
+
+  function parseJSON(text, fallback) {
+    try { return JSON.parse(text || ""); } catch (ignored) { return fallback; }
+  }
 
   function el(tag, attributes) {
     var node = document.createElement(tag);
@@ -38,6 +51,44 @@
     return node;
   }
 
+  function list(tag, attributes, children) { return el.apply(null, [tag, attributes].concat(children)); }
+
+  // --- links and labels (the same as the server's, qa/server/pages.py) ---------------------
+
+  function dutchDate(iso) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(iso || "");
+    return m && MONTHS[Number(m[2]) - 1] ? Number(m[3]) + " " + MONTHS[Number(m[2]) - 1] + " " + m[1] : iso;
+  }
+
+  function typeLabel(value) {
+    var option = form.elements.type.querySelector('option[value="' + CSS.escape(value) + '"]');
+    return option ? option.textContent : value;
+  }
+
+  function chips(filters) {
+    return FILTER_FIELDS.filter(function (name) { return filters && filters[name]; }).map(function (name) {
+      var value = filters[name];
+      var shown = name.indexOf("date") === 0 ? dutchDate(value) : name === "type" ? typeLabel(value) : value;
+      return { field: name, text: CHIP_PREFIX[name] + shown };
+    });
+  }
+
+  function shareHref(turn) {
+    var params = new URLSearchParams();
+    params.append("q", turn.question);
+    FILTER_FIELDS.forEach(function (name) { if (turn.filters && turn.filters[name]) params.append(name, turn.filters[name]); });
+    (turn.context || []).forEach(function (earlier) { params.append("h", earlier); });
+    return "/?" + params.toString();
+  }
+
+  // A letter link that lets the letter page link back to this turn ("terug").
+  function withBack(href, back) {
+    var cut = href.indexOf("#");
+    var path = cut < 0 ? href : href.slice(0, cut);
+    var fragment = cut < 0 ? "" : href.slice(cut);
+    return path + (path.indexOf("?") < 0 ? "?" : "&") + new URLSearchParams({ terug: back }).toString() + fragment;
+  }
+
   // --- rendering --------------------------------------------------------------------------
 
   function citationFor(turn, index, n) {
@@ -46,8 +97,8 @@
     return turn.citations.filter(function (c) { return c.n === n; })[0] || null;
   }
 
-  function answerNodes(turn) {
-    if (turn.error) return [el("span", { class: "turn-error" }, turn.error)];
+  function answerNodes(turn, back) {
+    if (turn.error && !turn.answer) return [el("span", { class: "turn-error" }, turn.error)];
     if (!turn.answer) return turn.done ? [] : [el("span", { class: "loading" }, "Bezig met zoeken in de brieven…")];
     var nodes = [];
     var marker = /\[(\d+)\]/g;
@@ -58,7 +109,7 @@
       nodes.push(document.createTextNode(turn.answer.slice(last, match.index)));
       var citation = citationFor(turn, index, Number(match[1]));
       nodes.push(citation
-        ? el("a", { class: "cite", href: citation.href,
+        ? el("a", { class: "cite", href: withBack(citation.href, back), "data-citation": index,
                     "aria-label": "Bron " + citation.n + ": " + (citation.title || citation.letter_id) }, match[0])
         : document.createTextNode(match[0]));
       last = match.index + match[0].length;
@@ -68,48 +119,76 @@
     return nodes;
   }
 
-  // href, date_label and url (a web link or null) come from the server, as on the pages it renders.
-  function card(source, n, excerpt) {
-    var href = source.href;
-    var meta = [source.date_label, source.sender, source.section ? "§ " + source.section : null, "p. " + source.page]
-      .filter(Boolean).join(" · ");
-    var official = source.url;
-    return el("li", { class: "card" },
-      el("p", { class: "card-title" },
-        n ? el("span", { class: "badge", "aria-hidden": "true" }, n) : null,
-        el("a", { href: href }, n ? el("span", { class: "visually-hidden" }, "Bron " + n + ": ") : null, source.title || source.letter_id)),
-      el("p", { class: "meta" }, meta),
-      el("blockquote", null, excerpt),
-      el("p", { class: "card-links" },
-        el("a", { href: href }, "Lees in de brief"),
-        official ? " · " : null,
-        official ? el("a", { href: official, rel: "noopener noreferrer", target: "_blank" }, "Officiële publicatie",
-          el("span", { class: "visually-hidden" }, " (opent in een nieuw venster)")) : null));
+  function kindBadge(source) {
+    return source.type_label ? el("span", { class: "kind kind-" + (source.type || "onbekend") }, source.type_label) : null;
   }
 
-  function sourceNodes(turn) {
-    if (turn.error) return [];
+  function meta(source) {
+    return [source.date_label, source.sender ? source.sender + (source.role ? " (" + source.role + ")" : "") : null,
+      source.section ? "§ " + source.section : null, "p. " + source.page].filter(Boolean).join(" · ");
+  }
+
+  function links(source, href) {
+    return el("p", { class: "card-links" },
+      el("a", { href: href }, "Lees in de brief"),
+      source.url ? " · " : null,
+      source.url ? el("a", { href: source.url, rel: "noopener noreferrer", target: "_blank" }, "Officiële publicatie",
+        el("span", { class: "visually-hidden" }, " (opent in een nieuw venster)")) : null);
+  }
+
+  // Every quote of a cited passage, each linking to its own place in the letter.
+  function sourceCard(source, back) {
+    var first = source.citations[0];
+    var href = withBack(first.href, back);
+    var quotes = source.citations.map(function (c, i) {
+      return el("blockquote", null, c.quote, source.citations.length > 1
+        ? " " : null, source.citations.length > 1
+        ? el("a", { class: "quote-link", href: withBack(c.href, back) }, "citaat " + (i + 1) + " in de brief") : null);
+    });
+    return list("li", { class: "card", id: null }, [
+      el("p", { class: "card-title" }, el("span", { class: "badge", "aria-hidden": "true" }, source.n),
+        el("a", { href: href }, el("span", { class: "visually-hidden" }, "Bron " + source.n + ": "), first.title || first.letter_id)),
+      el("p", { class: "meta" }, kindBadge(first), first.type_label ? " " : null, meta(first))].concat(quotes, [links(first, href)]));
+  }
+
+  function relatedCard(passage, back) {
+    var text = passage.text.replace(/\s+/g, " ").trim();
+    var href = withBack(passage.href, back);
+    return el("li", { class: "card" },
+      el("p", { class: "card-title" }, el("a", { href: href }, passage.title || passage.letter_id)),
+      el("p", { class: "meta" }, kindBadge(passage), passage.type_label ? " " : null, meta(passage)),
+      el("blockquote", null, text.length > 300 ? text.slice(0, 300) + "…" : text),
+      links(passage, href));
+  }
+
+  function sources(turn) {
+    var byNumber = {};
+    var ordered = [];
+    turn.citations.forEach(function (c) {
+      if (!byNumber[c.n]) ordered.push(byNumber[c.n] = { n: c.n, citations: [] });
+      if (!byNumber[c.n].citations.some(function (known) { return known.quote === c.quote; })) byNumber[c.n].citations.push(c);
+    });
+    return ordered.sort(function (a, b) { return a.n - b.n; });
+  }
+
+  function sourceNodes(turn, back) {
     var nodes = [];
     var note = confidenceNode(turn);
     if (note) nodes.push(note);
-    var seen = {};
-    var cited = turn.citations.filter(function (c) { return seen[c.n] ? false : (seen[c.n] = true); });
+    var cited = sources(turn);
     if (cited.length) {
       nodes.push(el("h3", { class: "sources-title" }, "Bronnen"));
-      nodes.push(el.apply(null, ["ol", { class: "cards" }].concat(cited.map(function (c) {
-        return card(c, c.n, c.quote);
-      }))));
+      nodes.push(list("ol", { class: "cards" }, cited.map(function (s) { return sourceCard(s, back); })));
     } else if (turn.abstained && turn.close && turn.close.length) {
       nodes.push(el("p", { class: "hint" }, "Deze passages komen het dichtst in de buurt, maar beantwoorden de vraag niet:"));
-      nodes.push(el.apply(null, ["ol", { class: "cards related" }].concat(turn.close.map(function (p) {
-        var text = p.text.replace(/\s+/g, " ");
-        return card(p, null, text.length > 300 ? text.slice(0, 300) + "…" : text);
-      }))));
+      nodes.push(list("ol", { class: "cards related" }, turn.close.map(function (p) { return relatedCard(p, back); })));
     }
+    if (turn.done && !turn.error) nodes.push(actions(turn));
     return nodes;
   }
 
   function confidenceNode(turn) {
+    if (turn.stopped) return el("p", { class: "decline-reason" }, "Gestopt: dit antwoord is niet compleet.");
     if (turn.error || !turn.done) return null;
     if (turn.abstained) return turn.reason ? el("p", { class: "decline-reason" }, turn.reason) : null;
     if (!turn.label) return null;
@@ -117,14 +196,26 @@
       "Zekerheid: " + turn.label + " (" + Math.round(turn.confidence * 100) + "%)");
   }
 
+  function actions(turn) {
+    return el("p", { class: "turn-actions" },
+      el("a", { class: "share", href: shareHref(turn) }, "Link naar deze vraag"),
+      el("button", { type: "button", class: "link-button", "data-copy": "text" }, "Kopieer antwoord met bronnen"),
+      el("button", { type: "button", class: "link-button", "data-copy": "markdown" }, "Kopieer als Markdown"));
+  }
+
   function renderTurn(turn) {
+    var number = conversation.children.length + 1;
     var text = el("p", { class: "answer-text" });
-    var sources = el("div", { class: "sources" });
-    var answer = el("div", { class: "answer" }, el("span", { class: "visually-hidden" }, "Antwoord: "), text, sources);
-    var item = el("li", { class: "turn" },
+    var sourcesBox = el("div", { class: "sources" });
+    var answer = el("div", { class: "answer" }, el("span", { class: "visually-hidden" }, "Antwoord: "), text, sourcesBox);
+    var filterChips = chips(turn.filters);
+    var item = el("li", { class: "turn", id: "beurt-" + number },
       el("div", { class: "question" }, el("span", { class: "visually-hidden" }, "Vraag: "), el("p", null, turn.question)),
+      filterChips.length ? list("ul", { class: "chips turn-filters", "aria-label": "Filters bij deze vraag" },
+        filterChips.map(function (chip) { return el("li", { class: "chip" }, chip.text); })) : null,
       answer);
-    var view = { item: item, answer: answer, text: text, sources: sources };
+    var view = { item: item, answer: answer, text: text, sources: sourcesBox, back: "/#beurt-" + number };
+    item.turn = turn;
     update(view, turn);
     conversation.appendChild(item);
     return view;
@@ -134,8 +225,113 @@
     view.answer.classList.toggle("abstained", Boolean(turn.abstained) && !turn.error);
     view.answer.classList.toggle("failed", Boolean(turn.error));
     view.answer.setAttribute("aria-busy", turn.done ? "false" : "true");
-    view.text.replaceChildren.apply(view.text, answerNodes(turn));
-    view.sources.replaceChildren.apply(view.sources, sourceNodes(turn));
+    view.text.replaceChildren.apply(view.text, answerNodes(turn, view.back));
+    view.sources.replaceChildren.apply(view.sources, sourceNodes(turn, view.back));
+  }
+
+  // --- copying an answer with its sources ---------------------------------------------------
+
+  function absolute(href) { return new URL(href, location.href).href; }
+
+  function plainText(turn) {
+    var lines = ["Vraag: " + turn.question, "", turn.answer, ""];
+    var cited = sources(turn);
+    if (cited.length) lines.push("Bronnen:");
+    cited.forEach(function (s) {
+      var c = s.citations[0];
+      lines.push("[" + s.n + "] " + (c.title || c.letter_id) + " (" + [c.type_label, meta(c)].filter(Boolean).join(", ") + ")");
+      s.citations.forEach(function (q) { lines.push("    „" + q.quote.replace(/\s+/g, " ") + "”"); });
+      lines.push("    " + absolute(c.href) + (c.url ? "\n    Officiële publicatie: " + c.url : ""));
+    });
+    if (turn.reason) lines.push(turn.reason);
+    lines.push("", "Link naar deze vraag: " + absolute(shareHref(turn)));
+    return lines.join("\n");
+  }
+
+  function markdown(turn) {
+    var escape = function (text) { return text.replace(/([\\`*_[\]<>])/g, "\\$1"); };
+    var body = escape(turn.answer).replace(/\\\[(\d+)\\\]/g, "[^$1]");
+    var lines = ["**Vraag:** " + escape(turn.question), "", body, ""];
+    sources(turn).forEach(function (s) {
+      var c = s.citations[0];
+      var quotes = s.citations.map(function (q) { return "„" + escape(q.quote.replace(/\s+/g, " ")) + "”"; }).join(" … ");
+      lines.push("[^" + s.n + "]: [" + escape(c.title || c.letter_id) + "](" + absolute(c.href) + "), " +
+        [c.type_label, meta(c)].filter(Boolean).join(", ") + ": " + quotes + (c.url ? " ([officiële publicatie](" + c.url + "))" : ""));
+    });
+    if (turn.reason) lines.push(escape(turn.reason));
+    lines.push("", "[Link naar deze vraag](" + absolute(shareHref(turn)) + ")");
+    return lines.join("\n");
+  }
+
+  async function copy(text) {
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch (ignored) { // no clipboard API (an insecure origin) or no permission: the old way
+      var box = el("textarea", { class: "visually-hidden", readonly: "" });
+      box.value = text;
+      document.body.appendChild(box);
+      box.select();
+      var done = document.execCommand && document.execCommand("copy");
+      box.remove();
+      if (!done) throw new Error("Kopiëren lukte niet in deze browser.");
+    }
+  }
+
+  conversation.addEventListener("click", function (event) {
+    var target = event.target.closest("[data-copy]");
+    if (!target) return;
+    var turn = target.closest(".turn").turn;
+    var markdownWanted = target.getAttribute("data-copy") === "markdown";
+    copy(markdownWanted ? markdown(turn) : plainText(turn)).then(function () {
+      statusLine.textContent = markdownWanted ? "Antwoord met bronnen gekopieerd als Markdown." : "Antwoord met bronnen gekopieerd.";
+    }, function (error) { showError(error.message); });
+  });
+
+  // --- a preview of each [n]: on hover, on keyboard focus, and on the first tap ---------------
+
+  var previewFor = null;
+  var touched = false;
+
+  function showPreview(link) {
+    var turn = link.closest(".turn").turn;
+    var citation = turn && turn.citations[Number(link.getAttribute("data-citation"))];
+    if (!citation) return;
+    preview.replaceChildren(
+      el("p", { class: "preview-title" }, citation.title || citation.letter_id),
+      el("p", { class: "meta" }, kindBadge(citation), citation.type_label ? " " : null, meta(citation)),
+      el("blockquote", null, citation.quote),
+      el("p", { class: "hint" }, "Enter of klik opent de brief bij dit citaat."));
+    preview.hidden = false;
+    var box = link.getBoundingClientRect();
+    var width = Math.min(preview.offsetWidth, document.documentElement.clientWidth - 16);
+    preview.style.left = Math.max(8, Math.min(box.left + window.scrollX, window.scrollX + document.documentElement.clientWidth - width - 8)) + "px";
+    preview.style.top = (box.bottom + window.scrollY + 6) + "px";
+    link.setAttribute("aria-describedby", "cite-preview");
+    previewFor = link;
+  }
+
+  function hidePreview() {
+    if (previewFor) previewFor.removeAttribute("aria-describedby");
+    preview.hidden = true;
+    previewFor = null;
+  }
+
+  if (preview) {
+    conversation.addEventListener("mouseover", function (event) {
+      var link = event.target.closest("a.cite");
+      if (link && link !== previewFor) showPreview(link);
+    });
+    conversation.addEventListener("mouseout", function (event) {
+      if (previewFor && event.target.closest("a.cite") === previewFor && !previewFor.contains(event.relatedTarget)) hidePreview();
+    });
+    conversation.addEventListener("focusin", function (event) { if (event.target.matches("a.cite")) showPreview(event.target); });
+    conversation.addEventListener("focusout", function (event) { if (event.target === previewFor) hidePreview(); });
+    conversation.addEventListener("pointerdown", function (event) { touched = event.pointerType === "touch"; });
+    conversation.addEventListener("click", function (event) {
+      var link = event.target.closest("a.cite");
+      if (link && touched && link !== previewFor) { event.preventDefault(); showPreview(link); } // the second tap opens it
+    });
+    document.addEventListener("keydown", function (event) { if (event.key === "Escape" && previewFor) hidePreview(); });
   }
 
   // --- state ------------------------------------------------------------------------------
@@ -143,22 +339,39 @@
   function save() {
     try {
       sessionStorage.setItem(STORAGE_KEY, JSON.stringify(turns.filter(function (t) { return t.done; })));
+      sessionStorage.setItem(FILTERS_KEY, JSON.stringify(readFilters()));
     } catch (ignored) { /* private mode: the conversation just is not kept */ }
   }
 
-  function restore() {
-    if (conversation.children.length) return; // a page rendered by the server already shows its turns
-    try {
-      var stored = JSON.parse(sessionStorage.getItem(STORAGE_KEY) || "[]");
-      if (Array.isArray(stored)) turns = stored.filter(function (t) { return t && typeof t.question === "string"; });
-    } catch (ignored) { turns = []; }
-    turns.forEach(renderTurn);
-    examples.hidden = turns.length > 0;
+  function stored(key, fallback) {
+    try { return JSON.parse(sessionStorage.getItem(key) || "null") || fallback; } catch (ignored) { return fallback; }
   }
 
-  function history() {
-    return turns.filter(function (t) { return t.done && !t.error; }).slice(-HISTORY_TURNS)
-      .map(function (t) { return { question: t.question, answer: t.answer }; });
+  // A page the server answered (a share link /?q=…) starts the conversation afresh; otherwise the stored one.
+  function restore() {
+    var rendered = parseJSON(conversation.getAttribute("data-turns"), []);
+    if (Array.isArray(rendered) && rendered.length) {
+      turns = rendered;
+      history.replaceState(null, "", "/" + location.hash); // a reload keeps the conversation, not the link
+    } else {
+      var kept = stored(STORAGE_KEY, []);
+      turns = Array.isArray(kept) ? kept.filter(function (t) { return t && typeof t.question === "string" && Array.isArray(t.citations); }) : [];
+      var filters = stored(FILTERS_KEY, {});
+      FILTER_FIELDS.forEach(function (name) { if (typeof filters[name] === "string") form.elements[name].value = filters[name]; });
+    }
+    conversation.replaceChildren();
+    turns.forEach(renderTurn);
+    examples.hidden = turns.length > 0;
+    showChips();
+    save();
+    var target = location.hash && document.getElementById(location.hash.slice(1));
+    if (target) target.scrollIntoView({ block: "start" });
+  }
+
+  function answered() { return turns.filter(function (t) { return t.done && !t.error && !t.stopped; }); }
+
+  function history_() {
+    return answered().slice(-HISTORY_TURNS).map(function (t) { return { question: t.question, answer: t.answer }; });
   }
 
   function showError(message) {
@@ -166,21 +379,47 @@
     errorBox.hidden = !message;
   }
 
-  function setBusy(value, message) {
-    busy = value;
-    button.disabled = value;
-    button.textContent = value ? "Bezig…" : "Vraag";
+  function setBusy(controller, message) {
+    busy = controller;
+    button.disabled = Boolean(controller);
+    button.textContent = controller ? "Bezig…" : "Vraag";
+    stopButton.hidden = !controller;
     statusLine.textContent = message || "";
   }
 
   function readFilters() {
     var filters = {};
-    ["date_from", "date_to", "sender", "type"].forEach(function (name) {
+    FILTER_FIELDS.forEach(function (name) {
       var value = form.elements[name].value.trim();
       if (value) filters[name] = value;
     });
     return filters;
   }
+
+  // --- filters as chips -------------------------------------------------------------------
+
+  function showChips() {
+    var active = chips(readFilters());
+    chipList.replaceChildren.apply(chipList, active.map(function (chip) {
+      return el("li", { class: "chip", "data-field": chip.field }, chip.text,
+        el("button", { type: "button", class: "chip-remove", "data-field": chip.field, "aria-label": "Filter " + chip.text + " verwijderen" }, "×"));
+    }));
+    chipList.hidden = active.length === 0;
+    filterCount.textContent = active.length ? " (" + active.length + " actief)" : "";
+  }
+
+  chipList.addEventListener("click", function (event) {
+    var remove = event.target.closest(".chip-remove");
+    if (!remove) return;
+    form.elements[remove.getAttribute("data-field")].value = "";
+    showChips();
+    save();
+    var next = chipList.querySelector(".chip-remove");
+    (next || question).focus();
+  });
+  FILTER_FIELDS.forEach(function (name) {
+    form.elements[name].addEventListener("change", function () { showChips(); save(); });
+  });
 
   // --- asking -----------------------------------------------------------------------------
 
@@ -221,20 +460,25 @@
 
   async function ask(text) {
     showError("");
+    hidePreview();
     text = text.trim();
     if (!text) { showError(MESSAGES.question_empty || "Typ eerst een vraag."); question.focus(); return; }
     var filters = readFilters();
-    var turn = { question: text, answer: "", abstained: false, citations: [], passages: [], close: [], done: false };
-    var body = JSON.stringify({ question: text, k: 5, filters: filters, history: history() });
+    var previous = answered().slice(-1)[0];
+    var turn = { question: text, answer: "", abstained: false, citations: [], passages: [], close: [], filters: filters,
+                 context: [], done: false };
+    var body = JSON.stringify({ question: text, k: 5, filters: filters, history: history_() });
     turns.push(turn);
     examples.hidden = true;
     var view = renderTurn(turn);
-    view.item.scrollIntoView({ block: "nearest" });
+    view.item.scrollIntoView({ block: "start" }); // the top of the new answer, above the pinned question box
     question.value = "";
-    setBusy(true, "Bezig met zoeken in de brieven…");
+    var controller = new AbortController();
+    setBusy(controller, "Bezig met zoeken in de brieven…");
     try {
       var response = await fetch("/api/ask/stream", {
         method: "POST", headers: { "Content-Type": "application/json", Accept: "text/event-stream" }, body: body,
+        signal: controller.signal,
       });
       if (!response.ok) {
         var failure = await problem(response);
@@ -245,6 +489,8 @@
           turn.citations = data.citations; turn.passages = data.passages; turn.abstained = data.abstained;
           turn.confidence = data.confidence || 0; turn.label = data.confidence_label || null;
           turn.reason = data.decline_reason || null; turn.close = data.close_passages || [];
+          // a follow-up read with the earlier questions: its share link carries them (h=…)
+          if (previous && data.query && data.query !== text) turn.context = (previous.context || []).concat([previous.question]);
         } else if (event === "delta") {
           turn.answer += data.text;
         } else if (event === "done") {
@@ -255,31 +501,38 @@
         update(view, turn);
       });
       if (!turn.done) throw new Error("De verbinding werd verbroken voordat het antwoord compleet was.");
-      var sources = new Set(turn.citations.map(function (c) { return c.n; })).size;
-      setBusy(false, turn.abstained ? "Geen antwoord gevonden in de brieven."
-        : "Antwoord ontvangen, met " + sources + (sources === 1 ? " bron." : " bronnen."));
+      var count = sources(turn).length;
+      setBusy(null, turn.abstained ? "Geen antwoord gevonden in de brieven."
+        : "Antwoord ontvangen, met " + count + (count === 1 ? " bron." : " bronnen."));
     } catch (error) {
       if (error instanceof Rejected) { // nothing was asked: take the turn back, keep the question
         turns.pop();
         view.item.remove();
         examples.hidden = turns.length > 0;
         question.value = text;
-        setBusy(false, "");
+        setBusy(null, "");
         showError(error.message);
         question.focus();
         return;
       }
-      var message = error instanceof TypeError ? "De server is niet bereikbaar. Controleer de verbinding en probeer het opnieuw." : error.message;
-      turn.error = message;
       turn.done = true;
       question.value = text; // nothing lost: ask again with one key
+      if (controller.signal.aborted) {
+        turn.stopped = true;
+        if (!turn.answer) turn.error = "Gestopt voordat er een antwoord was.";
+        setBusy(null, "Gestopt.");
+      } else {
+        turn.error = error instanceof TypeError ? "De server is niet bereikbaar. Controleer de verbinding en probeer het opnieuw." : error.message;
+        setBusy(null, "");
+        showError(turn.error);
+      }
       update(view, turn);
-      setBusy(false, "");
-      showError(message);
     }
     save();
-    question.focus();
+    question.focus({ preventScroll: true });
   }
+
+  stopButton.addEventListener("click", function () { if (busy) busy.abort(); });
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
@@ -308,5 +561,6 @@
     question.focus();
   });
 
+  Array.prototype.forEach.call(document.querySelectorAll(".js-only"), function (node) { node.hidden = false; });
   restore();
 })();
