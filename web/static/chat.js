@@ -141,9 +141,9 @@
     var first = source.citations[0];
     var href = withBack(first.href, back);
     var quotes = source.citations.map(function (c, i) {
-      return el("blockquote", null, c.quote, source.citations.length > 1
-        ? " " : null, source.citations.length > 1
-        ? el("a", { class: "quote-link", href: withBack(c.href, back) }, "citaat " + (i + 1) + " in de brief") : null);
+      var many = source.citations.length > 1;
+      return el("blockquote", null, c.quote, many ? " " : null,
+        many ? el("a", { class: "quote-link", href: withBack(c.href, back) }, "citaat " + (i + 1) + " in de brief") : null);
     });
     return list("li", { class: "card", id: null }, [
       el("p", { class: "card-title" }, el("span", { class: "badge", "aria-hidden": "true" }, source.n),
