@@ -351,6 +351,44 @@ def feedback_export(fmt: str, rating: str | None, out: Path | None, index_dir: P
             stream.close()
     if out:
         _log(f"{len(items)} feedback rows written to {out}")
+@main.command("kamervragen")
+@click.argument("question", required=False)
+@click.option("-k", "per_page", default=5, type=click.IntRange(1, rules.MAX_PER_PAGE), show_default=True, help="Pairs to show.")
+@click.option("--page", default=1, type=click.IntRange(1), show_default=True, help="Which page of -k pairs.")
+@click.option("--asker", help="Only questions of this member or party, e.g. Keijzer or BBB.")
+@click.option("--min-score", type=float, default=None, help="Leave out pairs scoring below this [default: PairPolicy.list_from].")
+@filter_options
+@index_option
+@json_option
+def kamervragen_command(question: str | None, per_page: int, page: int, asker: str | None, min_score: float | None,
+                        index_dir: Path, as_json: bool, **filters: Any) -> None:
+    """Earlier Kamervragen like QUESTION, each with the government's answer, verbatim (without QUESTION: the newest)."""
+    from qa import kamervragen
+    from qa.schemas import pair_out, to_json
+
+    question = rules.check_question(question) if question is not None else None
+    chosen = _filters(**filters)
+    engine = _open_engine(index_dir, None)
+    ranked = kamervragen.RankedPairs(kamervragen.PairIndex.build(engine.index))
+    found = kamervragen.find(engine, ranked, question, chosen, asker, page, per_page, min_score)
+    pairs = [pair_out(match) for match in found.items]
+    if as_json:
+        click.echo(json.dumps({"pairs": [to_json(pair) for pair in pairs], "page": found.page, "per_page": found.per_page,
+                               "total": found.total, "pages": found.pages}, indent=2, ensure_ascii=False))
+        return
+    if not pairs:
+        click.echo("Geen eerder gestelde Kamervragen gevonden.")
+    for rank, pair in enumerate(pairs, start=(page - 1) * per_page + 1):
+        click.echo(click.style(terminal_safe(f"{rank}. {pair.label}: {pair.title or pair.letter_id}"), bold=True)
+                   + terminal_safe(f"  ({pair.date or '?'}, {pair.letter_id}" + (f", score {pair.score:.3f})" if question else ")")))
+        who = ", ".join(pair.askers) or "?"
+        _echo(f"   Gesteld door {who}{' op ' + pair.asked_on if pair.asked_on else ''}; beantwoord door {pair.minister or '?'}")
+        _echo(textwrap.indent(textwrap.fill("Vraag: " + " ".join(pair.question.split()), 100), "   "))
+        _echo(textwrap.indent(textwrap.fill("Antwoord: " + " ".join(pair.answer.split()), 100), "   "))
+        if pair.url:
+            _echo(f"   {pair.url}")
+    if found.pages > 1:
+        click.echo(f"({found.total} pairs, page {found.page} of {found.pages}; --page for more)")
 
 
 # --- evaluation ----------------------------------------------------------------------------

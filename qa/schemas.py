@@ -12,6 +12,7 @@ import msgspec
 
 from qa.answering import Answer, Citation
 from qa.chunking import Passage
+from qa.kamervragen import Match
 from qa.letters import Letter
 from qa.retrieval import Hit
 from qa.rules import dutch_date, type_label, web_url
@@ -168,3 +169,48 @@ def letter_out(letter: Letter, passages: list[Passage]) -> LetterOut:
 def to_json(value: msgspec.Struct) -> dict[str, Any]:
     """Plain dicts and lists, for `json.dumps` in the CLI."""
     return msgspec.to_builtins(value)
+
+
+class PairOut(msgspec.Struct):
+    """An earlier Kamervraag and its answer, both verbatim spans of the letter (`*_start`/`*_end`: offsets in its text)."""
+
+    id: str
+    letter_id: str
+    title: str | None
+    date: str | None  # the answer's date
+    date_label: str
+    asked_on: str | None  # when the questions were sent in
+    askers: list[str]  # the members who asked, with their party
+    minister: str | None  # who answered (the letter's sender)
+    url: str | None  # the official publication
+    label: str  # "Vraag 3" (or "Vraag 3, 4 en 5")
+    question: str
+    question_start: int
+    question_end: int
+    answer_label: str
+    answer: str
+    answer_start: int
+    answer_end: int
+    best_start: int | None  # the answer's sentence the reader found best for the question
+    best_end: int | None
+    score: float
+    question_score: float
+    answer_score: float
+    href: str  # the letter page with this Vraag and Antwoord highlighted
+    answer_href: str  # ... with only the answer highlighted
+
+
+def pair_out(match: Match) -> PairOut:
+    info = match.info
+    pair, letter = info.pair, info.letter
+    best = match.best_sentence
+    return PairOut(
+        id=pair.id, letter_id=letter.id, title=letter.title, date=letter.date, date_label=dutch_date(letter.date),
+        asked_on=info.asked_on, askers=list(info.askers), minister=letter.sender, url=web_url(letter.url), label=pair.label,
+        question=pair.question(letter), question_start=pair.question_start, question_end=pair.question_end,
+        answer_label=pair.answer_label, answer=pair.answer(letter), answer_start=pair.answer_start, answer_end=pair.answer_end,
+        best_start=best[0] if best else None, best_end=best[1] if best else None, score=match.score,
+        question_score=match.question_score, answer_score=match.answer_score,
+        href=letter_href(letter.id, None, pair.question_start, pair.answer_end),
+        answer_href=letter_href(letter.id, None, pair.answer_start, pair.answer_end),
+    )

@@ -197,3 +197,36 @@ def test_the_chat_works_without_javascript(server: str, browser) -> None:  # typ
     cite.click()
     assert "11 september" in " ".join(page.locator("mark.passage, mark.quote").all_text_contents())
     context.close()
+
+
+EVACUEES = "Hoe lang kan men reageren op de internetconsultatie over de huisvesting van evacués en wat gebeurt er daarna?"
+
+
+def test_earlier_kamervragen_beside_the_answer_and_on_their_page(server: str, page) -> None:  # type: ignore[no-untyped-def]
+    """Issue 17: the chat shows the matching earlier Kamervraag with its answer; opening it highlights the pair in its letter."""
+    page.goto(server + "/")
+    with page.expect_response("**/api/kamervragen?**") as panel_request:
+        answer, _ = _ask(page, EVACUEES)
+    assert panel_request.value.ok
+    panel = answer.locator(".kamervragen-panel")
+    expect(panel.get_by_role("heading", name="Eerder gestelde Kamervragen")).to_be_visible()
+    first = panel.locator(".kv").first
+    expect(first.locator(".kv-question")).to_contain_text("Tot wanneer loopt deze internetconsultatie")
+    expect(first.locator(".kv-answer")).to_contain_text("De internetconsultatie loopt tot 20 maart 2024.")
+    expect(first).to_contain_text("Gesteld door Keijzer (BBB)")
+    page.screenshot(path=str(ARTIFACTS / "chat-kamervragen.png"), full_page=True)
+    first.locator("a.kv-open").click()
+    page.wait_for_url(re.compile(r"/letters/ah-tk-20232024-1292\?start=\d+&end=\d+#quote"))
+    marked = " ".join(page.locator("mark.quote").all_text_contents())
+    assert "Tot wanneer loopt deze internetconsultatie" in marked and "De internetconsultatie loopt tot 20 maart 2024." in marked
+    expect(page.locator("mark.quote").first).to_be_in_viewport()
+
+    page.goto(server + "/kamervragen")
+    page.get_by_label("Uw vraag").fill(EVACUEES)
+    page.get_by_role("button", name="Zoek").click()
+    page.wait_for_url(re.compile(r"/kamervragen\?q="))
+    expect(page.locator(".kv-list .kv").first.locator(".kv-question")).to_contain_text("Tot wanneer loopt deze internetconsultatie")
+    page.screenshot(path=str(ARTIFACTS / "kamervragen.png"), full_page=True)
+    page.locator(".kv-list a.kv-open").first.click()
+    page.wait_for_url(re.compile(r"/letters/ah-tk-20232024-1292\?"))
+    assert "Tot wanneer loopt deze internetconsultatie" in " ".join(page.locator("mark.quote").all_text_contents())

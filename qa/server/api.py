@@ -25,7 +25,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from msgspec import Meta
 
-from qa import feedback, rules, userdb
+from qa import feedback, kamervragen, rules, userdb
 from qa.engine import Turn
 from qa.errors import InvalidQuery
 from qa.retrieval import Filters, matching_letters
@@ -33,10 +33,12 @@ from qa.schemas import (
     AnswerOut,
     LetterMeta,
     LetterOut,
+    PairOut,
     PassageOut,
     answer_out,
     letter_meta,
     letter_out,
+    pair_out,
     passage_out,
 )
 from qa.server.reloader import Reloader, ReloadError
@@ -147,6 +149,14 @@ class LetterPage(msgspec.Struct):
     page: int
     per_page: int
     total: int
+    pages: int
+
+
+class KamervragenPage(msgspec.Struct):
+    pairs: list[PairOut]
+    page: int
+    per_page: int
+    total: int  # pairs that match (score at least min_score) and pass the filters
     pages: int
 
 
@@ -360,4 +370,31 @@ class AdminController(Controller):
         return ReloadOut(reloaded, index.generation, len(index.letters), len(index.passages), round(seconds, 3), workers)
 
 
-CONTROLLERS = [AskController, LetterController, FeedbackController, HealthController]  # AdminController: behind the admin guard
+class KamervragenController(Controller):
+    path = "/api/kamervragen"
+    tags = ["kamervragen"]
+    dependencies = FILTERS
+
+    @get("/", summary="Earlier Kamervragen with their answers, ranked for a question")
+    async def kamervragen(
+        self,
+        service: NamedDependency[Service],
+        filters: NamedDependency[Filters],
+        q: Annotated[str | None, QueryParameter(description="The question; without it every pair, newest first.",
+                                                schema_extra={"maxLength": rules.MAX_QUESTION})] = None,
+        asker: Annotated[str | None, QueryParameter(max_length=rules.MAX_FILTER_TEXT, description="Part of an asking member's name or party.")] = None,
+        min_score: Annotated[float | None, QueryParameter(ge=-10, le=10, description="Leave out pairs scoring below this (default: PairPolicy.list_from).")] = None,
+        panel: Annotated[bool, QueryParameter(description="Only the good matches the chat shows beside an answer.")] = False,
+        page: Annotated[int, QueryParameter(ge=1)] = 1,
+        per_page: Annotated[int, QueryParameter(ge=1, le=rules.MAX_PER_PAGE)] = rules.PER_PAGE,
+    ) -> KamervragenPage:
+        """Each pair quotes the Vraag and the Antwoord verbatim, with their offsets in the letter; `href` opens the
+        letter with both highlighted. Ranked by how well the earlier question matches and its answer answers."""
+        question = rules.check_question(q, "q") if q is not None else None
+        ranked = service.kamervragen
+        found, _ = await service.run(lambda engine: kamervragen.find(
+            engine, ranked, question, filters, rules.blank_to_none(asker), page, per_page, min_score, panel))
+        return KamervragenPage([pair_out(match) for match in found.items], found.page, found.per_page, found.total, found.pages)
+
+
+CONTROLLERS = [AskController, LetterController, FeedbackController, KamervragenController, HealthController]  # AdminController: behind the admin guard

@@ -435,4 +435,45 @@ class LetterPages(Controller):
         return Template("letter.html", context=context)
 
 
-CONTROLLERS = [ChatController, LetterPages]
+# --- earlier Kamervragen --------------------------------------------------------------------
+
+
+class KamervragenPages(Controller):
+    path = "/kamervragen"
+    include_in_schema = False
+
+    @get("/", name="kamervragen")
+    async def kamervragen(
+        self,
+        service: NamedDependency[Service],
+        q: Annotated[str, QueryParameter(max_length=rules.MAX_QUESTION + 100)] = "",
+        asker: Annotated[str, QueryParameter(max_length=200)] = "",
+        date_from: Annotated[str, QueryParameter(max_length=20)] = "",
+        date_to: Annotated[str, QueryParameter(max_length=20)] = "",
+        sender: Annotated[str, QueryParameter(max_length=200)] = "",
+        page: Annotated[int, QueryParameter(ge=1)] = 1,
+    ) -> Template:
+        """Pairs ranked for a question (without one: all, newest first); each opens its letter with the pair highlighted."""
+        from qa import kamervragen
+        from qa.schemas import pair_out
+
+        error = None
+        try:
+            question = rules.check_question(q, "q") if q.strip() else None
+            filters = Filters.parse(date_from, date_to, None, sender, None)
+        except InvalidQuery as problem:
+            error, question, filters = dutch_message(problem), None, Filters()
+        ranked = service.kamervragen
+        found, _ = await service.run(lambda engine: kamervragen.find(engine, ranked, question, filters, rules.blank_to_none(asker), page))
+        query = {key: value for key, value in {"q": q, "asker": asker, "date_from": date_from, "date_to": date_to, "sender": sender}.items() if value}
+        context = {
+            "pairs": [pair_out(match) for match in found.items], "total": found.total, "page": page, "pages": found.pages,
+            "error": error, "form": query,
+            "prev_href": f"/kamervragen?{urlencode({**query, 'page': page - 1})}" if page > 1 else None,
+            "next_href": f"/kamervragen?{urlencode({**query, 'page': page + 1})}" if page < found.pages else None,
+            **_choices(service),
+        }
+        return Template("kamervragen.html", context=context, status_code=400 if error else 200)
+
+
+CONTROLLERS = [ChatController, LetterPages, KamervragenPages]

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from qa import index as index_store
 from qa.engine import Engine
+from qa.kamervragen import PairIndex, RankedPairs
 
 T = TypeVar("T")
 
@@ -29,6 +30,7 @@ class Service:
         letters = engine.index.letters.values()
         self.senders = sorted({letter.sender for letter in letters if letter.sender})
         self.types = sorted({letter.type for letter in letters if letter.type})
+        self.kamervragen = RankedPairs(PairIndex.build(engine.index))  # the index's earlier Kamervragen (milliseconds)
 
     def with_index(self, index: index_store.Index) -> Service:
         """A service for another index with the same model, lock and thread, warmed up (call off the event loop)."""

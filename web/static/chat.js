@@ -501,6 +501,7 @@
         update(view, turn);
       });
       if (!turn.done) throw new Error("De verbinding werd verbroken voordat het antwoord compleet was.");
+      showKamervragen(view, text, filters);
       var count = sources(turn).length;
       setBusy(null, turn.abstained ? "Geen antwoord gevonden in de brieven."
         : "Antwoord ontvangen, met " + count + (count === 1 ? " bron." : " bronnen."));
@@ -533,6 +534,27 @@
   }
 
   stopButton.addEventListener("click", function () { if (busy) busy.abort(); });
+
+  // "Eerder gestelde Kamervragen": the good matches of GET /api/kamervragen?panel=true, beside the answer.
+  async function showKamervragen(view, text, filters) {
+    var params = new URLSearchParams(Object.assign({ q: text, panel: "true" }, filters));
+    params.delete("type");
+    try {
+      var response = await fetch("/api/kamervragen?" + params.toString(), { headers: { Accept: "application/json" } });
+      var pairs = response.ok ? (await response.json()).pairs : [];
+      if (!pairs.length) return;
+      view.answer.appendChild(el("aside", { class: "kamervragen-panel", "aria-label": "Eerder gestelde Kamervragen" },
+        el("h3", null, "Eerder gestelde Kamervragen"),
+        el.apply(null, ["ol", { class: "kv-list" }].concat(pairs.map(function (pair) {
+          return el("li", { class: "kv card" },
+            el("p", { class: "card-title" }, el("a", { class: "kv-open", href: pair.href }, pair.label + ": " + (pair.title || pair.letter_id))),
+            el("p", { class: "meta" }, [pair.askers.length ? "Gesteld door " + pair.askers.join(", ") : null,
+              "beantwoord " + pair.date_label + (pair.minister ? " door " + pair.minister : "")].filter(Boolean).join(" · ")),
+            el("blockquote", { class: "kv-question" }, el("span", { class: "kv-label" }, pair.label), " " + pair.question),
+            el("blockquote", { class: "kv-answer" }, el("span", { class: "kv-label" }, pair.answer_label), " " + pair.answer));
+        })))));
+    } catch (ignored) { /* the panel is an extra: the answer stands without it */ }
+  }
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
