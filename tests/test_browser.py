@@ -1,13 +1,12 @@
 """End to end in headless Chromium against a real `qa serve`: ask, watch the answer stream in, follow [1]
 to the letter and find the passage highlighted; plus follow-ups, a new conversation and the page without JS.
 
-Screenshots go to test-artifacts/ (and one to docs/screenshot-chat.png for the README)."""
+Screenshots go to test-artifacts/; those the README and docs show are made by tests/test_browser_chat.py."""
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -121,8 +120,6 @@ def test_ask_stream_and_open_the_cited_passage(server: str, page) -> None:  # ty
     )
     expect(page.locator("#examples")).to_be_hidden()
     page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
-    (ROOT / "docs").mkdir(exist_ok=True)
-    shutil.copyfile(ARTIFACTS / "chat.png", ROOT / "docs" / "screenshot-chat.png")
 
     first.click()
     page.wait_for_url(re.compile(rf"/letters/{LETTER}\?passage="))

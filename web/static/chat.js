@@ -290,7 +290,7 @@
   // --- a preview of each [n]: on hover, on keyboard focus, and on the first tap ---------------
 
   var previewFor = null;
-  var touched = false;
+  var touched = null; // the link a finger went down on, and whether its preview was open then
 
   function showPreview(link) {
     var turn = link.closest(".turn").turn;
@@ -317,19 +317,23 @@
   }
 
   if (preview) {
-    conversation.addEventListener("mouseover", function (event) {
-      var link = event.target.closest("a.cite");
+    conversation.addEventListener("pointerover", function (event) { // a mouse hovering; a touch is handled on click
+      var link = event.pointerType !== "touch" && event.target.closest("a.cite");
       if (link && link !== previewFor) showPreview(link);
     });
-    conversation.addEventListener("mouseout", function (event) {
-      if (previewFor && event.target.closest("a.cite") === previewFor && !previewFor.contains(event.relatedTarget)) hidePreview();
+    conversation.addEventListener("pointerout", function (event) {
+      if (event.pointerType !== "touch" && previewFor && event.target.closest("a.cite") === previewFor && !previewFor.contains(event.relatedTarget)) hidePreview();
     });
     conversation.addEventListener("focusin", function (event) { if (event.target.matches("a.cite")) showPreview(event.target); });
     conversation.addEventListener("focusout", function (event) { if (event.target === previewFor) hidePreview(); });
-    conversation.addEventListener("pointerdown", function (event) { touched = event.pointerType === "touch"; });
+    // A tap focuses the link (which shows the preview): whether it showed before this tap decides.
+    conversation.addEventListener("pointerdown", function (event) {
+      var link = event.target.closest("a.cite");
+      touched = event.pointerType === "touch" && link ? { link: link, shown: link === previewFor } : null;
+    });
     conversation.addEventListener("click", function (event) {
       var link = event.target.closest("a.cite");
-      if (link && touched && link !== previewFor) { event.preventDefault(); showPreview(link); } // the second tap opens it
+      if (link && touched && touched.link === link && !touched.shown) { event.preventDefault(); showPreview(link); } // the second tap opens it
     });
     document.addEventListener("keydown", function (event) { if (event.key === "Escape" && previewFor) hidePreview(); });
   }
@@ -464,6 +468,7 @@
     text = text.trim();
     if (!text) { showError(MESSAGES.question_empty || "Typ eerst een vraag."); question.focus(); return; }
     var filters = readFilters();
+    form.querySelector("details.filters").open = false; // the chips show them; the answer gets the room
     var previous = answered().slice(-1)[0];
     var turn = { question: text, answer: "", abstained: false, citations: [], passages: [], close: [], filters: filters,
                  context: [], done: false };
