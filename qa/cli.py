@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import sys
 import textwrap
 from collections.abc import Callable
@@ -122,7 +123,26 @@ def _update(index_dir: Path, model: str | None, progress: bool, **changes: Any) 
     if model is None and index_store.exists(index_dir) and not changes.get("replace_all"):
         model = index_store.load(index_dir).model
     embedder = Embedder(model)
-    return index_store.update(index_dir, embedder, log=_log, progress_bar=progress, **changes)
+    summary = index_store.update(index_dir, embedder, log=_log, progress_bar=progress, **changes)
+    _check_watches(index_dir, embedder, summary)
+    return summary
+
+
+def _check_watches(index_dir: Path, embedder: Any, summary: index_store.UpdateSummary) -> None:
+    """After an index change that brought letters: the saved questions against them (issue 17); hits go to
+    the feeds and to the next `qa watch check`. A failing check is reported, never a failed update."""
+    if not (summary.added or summary.replaced):
+        return
+    from qa import userdb, watches
+    from qa.engine import Engine
+
+    try:
+        report = watches.check_index_folder(index_dir, Engine(index_store.load(index_dir), embedder), _log)
+    except userdb.UserDataError as error:
+        _log(f"saved questions not checked: {error}")
+        return
+    if report is not None:
+        _log(f"saved questions: {report.line()}")
 
 
 def _report(summary: index_store.UpdateSummary, errors: list[str]) -> None:
@@ -391,6 +411,120 @@ def kamervragen_command(question: str | None, per_page: int, page: int, asker: s
         click.echo(f"({found.total} pairs, page {found.page} of {found.pages}; --page for more)")
 
 
+# --- saved questions (qa/watches.py) --------------------------------------------------------------
+
+
+@main.group("watch")
+def watch_group() -> None:
+    """Saved questions: alert when a newly indexed letter answers one (kept in qa.sqlite3 in the index folder).
+
+    Every `qa index build/add` and `qa update` checks them against the letters it brought, and so does a
+    `qa serve` when it reloads the index. Hits go to each question's Atom feed (/watches/TOKEN/feed.atom)
+    and to `qa watch check`, which prints each new hit once: run it from cron after `qa update`."""
+
+
+def _watch_db(index_dir: Path) -> sqlite3.Connection | None:
+    """The users' database beside the index; None when there is none yet (nothing saved, nothing to check)."""
+    from qa import userdb
+
+    if not userdb.exists(index_dir):
+        return None
+    return userdb.connect(index_dir)
+
+
+@watch_group.command("add")
+@click.argument("question")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="The reader's confidence a new letter's answer needs to count [default: 0.6, qa/watches.py].")
+@filter_options
+@index_option
+@json_option
+def watch_add(question: str, threshold: float | None, index_dir: Path, as_json: bool, **filters: Any) -> None:
+    """Follow QUESTION: letters indexed from now on that answer it become hits."""
+    from contextlib import closing
+
+    from qa import userdb, watches
+    from qa.schemas import to_json, watch_out
+
+    question, chosen = rules.check_question(question), _filters(**filters)
+    index = index_store.load(index_dir)
+    with closing(userdb.connect(index_dir)) as connection:
+        watch = watches.add(connection, index, question, threshold, chosen)
+    if as_json:
+        click.echo(json.dumps(to_json(watch_out(watch)), indent=2, ensure_ascii=False))
+        return
+    _echo(f"saved question {watch.id}: {watch.question}")
+    click.echo(f"threshold {watch.threshold:.2f}; feed {watches.feed_path(watch.token)}, page {watches.page_path(watch.token)} (on qa serve)")
+
+
+@watch_group.command("list")
+@index_option
+@json_option
+def watch_list(index_dir: Path, as_json: bool) -> None:
+    """The saved questions, with their hits and feed tokens."""
+    from qa import watches
+    from qa.schemas import to_json, watch_out
+
+    connection = _watch_db(index_dir)
+    found = [] if connection is None else watches.watches(connection)
+    if connection is not None:
+        connection.close()
+    if as_json:
+        click.echo(json.dumps({"watches": [to_json(watch_out(watch)) for watch in found]}, indent=2, ensure_ascii=False))
+        return
+    if not found:
+        click.echo("No saved questions.")
+    for watch in found:
+        _echo(f"{watch.id}. {watch.question}")
+        click.echo(f"   threshold {watch.threshold:.2f}, {watch.hits} hit(s), checked {watch.checked_at or 'not yet'}; "
+                   f"feed {watches.feed_path(watch.token)}")
+
+
+@watch_group.command("remove")
+@click.argument("watch_key", metavar="ID_OR_TOKEN")
+@index_option
+def watch_remove(watch_key: str, index_dir: Path) -> None:
+    """Stop following a saved question (by its number or token); its hits go too."""
+    from contextlib import closing
+
+    from qa import watches
+
+    connection = _watch_db(index_dir)
+    if connection is None:
+        raise watches.WatchNotFound(f"no saved question {watch_key!r} (no saved questions in {index_dir.absolute()})")
+    with closing(connection):
+        watch = watches.remove(connection, watch_key)
+    _echo(f"removed saved question {watch.id}: {watch.question}")
+
+
+@watch_group.command("check")
+@index_option
+def watch_check(index_dir: Path) -> None:
+    """Check the saved questions against letters new since their last check; print each hit not printed before.
+
+    One line per hit, exit 0 (also with none), for cron. Loads the model only when there is something new."""
+    from contextlib import closing
+
+    from qa import watches
+
+    connection = _watch_db(index_dir)
+    if connection is None:
+        return
+    with closing(connection):
+        saved = watches.watches(connection)
+        if saved and index_store.exists(index_dir):
+            index = index_store.load(index_dir)
+            through = watches.sync_letters(connection, index)
+            if any(watch.checked_through < through for watch in saved):
+                from qa.embedding import Embedder
+                from qa.engine import Engine
+
+                report = watches.check(connection, Engine(index, Embedder(index.model)), _log)
+                _log(report.line())
+        for watch, hit in watches.unreported(connection):
+            _echo(watches.hit_line(watch, hit))
+
+
 # --- evaluation ----------------------------------------------------------------------------
 
 
@@ -604,7 +738,10 @@ def update(folder: Path, index_dir: Path, model: str | None, **network: Any) -> 
     for error in errors:
         _log(f"skipped: {error}")
     if letters:
-        _report(index_store.update(index_dir, Embedder(model), add=letters, log=_log, progress_bar=network["progress"]), errors)
+        embedder = Embedder(model)
+        changed = index_store.update(index_dir, embedder, add=letters, log=_log, progress_bar=network["progress"])
+        _check_watches(index_dir, embedder, changed)
+        _report(changed, errors)
     else:
         click.echo(f"{index_dir}: up to date")
     if summary.failed or errors:

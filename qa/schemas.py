@@ -16,6 +16,7 @@ from qa.kamervragen import Match
 from qa.letters import Letter
 from qa.retrieval import Hit
 from qa.rules import dutch_date, type_label, web_url
+from qa.watches import Watch, WatchHit, feed_path, page_path
 
 
 def letter_href(letter_id: str, passage_id: str | None = None, start: int | None = None, end: int | None = None) -> str:
@@ -213,4 +214,56 @@ def pair_out(match: Match) -> PairOut:
         question_score=match.question_score, answer_score=match.answer_score,
         href=letter_href(letter.id, None, pair.question_start, pair.answer_end),
         answer_href=letter_href(letter.id, None, pair.answer_start, pair.answer_end),
+    )
+
+
+class WatchHitOut(msgspec.Struct):
+    """A new letter that answered a saved question: the reader's answer from it, its first quote and how sure."""
+
+    id: int
+    letter_id: str
+    passage_id: str
+    title: str | None
+    date: str | None
+    date_label: str
+    url: str | None
+    answer: str  # verbatim quotes with [n], from this letter only
+    quote: str
+    quote_start: int
+    quote_end: int
+    confidence: float
+    found_at: str
+    href: str  # the letter page at the quote
+
+
+class WatchOut(msgspec.Struct):
+    """A saved question. `token` is its secret: whoever has it can read its feed and delete it."""
+
+    id: int
+    token: str
+    question: str
+    threshold: float
+    filters: dict[str, str]
+    created_at: str
+    checked_at: str | None
+    hit_count: int
+    feed_url: str
+    page_url: str
+    hits: list[WatchHitOut] = []
+
+
+def watch_hit_out(hit: WatchHit) -> WatchHitOut:
+    return WatchHitOut(
+        id=hit.id, letter_id=hit.letter_id, passage_id=hit.passage_id, title=hit.title, date=hit.date, date_label=dutch_date(hit.date),
+        url=web_url(hit.url), answer=hit.answer, quote=hit.quote, quote_start=hit.quote_start, quote_end=hit.quote_end,
+        confidence=hit.confidence, found_at=hit.found_at, href=letter_href(hit.letter_id, hit.passage_id, hit.quote_start, hit.quote_end),
+    )
+
+
+def watch_out(watch: Watch, hits: list[WatchHit] | None = None) -> WatchOut:
+    return WatchOut(
+        id=watch.id, token=watch.token, question=watch.question, threshold=watch.threshold,
+        filters={name: value for name, value in watch.filters.__dict__.items() if value}, created_at=watch.created_at,
+        checked_at=watch.checked_at, hit_count=watch.hits, feed_url=feed_path(watch.token), page_url=page_path(watch.token),
+        hits=[watch_hit_out(hit) for hit in hits or []],
     )

@@ -39,6 +39,49 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX feedback_by_time ON feedback (created_at);
     """,
+    # 2 (issue 17): saved questions that alert when a newly indexed letter answers them (qa/watches.py).
+    """
+    CREATE TABLE watches (
+        id INTEGER PRIMARY KEY,
+        token TEXT NOT NULL UNIQUE,                  -- the unguessable part of its feed's URL
+        question TEXT NOT NULL,
+        threshold REAL NOT NULL,                     -- a hit needs the reader's confidence at least this
+        filters TEXT NOT NULL DEFAULT '{}',          -- JSON: date_from, date_to, dossier, sender, type
+        created_at TEXT NOT NULL,                    -- ISO 8601, UTC, seconds
+        checked_at TEXT,                             -- the last check
+        checked_through INTEGER NOT NULL DEFAULT 0   -- the last index_letters.seq it was checked against
+    );
+    -- Every letter version (id, content hash) the index has held, in the order they appeared: what is new
+    -- to a watch is what came after its checked_through, so a check reads only those letters.
+    CREATE TABLE index_letters (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        letter_id TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        generation TEXT,
+        seen_at TEXT NOT NULL,
+        UNIQUE (letter_id, content_hash)
+    );
+    CREATE TABLE watch_hits (
+        id INTEGER PRIMARY KEY,
+        watch_id INTEGER NOT NULL REFERENCES watches (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,                        -- the letter version that answered
+        letter_id TEXT NOT NULL,
+        passage_id TEXT NOT NULL,
+        title TEXT,
+        date TEXT,
+        url TEXT,
+        answer TEXT NOT NULL,                        -- the reader's answer from that letter: verbatim quotes with [n]
+        quote TEXT NOT NULL,                         -- its first quote
+        quote_start INTEGER NOT NULL,
+        quote_end INTEGER NOT NULL,
+        confidence REAL NOT NULL,
+        generation TEXT,
+        found_at TEXT NOT NULL,
+        reported_at TEXT,                            -- when `qa watch check` printed it (cron mails it once)
+        UNIQUE (watch_id, seq)
+    );
+    CREATE INDEX watch_hits_by_watch ON watch_hits (watch_id, found_at);
+    """,
 ]
 
 

@@ -212,6 +212,15 @@ def test_earlier_kamervragen_beside_the_answer_and_on_their_page(server: str, pa
     expect(first.locator(".kv-answer")).to_contain_text("De internetconsultatie loopt tot 20 maart 2024.")
     expect(first).to_contain_text("Gesteld door Keijzer (BBB)")
     page.screenshot(path=str(ARTIFACTS / "chat-kamervragen.png"), full_page=True)
+
+    with page.expect_response("**/api/watches") as saved:  # "Volg deze vraag": a saved question with its own feed
+        answer.get_by_role("button", name="Volg deze vraag").click()
+    assert saved.value.status == 201
+    feed_link = answer.locator(".follow").get_by_role("link", name="de feed")
+    expect(feed_link).to_have_attribute("href", re.compile(r"^/watches/[A-Za-z0-9_-]{24,}/feed\.atom$"))
+    feed = page.request.get(server + (feed_link.get_attribute("href") or ""))
+    assert feed.ok and feed.headers["content-type"].startswith("application/atom+xml") and b"<feed" in feed.body()
+
     first.locator("a.kv-open").click()
     page.wait_for_url(re.compile(r"/letters/ah-tk-20232024-1292\?start=\d+&end=\d+#quote"))
     marked = " ".join(page.locator("mark.quote").all_text_contents())

@@ -18,14 +18,14 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from msgspec import Meta
 
-from qa import feedback, kamervragen, rules, userdb
+from qa import feedback, kamervragen, rules, userdb, watches
 from qa.engine import Turn
 from qa.errors import InvalidQuery
 from qa.retrieval import Filters, matching_letters
@@ -35,12 +35,15 @@ from qa.schemas import (
     LetterOut,
     PairOut,
     PassageOut,
+    WatchOut,
     answer_out,
     letter_meta,
     letter_out,
     pair_out,
     passage_out,
+    watch_out,
 )
+from qa.server import security
 from qa.server.reloader import Reloader, ReloadError
 from qa.server.service import Service
 from qa.server.settings import Settings
@@ -82,6 +85,13 @@ class TurnIn(msgspec.Struct, forbid_unknown_fields=True):
     answer: Annotated[str, Meta(max_length=rules.MAX_ANSWER_IN_HISTORY)] = ""
 
 
+def parse_filters(given: FiltersIn) -> Filters:
+    try:
+        return Filters.parse(given.date_from, given.date_to, given.dossier, given.sender, given.type)
+    except InvalidQuery as error:
+        raise InvalidQuery(error.code, f"filters.{error}", f"filters.{error.field}", error.value) from None
+
+
 class AskIn(msgspec.Struct, forbid_unknown_fields=True):
     question: Question
     k: Annotated[int, Meta(ge=1, le=rules.MAX_K, description="Passages to retrieve and answer from.")] = rules.DEFAULT_K
@@ -93,11 +103,7 @@ class AskIn(msgspec.Struct, forbid_unknown_fields=True):
         self.query_filters()  # checked here, not in FiltersIn: Litestar reports errors of nested __post_init__ as a 500
 
     def query_filters(self) -> Filters:
-        given = self.filters
-        try:
-            return Filters.parse(given.date_from, given.date_to, given.dossier, given.sender, given.type)
-        except InvalidQuery as error:
-            raise InvalidQuery(error.code, f"filters.{error}", f"filters.{error.field}", error.value) from None
+        return parse_filters(self.filters)
 
     def turns(self) -> list[Turn]:
         return [Turn(turn.question, turn.answer) for turn in self.history if turn.question.strip()]
@@ -344,6 +350,81 @@ class HealthController(Controller):
         )
 
 
+class WatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A question to follow: a hit is recorded when a newly indexed letter answers it this surely."""
+
+    question: Question
+    threshold: Annotated[float, Meta(ge=0, le=1, description="The reader's confidence a hit needs (default 0.6).")] | None = None
+    filters: FiltersIn = msgspec.field(default_factory=FiltersIn)
+
+    def __post_init__(self) -> None:
+        self.question = rules.check_question(self.question)
+        parse_filters(self.filters)
+
+
+class WatchList(msgspec.Struct):
+    watches: list[WatchOut]
+
+
+WATCHES_UNAVAILABLE = "saved questions cannot be stored: the server's data folder is not writable or its database is damaged (see the server log)"
+Token = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class WatchController(Controller):
+    path = "/api/watches"
+    tags = ["watches"]
+
+    @post("/", status_code=201, summary="Follow a question: alert when a new letter answers it")
+    async def add(self, data: JSONBody[WatchIn], service: NamedDependency[Service], settings: NamedDependency[Settings]) -> WatchOut:
+        """Only letters indexed from now on can fire it. Keep `token`: the feed (`feed_url`) and the page (`page_url`)
+        are at URLs made of it, and it deletes the watch. 503 when the data folder is read-only."""
+        index = service.engine.index
+        try:
+            with closing(userdb.connect(settings.index_dir)) as connection:
+                return watch_out(watches.add(connection, index, data.question, data.threshold, parse_filters(data.filters)))
+        except userdb.UserDataError as error:
+            log.error("saved question not stored: %s", error)
+            raise HTTPException(WATCHES_UNAVAILABLE, status_code=503) from error
+
+    @get("/", summary="Every saved question (needs the admin key)", sync_to_thread=False)
+    def all(self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> WatchList:
+        """Listing every saved question hands out every token: `Authorization: Bearer $QA_ADMIN_KEY` (401 without
+        it, 403 when the server has no key)."""
+        security.admin_guard(settings.admin_key)(request, None)  # type: ignore[arg-type]
+        if not userdb.exists(settings.index_dir):
+            return WatchList([])
+        with closing(userdb.connect(settings.index_dir)) as connection:
+            return WatchList([watch_out(watch) for watch in watches.watches(connection)])
+
+    @get("/{token:str}", summary="A saved question and its hits, newest first", sync_to_thread=False)
+    def one(self, token: FromPath[Token], settings: NamedDependency[Settings]) -> WatchOut:
+        return watch_out(*_watch_and_hits(settings, token))
+
+    @delete("/{token:str}", status_code=204, summary="Stop following a question (its hits go too)", sync_to_thread=False)
+    def remove(self, token: FromPath[Token], settings: NamedDependency[Settings]) -> None:
+        _watch_and_hits(settings, token)
+        with closing(userdb.connect(settings.index_dir)) as connection:
+            watches.remove(connection, token)
+
+
+def _watch_and_hits(settings: Settings, token: str) -> tuple[watches.Watch, list[watches.WatchHit]]:
+    """The watch of a token, or a 404 that does not say whether the folder or the token is wrong."""
+    missing = NotFoundException("no saved question with this token")
+    if not userdb.exists(settings.index_dir):
+        raise missing
+    try:
+        with closing(userdb.connect(settings.index_dir)) as connection:
+            watch = watches.get(connection, token) if not token.isdigit() else None  # ids are not secrets: tokens only
+            if watch is None:
+                raise missing
+            return watch, watches.hits(connection, watch)
+    except watches.WatchNotFound:
+        raise missing from None
+    except userdb.UserDataError as error:
+        log.error("saved questions unreadable: %s", error)
+        raise HTTPException(WATCHES_UNAVAILABLE, status_code=503) from error
+
+
 class AdminController(Controller):
     path = "/api/admin"
     tags = ["service"]
@@ -397,4 +478,4 @@ class KamervragenController(Controller):
         return KamervragenPage([pair_out(match) for match in found.items], found.page, found.per_page, found.total, found.pages)
 
 
-CONTROLLERS = [AskController, LetterController, FeedbackController, KamervragenController, HealthController]  # AdminController: behind the admin guard
+CONTROLLERS = [AskController, LetterController, FeedbackController, KamervragenController, WatchController, HealthController]  # AdminController: behind the admin guard

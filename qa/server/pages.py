@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 
 import msgspec
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from litestar import Controller, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter, URLEncodedBody
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -33,6 +33,7 @@ from qa.rules import dutch_date, type_label, web_url
 from qa.schemas import answer_out, citation_out, letter_href
 from qa.server.errors import PageNotFound
 from qa.server.service import Service
+from qa.server.settings import Settings
 
 EXAMPLES = [
     "Wanneer moet de afbouw van Resolute Support afgerond zijn?",
@@ -476,4 +477,48 @@ class KamervragenPages(Controller):
         return Template("kamervragen.html", context=context, status_code=400 if error else 200)
 
 
-CONTROLLERS = [ChatController, LetterPages, KamervragenPages]
+# --- saved questions: a page and an Atom feed per watch, at URLs made of its token -----------------
+
+
+class WatchPages(Controller):
+    path = "/watches"
+    include_in_schema = False
+
+    def _load(self, settings: Settings, token: str) -> tuple[Any, list[Any]]:
+        from contextlib import closing
+
+        from qa import userdb, watches
+
+        missing = PageNotFound("Er is geen gevolgde vraag met deze link. Misschien is hij verwijderd of verkeerd overgenomen.")
+        if token.isdigit() or not userdb.exists(settings.index_dir):
+            raise missing  # a watch is opened by its token, never by its number
+        try:
+            with closing(userdb.connect(settings.index_dir)) as connection:
+                watch = watches.get(connection, token)
+                return watch, watches.hits(connection, watch)
+        except watches.WatchNotFound:
+            raise missing from None
+
+    @get("/{token:str}", name="watch")
+    async def watch(self, settings: NamedDependency[Settings], token: FromPath[Annotated[str, msgspec.Meta(max_length=100)]]) -> Template:
+        """The hits of one saved question, newest first, with its feed's address."""
+        from qa import watches
+        from qa.schemas import watch_hit_out
+
+        watch, found = self._load(settings, token)
+        context = {"watch": watch, "hits": [watch_hit_out(hit) for hit in found], "feed": watches.feed_path(watch.token)}
+        return Template("watch.html", context=context)
+
+    @get("/{token:str}/feed.atom", name="watch_feed", media_type="application/atom+xml")
+    async def feed(self, request: Request[Any, Any, Any], settings: NamedDependency[Settings],
+                   token: FromPath[Annotated[str, msgspec.Meta(max_length=100)]]) -> Response[bytes]:
+        """Atom (RFC 4287): feed readers and mail-to-RSS services poll it; links are absolute."""
+        from qa import watches
+
+        watch, found = self._load(settings, token)
+        base = str(request.base_url)
+        body = watches.atom_feed(watch, found, base, lambda hit: letter_href(hit.letter_id, hit.passage_id, hit.quote_start, hit.quote_end))
+        return Response(body, media_type="application/atom+xml; charset=utf-8")
+
+
+CONTROLLERS = [ChatController, LetterPages, KamervragenPages, WatchPages]

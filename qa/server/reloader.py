@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 
 from qa import index as index_store
+from qa import watches
 from qa.server.service import Service
 
 log = logging.getLogger("qa.server")
@@ -52,6 +53,7 @@ class Reloader:
         self.last_error: str | None = None
         self._files = _snapshot(service)
         self._changed_logged = False
+        self.watch_check: asyncio.Task[None] | None = None  # the saved questions' check after the last reload
 
     async def reload(self, force: bool = False) -> tuple[bool, float]:
         """(whether a new index was swapped in, seconds taken); raises ReloadError and keeps the old index."""
@@ -79,7 +81,19 @@ class Reloader:
             self._files, self._changed_logged = _snapshot(fresh), False
             self.mark_served()
             log.warning("reloaded the index: now %s (%d letters)", fresh.engine.index.generation, len(fresh.engine.index.letters))
+            self.watch_check = asyncio.get_running_loop().create_task(self.check_watches(fresh))
             return True, time.perf_counter() - started
+
+    async def check_watches(self, service: Service) -> None:
+        """The saved questions against the letters the new index brought (issue 17), in the engine's thread, after
+        the swap: requests are served meanwhile, and a failing check is logged, never a failed reload."""
+        try:
+            report, _ = await service.run(lambda engine: watches.check_index_folder(self.index_dir, engine))
+        except Exception:  # noqa: BLE001 - the reload is done; a check that fails must not undo or hide it
+            log.exception("checking the saved questions after the reload failed")
+            return
+        if report is not None:
+            log.warning("saved questions: %s", report.line())
 
     def _load(self, old: Service) -> Service:
         index = index_store.load(self.index_dir)

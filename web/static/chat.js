@@ -507,6 +507,7 @@
       });
       if (!turn.done) throw new Error("De verbinding werd verbroken voordat het antwoord compleet was.");
       showKamervragen(view, text, filters);
+      followButton(view, text, filters);
       var count = sources(turn).length;
       setBusy(null, turn.abstained ? "Geen antwoord gevonden in de brieven."
         : "Antwoord ontvangen, met " + count + (count === 1 ? " bron." : " bronnen."));
@@ -540,16 +541,40 @@
 
   stopButton.addEventListener("click", function () { if (busy) busy.abort(); });
 
+  // "Volg deze vraag": save the question (POST /api/watches); new letters that answer it come in its Atom feed.
+  function followButton(view, text, filters) {
+    var box = el("p", { class: "follow" });
+    var button = el("button", { type: "button", class: "button secondary follow-button" }, "Volg deze vraag");
+    box.appendChild(button);
+    button.addEventListener("click", async function () {
+      button.disabled = true;
+      try {
+        var response = await fetch("/api/watches", { method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ question: text, filters: filters }) });
+        if (!response.ok) throw new Error(String(response.status));
+        var watch = await response.json();
+        box.replaceChildren("U volgt deze vraag: beantwoordt een nieuwe brief haar, dan staat die in ",
+          el("a", { href: watch.feed_url, type: "application/atom+xml" }, "de feed"), " en op ",
+          el("a", { href: watch.page_url }, "de pagina van deze vraag"), ". Bewaar die link: wie hem heeft, kan meelezen.");
+      } catch (ignored) {
+        button.disabled = false;
+        box.appendChild(el("span", { class: "turn-error" }, " Volgen lukte niet. Probeer het opnieuw."));
+      }
+    });
+    view.answer.appendChild(box);
+  }
+
   // "Eerder gestelde Kamervragen": the good matches of GET /api/kamervragen?panel=true, beside the answer.
   async function showKamervragen(view, text, filters) {
     var params = new URLSearchParams(Object.assign({ q: text, panel: "true" }, filters));
     params.delete("type");
+    var panel = el("aside", { class: "kamervragen-panel", "aria-label": "Eerder gestelde Kamervragen", hidden: true });
+    view.answer.appendChild(panel); // its place, before what follows the answer
     try {
       var response = await fetch("/api/kamervragen?" + params.toString(), { headers: { Accept: "application/json" } });
       var pairs = response.ok ? (await response.json()).pairs : [];
       if (!pairs.length) return;
-      view.answer.appendChild(el("aside", { class: "kamervragen-panel", "aria-label": "Eerder gestelde Kamervragen" },
-        el("h3", null, "Eerder gestelde Kamervragen"),
+      panel.replaceChildren(el("h3", null, "Eerder gestelde Kamervragen"),
         el.apply(null, ["ol", { class: "kv-list" }].concat(pairs.map(function (pair) {
           return el("li", { class: "kv card" },
             el("p", { class: "card-title" }, el("a", { class: "kv-open", href: pair.href }, pair.label + ": " + (pair.title || pair.letter_id))),
@@ -557,7 +582,8 @@
               "beantwoord " + pair.date_label + (pair.minister ? " door " + pair.minister : "")].filter(Boolean).join(" · ")),
             el("blockquote", { class: "kv-question" }, el("span", { class: "kv-label" }, pair.label), " " + pair.question),
             el("blockquote", { class: "kv-answer" }, el("span", { class: "kv-label" }, pair.answer_label), " " + pair.answer));
-        })))));
+        }))));
+      panel.hidden = false;
     } catch (ignored) { /* the panel is an extra: the answer stands without it */ }
   }
 
