@@ -158,3 +158,21 @@ def test_a_page_past_the_last_goes_to_the_last(client: TestClient) -> None:
         f"/letters?type=brief_regering&page={motions}" if motions > 1 else "/letters?type=brief_regering")
     landed = client.get("/letters", params={"page": 99})
     assert landed.status_code == 200 and f"pagina {pages} van {pages}" in landed.text and "pagina 99" not in landed.text
+
+
+def test_a_share_link_with_too_many_earlier_questions_is_refused_in_dutch(client: TestClient) -> None:
+    many = [("h", f"Vraag {n}?") for n in range(rules.MAX_HISTORY_TURNS + 1)]
+    page = client.get("/", params=[("q", RESOLUTE), *many])
+    assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
+    assert "Het adres bevat een waarde die niet klopt: h=" in html.unescape(page.text) and "Invalid" not in page.text
+
+
+def test_share_links_run_the_engine_so_the_rate_limit_counts_them(fast_index_dir: Path, fast_engine: Engine, tmp_path: Path) -> None:
+    index_dir = copy_index(fast_index_dir, tmp_path / "index")
+    app = create_app(Settings(index_dir=index_dir, build_sample=False, rate_limit="3/minute"), engine=fast_engine)
+    with TestClient(app) as limited:
+        assert [limited.get("/").status_code for _ in range(5)] == [200] * 5  # the plain page stays open
+        statuses = [limited.get("/", params={"q": RESOLUTE}).status_code for _ in range(4)]
+        assert statuses == [200] * 3 + [429]
+        refused = limited.get("/", params={"q": RESOLUTE}, headers=HTML)
+        assert "Te veel verzoeken" in refused.text and "Even geduld" in refused.text
