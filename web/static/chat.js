@@ -123,8 +123,10 @@
     return source.type_label ? el("span", { class: "kind kind-" + (source.type || "onbekend") }, source.type_label) : null;
   }
 
+  // The sender, with its role (issue 15's register) when the sender does not say it already: "S.M. Beckerman (Kamerlid)".
   function meta(source) {
-    return [source.date_label, source.sender ? source.sender + (source.role ? " (" + source.role + ")" : "") : null,
+    var role = source.role && (source.sender || "").toLowerCase().indexOf(source.role.toLowerCase()) < 0 ? " (" + source.role + ")" : "";
+    return [source.date_label, source.sender ? source.sender + role : null,
       source.section ? "§ " + source.section : null, "p. " + source.page].filter(Boolean).join(" · ");
   }
 
