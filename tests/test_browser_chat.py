@@ -305,7 +305,7 @@ def test_without_javascript_earlier_turns_keep_their_sources_and_the_help_is_tru
 def test_error_pages_are_dutch_in_the_browser(server: str, page) -> None:  # type: ignore[no-untyped-def]
     for path, heading, message in (
         ("/bestaat-niet", "Niet gevonden", "Deze pagina bestaat niet"),
-        ("/letters?page=abc", "Dit verzoek klopt niet", "Het adres bevat een waarde die niet klopt: page='abc'."),
+        ("/letters?page=abc", "Dit verzoek klopt niet", "In het adres klopt het paginanummer ('abc') niet."),
     ):
         response = page.goto(server + path)
         assert response and response.status in (400, 404)

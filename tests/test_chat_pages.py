@@ -26,6 +26,7 @@ from qa.server.settings import Settings
 RESOLUTE = "Wanneer moet de afbouw van Resolute Support afgerond zijn?"
 LETTER = "kst-27925-781"
 HTML = {"accept": "text/html"}
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +137,7 @@ def test_error_pages_are_dutch_html(client: TestClient, accept: str) -> None:
     assert letter.status_code == 404 and "Er is geen brief met kenmerk 'kst-00000-0'" in html.unescape(letter.text)
     bad_page = client.get("/letters", params={"page": "abc"}, headers=headers)
     assert bad_page.status_code == 400 and bad_page.headers["content-type"].startswith("text/html")
-    assert "Het adres bevat een waarde die niet klopt: page='abc'." in html.unescape(bad_page.text)
+    assert "In het adres klopt het paginanummer ('abc') niet." in html.unescape(bad_page.text)
     for english in ("Invalid request", "Expected", "Validation", "Not Found"):
         assert english not in bad_page.text
     wrong_method = client.delete("/letters", headers=headers)
@@ -164,7 +165,7 @@ def test_a_share_link_with_too_many_earlier_questions_is_refused_in_dutch(client
     many = [("h", f"Vraag {n}?") for n in range(rules.MAX_HISTORY_TURNS + 1)]
     page = client.get("/", params=[("q", RESOLUTE), *many])
     assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
-    assert "Het adres bevat een waarde die niet klopt: h=" in html.unescape(page.text) and "Invalid" not in page.text
+    assert "In het adres klopt het aantal eerdere vragen" in html.unescape(page.text) and "Invalid" not in page.text
 
 
 def test_share_links_run_the_engine_so_the_rate_limit_counts_them(fast_index_dir: Path, fast_engine: Engine, tmp_path: Path) -> None:
@@ -176,3 +177,19 @@ def test_share_links_run_the_engine_so_the_rate_limit_counts_them(fast_index_dir
         assert statuses == [200] * 3 + [429]
         refused = limited.get("/", params={"q": RESOLUTE}, headers=HTML)
         assert "Te veel verzoeken" in refused.text and "Even geduld" in refused.text
+
+
+def test_a_source_card_names_the_type_every_quote_and_the_role_the_sender_leaves_out() -> None:
+    """The macro of the cards: a motie's badge, each quote with its own link, the role from the ministry register
+    (issue 15's `role`) only when the sender does not already say it."""
+    from qa.server.pages import Source, template_config
+
+    environment = template_config(ROOT / "web").instance.engine  # type: ignore[union-attr]
+    card = environment.get_template("_macros.html").module.source_card
+    base = {"n": 1, "letter_id": "kst-1-1", "title": "Motie van het lid X", "date_label": "1 mei 2024", "section": None, "page": 1,
+            "url": None, "type": "motie", "type_label": "Motie van Kamerleden", "href": "/letters/kst-1-1?passage=p&start=0&end=5#quote"}
+    motion = str(card(Source(1, {**base, "sender": "S.M. Beckerman", "role": "Kamerlid"}, [("Eén.", "/a#quote"), ("Twee.", "/b#quote")]), "/#beurt-1"))
+    assert '<span class="kind kind-motie">Motie van Kamerleden</span>' in motion and "S.M. Beckerman (Kamerlid)" in motion
+    assert motion.count("<blockquote>") == 2 and 'href="/b?terug=%2F%23beurt-1#quote">citaat 2 in de brief' in motion
+    letter = str(card(Source(1, {**base, "sender": "Minister van Defensie", "role": "minister"}, [("Eén.", "/a#quote")]), None))
+    assert "Minister van Defensie ·" in letter and "(minister)" not in letter and "citaat 1" not in letter

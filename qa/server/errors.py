@@ -28,6 +28,11 @@ DUTCH_STATUS = {
 }
 
 
+# The query parameters of the pages, as the error page names them.
+QUERY_NAMES = {"page": "het paginanummer", "start": "het begin van het citaat", "end": "het einde van het citaat",
+               "h": "het aantal eerdere vragen", "q": "de vraag", "passage": "de passage"}
+
+
 class PageError(HTTPException):
     """An error a page raises with its message already in Dutch (shown as it is on the error page)."""
 
@@ -53,8 +58,8 @@ def _dutch(request: Request[Any, Any, Any], status: int, exc: HTTPException | No
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
         names = [str(item.get("key")) for item in exc.extra if isinstance(item, dict) and item.get("key") and item.get("source") == "query"]
         if names:
-            shown = ", ".join(f"{name}={request.query_params.get(name, '')!r}"[:80] for name in dict.fromkeys(names))
-            return f"Het adres bevat een waarde die niet klopt: {shown}."
+            shown = ", ".join(f"{QUERY_NAMES.get(name, repr(name))} ({request.query_params.get(name, '')[:40]!r})" for name in dict.fromkeys(names))
+            return f"In het adres klopt {shown} niet."
     return DUTCH_STATUS.get(status, DUTCH_STATUS[500] if status >= 500 else DUTCH_STATUS[400])
 
 
