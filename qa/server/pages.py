@@ -1,7 +1,9 @@
-"""The HTML pages: the chat (`/`), the letters overview (`/letters`) and one letter (`/letters/{id}`).
+"""The HTML pages: the chat (`/`, and `/?q=…` share links), the letters overview (`/letters`) and one letter (`/letters/{id}`).
 
-Everything renders on the server, so the pages work without JavaScript (the chat form posts back
-and gets the answer rendered); web/static/chat.js only adds streaming and keeps the conversation.
+Everything renders on the server, so the pages work without JavaScript: the chat form posts back and gets
+the answer rendered, earlier turns travel in a hidden field as references the server rebuilds from the
+index, and a share link is answered here. web/static/chat.js adds streaming, a stop button, chips, previews
+and copying; it renders the same markup from the same turn state (`data-turns`).
 """
 
 from __future__ import annotations
