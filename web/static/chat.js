@@ -363,7 +363,8 @@
       var kept = stored(STORAGE_KEY, []);
       turns = Array.isArray(kept) ? kept.filter(function (t) { return t && typeof t.question === "string" && Array.isArray(t.citations); }) : [];
       var filters = stored(FILTERS_KEY, {});
-      FILTER_FIELDS.forEach(function (name) { if (typeof filters[name] === "string") form.elements[name].value = filters[name]; });
+      var given = FILTER_FIELDS.some(function (name) { return form.elements[name].value; }); // by the server: keep those
+      if (!given) FILTER_FIELDS.forEach(function (name) { if (typeof filters[name] === "string") form.elements[name].value = filters[name]; });
     }
     conversation.replaceChildren();
     turns.forEach(renderTurn);
