@@ -42,6 +42,20 @@ def tokenize(text: str) -> list[str]:
     return [_stem(word) for word in words if word not in STOPWORDS and (len(word) > 1 or word.isdigit())]
 
 
+def term_spans(text: str, query: str) -> list[tuple[int, int]]:
+    """Where in `text` the words stand that match a content word of `query` as BM25 matches them (same stem,
+    diacritics folded): what a results page highlights."""
+    wanted = set(tokenize(query))
+    if not wanted:
+        return []
+    spans = []
+    for match in _WORD.finditer(text):
+        word = fold(match.group())
+        if word not in STOPWORDS and (len(word) > 1 or word.isdigit()) and _stem(word) in wanted:
+            spans.append(match.span())
+    return spans
+
+
 class LexicalIndex:
     """BM25 over passages, scores for every passage at once so filters are a mask."""
 

@@ -66,14 +66,60 @@ class Filters:
         return not (self.type and letter.type != self.type)
 
 
-def matching_letters(letters: dict[str, Letter], filters: Filters, text: str | None = None) -> list[Letter]:
-    """Letters passing the filters (and containing `text` in id or title), newest first."""
-    needle = (text or "").strip().lower()
-    found = [
-        letter for letter in letters.values()
-        if filters.accepts(letter) and (not needle or needle in f"{letter.id} {letter.title or ''}".lower())
-    ]
-    return sorted(found, key=lambda letter: (letter.date or "", letter.id), reverse=True)
+def full_text(index: Index, text: str) -> dict[str, float]:
+    """Letters whose passages hold every content word of `text` (stemmed, diacritics folded: "beeindiging" finds
+    "beëindiging"), each with the BM25 score of its best passage for the whole text. The words may stand in
+    different passages of the letter."""
+    terms = list(dict.fromkeys(tokenize(text)))
+    if not terms or not index.passages:
+        return {}
+    found: set[str] | None = None
+    for term in terms:
+        rows = np.flatnonzero(index.lexical.scores([term]) > 0)
+        letters = {index.passages[row].letter_id for row in rows}
+        found = letters if found is None else found & letters
+        if not found:
+            return {}
+    scores = index.lexical.scores(terms)
+    return {letter_id: float(max(scores[row] for row in index.letter_passages[letter_id])) for letter_id in found or ()}
+
+
+def matching_letters(index: Index, filters: Filters, text: str | None = None, sort: rules.Sort = "relevance") -> list[Letter]:
+    """Letters passing the filters and, when `text` is given, holding it: in the full text (`full_text`), or in the
+    id or title (a reference like "kst-27925-781" typed whole). Relevance puts id/title matches first, then the
+    best BM25 passage; without text it is newest first."""
+    needle = (text or "").strip()
+    letters = [letter for letter in index.letters.values() if filters.accepts(letter)]
+    newest = sorted(letters, key=lambda letter: (letter.date or "", letter.id), reverse=True)
+    if needle:
+        lowered = needle.lower()
+        scores = full_text(index, needle)
+        named = {letter.id for letter in letters if lowered in f"{letter.id} {letter.title or ''}".lower()}
+        newest = [letter for letter in newest if letter.id in scores or letter.id in named]
+        if sort == "relevance":  # stable: equal scores stay newest first
+            return sorted(newest, key=lambda letter: (letter.id not in named, -scores.get(letter.id, 0.0)))
+    if sort == "oldest":
+        return newest[::-1]
+    return newest
+
+
+def word_matches(index: Index, query: str, filters: Filters = Filters()) -> list[int]:
+    """Passage rows that hold at least one content word of `query` (as BM25 matches words) and pass the filters:
+    the set a results page counts its facets over, so that a facet's count is what filtering by it leaves."""
+    scores = index.lexical.scores(tokenize(query))
+    rows = np.flatnonzero(scores > 0)
+    allowed = allowed_rows(index, filters)
+    if allowed is not None:
+        rows = np.intersect1d(rows, allowed)
+    return [int(row) for row in rows]
+
+
+def sort_hits(hits: list[Hit], sort: rules.Sort) -> list[Hit]:
+    """Ranked hits as asked: by relevance (as ranked), newest or oldest letter first (then by rank)."""
+    if sort == "relevance":
+        return list(hits)
+    dated = sorted(hits, key=lambda hit: hit.letter.date or ("" if sort == "newest" else "9999"), reverse=sort == "newest")
+    return dated
 
 
 @dataclass(frozen=True)

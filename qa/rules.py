@@ -29,6 +29,8 @@ MAX_FILTER_TEXT = 200  # characters of a sender or dossier filter, or a letters 
 MAX_COMMENT = 2_000  # characters of a comment on an answer (qa/feedback.py)
 Rating = Literal["up", "down"]  # 👍 / 👎 on an answer
 RATINGS: tuple[Rating, ...] = get_args(Rating)
+Sort = Literal["relevance", "newest", "oldest"]  # the order of search results and of the letters overview
+SORTS: tuple[Sort, ...] = get_args(Sort)
 MAX_LETTER_ID = 1_000  # characters of a letter id read from a URL (a passage id adds '#n'); real ids are under 40
 
 DocumentType = Literal["brief_regering", "antwoord_kamervragen", "mededeling_kamervragen", "motie"]
@@ -66,6 +68,15 @@ def parse_rating(value: str) -> Rating:
         if value == known:
             return known
     raise InvalidQuery("unknown_value", f"rating: {value!r} is not one of {', '.join(RATINGS)}", "rating", value)
+
+
+def parse_sort(value: str | None) -> Sort:
+    """Blank is relevance (newest first when there is no query to be relevant to)."""
+    text = blank_to_none(value) or "relevance"
+    for known in SORTS:
+        if text == known:
+            return known
+    raise InvalidQuery("unknown_value", f"sort: {text!r} is not one of {', '.join(SORTS)}", "sort", text)
 
 
 def check_turns(count: int) -> None:

@@ -10,6 +10,7 @@ from urllib.parse import quote, urlencode
 
 import msgspec
 
+from qa import facets as facet_counts
 from qa.answering import Answer, Citation
 from qa.chunking import Passage
 from qa.kamervragen import Match
@@ -112,6 +113,30 @@ class LetterOut(LetterMeta):
     text: str
     page_starts: list[int]
     passage_spans: list[PassageSpan]  # where each of its `passages` lies in `text`
+
+
+class FacetValue(msgspec.Struct):
+    """One value of a facet: `value` is what to filter with (`type=`, `sender=`, or the year's `date_from`/`date_to`)."""
+
+    value: str
+    label: str
+    count: int
+
+
+class Facets(msgspec.Struct):
+    """How many results have each document type, ministry and year (types and ministries most first, years newest first)."""
+
+    type: list[FacetValue]
+    ministry: list[FacetValue]
+    year: list[FacetValue]
+
+
+def facets_out(counted: facet_counts.Facets) -> Facets:
+    return Facets(
+        type=[FacetValue(value, type_label(value), n) for value, n in counted.type],
+        ministry=[FacetValue(value, value, n) for value, n in counted.ministry],
+        year=[FacetValue(value, value, n) for value, n in counted.year],
+    )
 
 
 def passage_out(hit: Hit, score: float | None = None) -> PassageOut:

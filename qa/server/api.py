@@ -25,18 +25,20 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from msgspec import Meta
 
-from qa import feedback, kamervragen, rules, userdb, watches
-from qa.engine import Turn
+from qa import facets, feedback, kamervragen, rules, userdb, watches
+from qa.engine import Engine, Turn
 from qa.errors import InvalidQuery
-from qa.retrieval import Filters, matching_letters
+from qa.retrieval import Filters, Hit, matching_letters, sort_hits, word_matches
 from qa.schemas import (
     AnswerOut,
+    Facets,
     LetterMeta,
     LetterOut,
     PairOut,
     PassageOut,
     WatchOut,
     answer_out,
+    facets_out,
     letter_meta,
     letter_out,
     pair_out,
@@ -148,6 +150,11 @@ class AskOut(AnswerOut, kw_only=True):
 
 class SearchOut(msgspec.Struct):
     results: list[PassageOut]
+    matches: int  # passages that hold at least one word of the query, within the filters
+    facets: Facets  # those passages by type, ministry and year: what each filter would narrow them to
+
+
+SortParameter = Annotated[rules.Sort, QueryParameter(description="relevance (default), newest or oldest letter first.")]
 
 
 class LetterPage(msgspec.Struct):
@@ -156,6 +163,7 @@ class LetterPage(msgspec.Struct):
     per_page: int
     total: int
     pages: int
+    facets: Facets  # over all `total` letters that match, not just this page
 
 
 class KamervragenPage(msgspec.Struct):
@@ -263,10 +271,18 @@ class AskController(Controller):
         q: Annotated[str, QueryParameter(description="The query.", schema_extra={"minLength": 1, "maxLength": rules.MAX_QUESTION})],
         k: Annotated[int, QueryParameter(ge=1, le=rules.MAX_K)] = rules.DEFAULT_K,
         mode: FromQuery[Literal["hybrid", "dense", "lexical"]] = "hybrid",
+        sort: SortParameter = "relevance",
     ) -> SearchOut:
+        """The best `k` passages, then ordered as `sort` asks. `facets` counts the `matches`, the passages that hold a
+        word of the query, by type, ministry and year."""
         query = rules.check_question(q, "q")
-        hits, _ = await service.run(lambda engine: engine.search(query, k=k, filters=filters, mode=mode))
-        return SearchOut([passage_out(hit) for hit in hits])
+
+        def run(engine: Engine) -> tuple[list[Hit], int, facets.Facets]:
+            rows = word_matches(engine.index, query, filters)
+            return engine.search(query, k=k, filters=filters, mode=mode), len(rows), facets.of_passages(engine.index, rows)
+
+        (hits, matches, counted), _ = await service.run(run)
+        return SearchOut([passage_out(hit) for hit in sort_hits(hits, sort)], matches, facets_out(counted))
 
 
 class LetterController(Controller):
@@ -274,20 +290,22 @@ class LetterController(Controller):
     tags = ["letters"]
     dependencies = FILTERS
 
-    @get("/", summary="Letter metadata, newest first, a page at a time", sync_to_thread=False)
-    def letters(
+    @get("/", summary="Letters that hold the words of `q` (full text) or match the filters, with facet counts, a page at a time")
+    async def letters(
         self,
         service: NamedDependency[Service],
         filters: NamedDependency[Filters],
-        q: Annotated[str | None, QueryParameter(max_length=rules.MAX_FILTER_TEXT, description="Part of the id or title.")] = None,
+        q: Annotated[str | None, QueryParameter(max_length=rules.MAX_FILTER_TEXT, description="Words the letter's text holds (all of them), or part of its id or title.")] = None,
         page: Annotated[int, QueryParameter(ge=1)] = 1,
         per_page: Annotated[int, QueryParameter(ge=1, le=rules.MAX_PER_PAGE)] = rules.PER_PAGE,
+        sort: SortParameter = "relevance",
     ) -> LetterPage:
         index = service.engine.index
-        shown = rules.paginate(matching_letters(index.letters, filters, q), page, per_page)
+        found, _ = await service.run(lambda engine: matching_letters(engine.index, filters, q, sort))  # BM25 over every passage: off the event loop
+        shown = rules.paginate(found, page, per_page)
         return LetterPage(
             letters=[letter_meta(letter, len(index.passages_of(letter.id))) for letter in shown.items],
-            page=shown.page, per_page=shown.per_page, total=shown.total, pages=shown.pages,
+            page=shown.page, per_page=shown.per_page, total=shown.total, pages=shown.pages, facets=facets_out(facets.count(found)),
         )
 
     @get("/{letter_id:path}", summary="One letter: metadata, cleaned text and where its passages lie", sync_to_thread=False)

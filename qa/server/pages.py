@@ -24,13 +24,15 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template import TemplateConfig
 
-from qa import rules
+from qa import facets, rules
 from qa.answering import Citation
 from qa.chunking import Passage
-from qa.engine import Turn
+from qa.engine import Engine, Turn
 from qa.errors import InvalidQuery
+from qa.facets import ministry
 from qa.letters import Letter
-from qa.retrieval import Filters, matching_letters
+from qa.lexical import term_spans
+from qa.retrieval import CANDIDATES, Filters, Hit, matching_letters, sort_hits, word_matches
 from qa.rules import dutch_date, type_label, web_url
 from qa.schemas import answer_out, citation_out, letter_href
 from qa.server.errors import PageNotFound
@@ -43,31 +45,12 @@ EXAMPLES = [
     "Welke taken heeft de Inspectie Leefomgeving en Transport?",
 ]
 _MARKER = re.compile(r"\[(\d+)\]")
-_OFFICE = re.compile(r"(?i:minister|staatssecretaris)\s+(?:van|voor)\s+(?:de\s+)?(.+?)(?=\s*\(|,|\s+mede\b|\s+en\s+van\b|$)")
-_PARENS = re.compile(r"\(([^)]+)\)")
-MAX_SENDER = 300  # characters of a sender read for its ministry; real ones are under 150
 
 
 # --- helpers shared with the templates -----------------------------------------------------
 
 
-def ministry(sender: str | None) -> str | None:
-    """'Minister van Defensie' -> 'Defensie'; 'Minister De Jonge (Binnenlandse Zaken ...)' -> 'Binnenlandse Zaken ...'.
-
-    Whitespace is collapsed and the sender cut to MAX_SENDER first: `_OFFICE`'s lazy group retries its
-    lookaheads over every run of spaces, which made "Minister van x" + 30,000 spaces + "y" take 8.8 s on
-    the event loop for every page that lists senders (issue 12). With runs of one space it is linear."""
-    if not sender:
-        return None
-    sender = " ".join(sender[: MAX_SENDER * 4].split())[:MAX_SENDER]
-    if office := _OFFICE.search(sender):
-        return office.group(1).strip()
-    if parens := _PARENS.search(sender):
-        return parens.group(1).split(" – ")[0].strip()
-    return None
-
-
-_FIELD_LABELS = {"date_from": "Vanaf", "date_to": "Tot en met", "type": "Soort"}
+_FIELD_LABELS = {"date_from": "Vanaf", "date_to": "Tot en met", "type": "Soort", "sort": "Volgorde", "comment": "De toelichting"}
 _MESSAGES: dict[str, str] = {  # the rules of qa/rules.py, as the pages (and chat.js) say them
     "question_empty": "Typ eerst een vraag.",
     "question_too_long": f"Uw vraag is te lang: maximaal {rules.MAX_QUESTION:,} tekens.".replace(",", "."),
@@ -369,6 +352,175 @@ def letter_paragraphs(
     return paragraphs
 
 
+# --- facets, chips and the search view -----------------------------------------------------
+
+
+@dataclass
+class FacetLink:
+    label: str
+    count: int
+    href: str  # this page with the facet's filter added (or removed, when active)
+    active: bool
+
+
+@dataclass
+class Chip:
+    label: str
+    remove_href: str
+
+
+SORT_LABELS = {"relevance": "Relevantie", "newest": "Nieuwste eerst", "oldest": "Oudste eerst"}
+
+
+def _href(path: str, query: dict[str, str], **changes: str | None) -> str:
+    """`path` with the query, changed; None or "" drops a key, and any change starts again at page 1."""
+    merged = {key: value for key, value in {**query, **changes}.items() if value and key != "page"}
+    return f"{path}?{urlencode(merged)}" if merged else path
+
+
+def facet_links(path: str, query: dict[str, str], counted: facets.Facets) -> dict[str, list[FacetLink]]:
+    """Each facet value as a link that filters by it (or, when it is the active filter, removes it)."""
+    years = [(value, n, facets.year_range(value)) for value, n in counted.year]
+    return {
+        "type": [FacetLink(type_label(value), n, _href(path, query, type=None if query.get("type") == value else value), query.get("type") == value)
+                 for value, n in counted.type],
+        "ministry": [FacetLink(value, n, _href(path, query, sender=None if query.get("sender") == value else value), query.get("sender") == value)
+                     for value, n in counted.ministry],
+        "year": [FacetLink(value, n, _href(path, query, date_from=None, date_to=None) if active else _href(path, query, date_from=start, date_to=end), active)
+                 for value, n, (start, end) in years
+                 for active in [(query.get("date_from"), query.get("date_to")) == (start, end)]],
+    }
+
+
+def removable_chips(path: str, query: dict[str, str]) -> list[Chip]:
+    """The active filters, labelled as the chat labels them (`filter_chips`), each with a link that removes it;
+    a date range that is exactly one year (a year facet) is one chip."""
+    start, end = query.get("date_from"), query.get("date_to")
+    chips = []
+    rest = query
+    if start and (start, end) == facets.year_range(start[:4]):
+        chips.append(Chip(f"Jaar {start[:4]}", _href(path, query, date_from=None, date_to=None)))
+        rest = {key: value for key, value in query.items() if key not in ("date_from", "date_to")}
+    return chips + [Chip(label, _href(path, query, **{name: None})) for name, label in filter_chips(rest)]
+
+
+@dataclass
+class ResultView:
+    """A ranked passage as the search view shows it: its letter, where it stands, and an excerpt with the query's words marked."""
+
+    title: str
+    href: str
+    date_label: str
+    type_label: str
+    sender: str | None
+    section: str | None
+    page: int
+    letter_id: str
+    excerpt: list[tuple[str, bool]]  # (text, is a word of the query)
+
+
+EXCERPT_CHARS = 420  # about four lines of the results column; a passage is ~930 characters
+EXCERPT_LEAD = 120  # characters shown before the first marked word
+
+
+def excerpt(text: str, query: str) -> list[tuple[str, bool]]:
+    """A window of `text` around the first word of `query` (or its start), cut at spaces, the query's words marked."""
+    text = " ".join(text.split())
+    spans = term_spans(text, query)
+    start = 0
+    if len(text) > EXCERPT_CHARS:
+        start = max(0, min(spans[0][0] - EXCERPT_LEAD, len(text) - EXCERPT_CHARS)) if spans else 0
+        if start:
+            start = text.find(" ", start) + 1 or start
+    end = min(len(text), start + EXCERPT_CHARS)
+    if end < len(text):
+        end = text.rfind(" ", start, end) if text.rfind(" ", start, end) > start else end
+    pieces: list[tuple[str, bool]] = [("…", False)] if start else []
+    position = start
+    for a, b in spans:
+        if a < start or b > end:
+            continue
+        pieces += [(text[position:a], False), (text[a:b], True)]
+        position = b
+    pieces.append((text[position:end], False))
+    if end < len(text):
+        pieces.append(("…", False))
+    return [piece for piece in pieces if piece[0]]
+
+
+def result_view(hit: Hit, query: str) -> ResultView:
+    letter, passage = hit.letter, hit.passage
+    return ResultView(letter.title or letter.id, letter_href(letter.id, passage.id), dutch_date(letter.date), type_label(letter.type),
+                      letter.sender, passage.section, passage.page, letter.id, excerpt(passage.text, query))
+
+
+def _filters_or_error(query: dict[str, str]) -> tuple[Filters, rules.Sort, str | None]:
+    """The page's filters and order, or none and the Dutch message of the rule the query broke."""
+    try:
+        filters = Filters.parse(query.get("date_from"), query.get("date_to"), None, query.get("sender"), query.get("type"))
+        return filters, rules.parse_sort(query.get("sort")), None
+    except InvalidQuery as problem:
+        return Filters(), "relevance", dutch_message(problem)
+
+
+SEARCH_RESULTS = rules.MAX_K  # passages the search view lists (and can re-sort); its facets count all that match
+
+
+@dataclass
+class SearchView:
+    hits: list[Hit]
+    matches: int  # passages holding a word of the query, within the filters (what the facets count)
+    facets: facets.Facets
+    closest_only: bool  # no passage holds the words: the hits are the closest in meaning
+
+
+def search_view(engine: Engine, text: str, filters: Filters) -> SearchView:
+    """The passages that hold the query's words, in hybrid order, with facets over all of them; when none does,
+    the closest passages in meaning (and no facets: there is nothing to narrow)."""
+    rows = word_matches(engine.index, text, filters)
+    if not rows:
+        return SearchView(engine.search(text, k=rules.DEFAULT_K, filters=filters), 0, facets.count([]), True)
+    # Deep enough that when at most SEARCH_RESULTS passages hold the words, every one is listed: a BM25 hit of rank
+    # r <= 50 fuses to >= 0.7/111, which only dense hits of rank < 98 beat, so it ranks within the first ~150.
+    ranked = engine.search(text, k=3 * CANDIDATES, filters=filters)
+    holding = [hit for hit in ranked if hit.lexical_score]
+    return SearchView(holding[:SEARCH_RESULTS], len(rows), facets.of_passages(engine.index, rows), False)
+
+
+class SearchPage(Controller):
+    path = "/zoeken"
+    include_in_schema = False
+
+    @get("/", name="search")
+    async def search(
+        self,
+        service: NamedDependency[Service],
+        q: Annotated[str, QueryParameter(max_length=rules.MAX_QUESTION)] = "",
+        date_from: Annotated[str, QueryParameter(max_length=20)] = "",
+        date_to: Annotated[str, QueryParameter(max_length=20)] = "",
+        sender: Annotated[str, QueryParameter(max_length=200)] = "",
+        doc_type: Annotated[str, QueryParameter(name="type", max_length=60)] = "",
+        sort: Annotated[str, QueryParameter(max_length=20)] = "",
+    ) -> Template:
+        """Ranked passages, beside the chat: the query's words marked, facets to narrow by type, ministry and year."""
+        query = {key: value.strip() for key, value in
+                 {"q": q, "date_from": date_from, "date_to": date_to, "sender": sender, "type": doc_type, "sort": sort}.items() if value.strip()}
+        filters, order, error = _filters_or_error(query)
+        text = q.strip()
+        view = SearchView([], 0, facets.count([]), False)
+        if text and not error:
+            view, _ = await service.run(lambda engine: search_view(engine, text, filters))
+        context = {
+            "form": query, "error": error, "results": [result_view(hit, text) for hit in sort_hits(view.hits, order)], "searched": bool(text) and not error,
+            "matches": view.matches, "closest_only": view.closest_only,
+            "facets": facet_links("/zoeken", query, view.facets), "chips": removable_chips("/zoeken", query),
+            "sorts": [(value, label, _href("/zoeken", query, sort=None if value == "relevance" else value), value == order)
+                      for value, label in SORT_LABELS.items()],
+            "ask_href": "/?" + urlencode({"q": text}) if text else "/", **_choices(service),
+        }
+        return Template("search.html", context=context, status_code=400 if error else 200)
+
+
 class LetterPages(Controller):
     path = "/letters"
     include_in_schema = False
@@ -382,16 +534,15 @@ class LetterPages(Controller):
         date_to: Annotated[str, QueryParameter(max_length=20)] = "",
         sender: Annotated[str, QueryParameter(max_length=200)] = "",
         doc_type: Annotated[str, QueryParameter(name="type", max_length=60)] = "",
+        sort: Annotated[str, QueryParameter(max_length=20)] = "",
         page: Annotated[int, QueryParameter(ge=1)] = 1,
     ) -> Template | Redirect:
-        error = None
-        try:
-            filters = Filters.parse(date_from, date_to, None, sender, doc_type)
-        except InvalidQuery as problem:
-            error, filters = dutch_message(problem), Filters()
-        shown = rules.paginate(matching_letters(service.engine.index.letters, filters, q), page)
-        query = {"q": q, "date_from": date_from, "date_to": date_to, "sender": sender, "type": doc_type}
-        query = {key: value for key, value in query.items() if value}
+        """Full text: the letters that hold every word of `q` (or match it in id or title), sortable, with facet counts."""
+        query = {"q": q, "date_from": date_from, "date_to": date_to, "sender": sender, "type": doc_type, "sort": sort}
+        query = {key: value.strip() for key, value in query.items() if value.strip()}
+        filters, order, error = _filters_or_error(query)
+        found, _ = await service.run(lambda engine: matching_letters(engine.index, filters, q, order))
+        shown = rules.paginate(found, page)
         if page > shown.pages:  # a page past the last one (an old link, a hand-made URL): the last page there is
             return Redirect(f"/letters?{urlencode({**query, 'page': shown.pages})}" if shown.pages > 1 else f"/letters?{urlencode(query)}".rstrip("?"))
         context = {
@@ -399,6 +550,9 @@ class LetterPages(Controller):
             "form": query, "passages": {letter_id: len(rows) for letter_id, rows in service.engine.index.letter_passages.items()},
             "prev_href": f"/letters?{urlencode({**query, 'page': page - 1})}" if page > 1 else None,
             "next_href": f"/letters?{urlencode({**query, 'page': page + 1})}" if page < shown.pages else None,
+            "facets": facet_links("/letters", query, facets.count(found)), "chips": removable_chips("/letters", query),
+            "sorts": [(value, label, _href("/letters", query, sort=None if value == "relevance" else value), value == order)
+                      for value, label in SORT_LABELS.items()],
             **_choices(service),
         }
         return Template("letters.html", context=context, status_code=400 if error else 200)
@@ -523,4 +677,4 @@ class WatchPages(Controller):
         return Response(body, media_type="application/atom+xml; charset=utf-8")
 
 
-CONTROLLERS = [ChatController, LetterPages, KamervragenPages, WatchPages]
+CONTROLLERS = [ChatController, SearchPage, LetterPages, KamervragenPages, WatchPages]
