@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import sqlite3
@@ -10,17 +11,39 @@ import textwrap
 from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from qa import index as index_store
 from qa import rules
-from qa.embedding import BUNDLED_MODELS, default_model_name
 from qa.errors import LetterError, QAError
-from qa.letters import read_letters
-from qa.retrieval import Filters
+from qa.filters import Filters
 from qa.settings import SAMPLE_CORPUS, default_index_dir
+
+
+class _Deferred:
+    """A module imported on first use. `qa --help` and `qa ask --url` never need numpy, FAISS, bm25s or
+    torch, which cost ~1.3 s of imports here (docs/benchmarks.md, "CLI cold path")."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+if TYPE_CHECKING:
+    from qa import embedding
+    from qa import index as index_store
+else:
+    index_store = _Deferred("qa.index")
+    embedding = _Deferred("qa.embedding")
+
+
+def read_letters(paths: tuple[Path, ...]) -> Any:
+    from qa.letters import read_letters as read
+
+    return read(paths)
 
 # Exit codes, so cron can tell a build that skipped files from one that crashed (docs/reliability.md).
 EXIT_OK = 0
@@ -167,7 +190,7 @@ def index_build(paths: tuple[Path, ...], index_dir: Path, model: str | None, pro
     Reads .txt, .xml, .html, .pdf, folders with a letters.jsonl sidecar, and .jsonl(.gz)
     records. The old index stays in place until the new one is complete."""
     report = _read_or_fail(paths or (SAMPLE_CORPUS,))
-    summary = _update(index_dir, model or default_model_name(), progress, add=report.letters, replace_all=True)
+    summary = _update(index_dir, model or embedding.default_model_name(), progress, add=report.letters, replace_all=True)
     _report(summary, report.errors)
 
 
@@ -227,7 +250,27 @@ def describe_index(summary: dict[str, Any]) -> str:
 # --- search and ask ------------------------------------------------------------------------
 
 
-def _hit_json(hit) -> dict[str, Any]:
+url_option = click.option(
+    "--url", envvar="QA_URL", default=None, metavar="URL",
+    help="Ask a running `qa serve` (e.g. http://127.0.0.1:8000) instead of loading the model: under a second [default: $QA_URL].",
+)
+
+
+def _remote(url: str | None) -> Any:
+    """A client of the server at `url`, or None for the local engine. The server answers from its own index and
+    model, so --index or --model on the same command line would be silently ignored: refuse them instead."""
+    if not url:
+        return None
+    context = click.get_current_context()
+    for name, flag in (("index_dir", "--index"), ("model", "--model")):
+        if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"{flag} cannot be used with --url: the server answers from its own index (drop one of them)")
+    from qa.client import Remote
+
+    return Remote(url)
+
+
+def _hit_json(hit: Any) -> dict[str, Any]:
     from qa.schemas import passage_out, to_json
 
     return to_json(passage_out(hit))
@@ -240,21 +283,32 @@ def _hit_json(hit) -> dict[str, Any]:
 @filter_options
 @index_option
 @model_option
+@url_option
 @json_option
-def search(query: str, k: int, mode: str, index_dir: Path, model: str | None, as_json: bool, **filters: Any) -> None:
+def search(query: str, k: int, mode: str, index_dir: Path, model: str | None, url: str | None, as_json: bool, **filters: Any) -> None:
     """The passages that best match QUERY, without an answer."""
     query, chosen = rules.check_question(query, "query"), _filters(**filters)
-    engine = _open_engine(index_dir, model)
-    hits = engine.search(query, k=k, filters=chosen, mode=mode)
+    remote = _remote(url)
+    if remote:
+        with remote:
+            results = remote.search(query, k, chosen, mode)["results"]
+    else:
+        engine = _open_engine(index_dir, model)
+        results = [_hit_json(hit) for hit in engine.search(query, k=k, filters=chosen, mode=mode)]
     if as_json:
-        click.echo(json.dumps({"results": [_hit_json(hit) for hit in hits]}, indent=2, ensure_ascii=False))
+        click.echo(json.dumps({"results": results}, indent=2, ensure_ascii=False))
         return
-    if not hits:
+    print_results(results)
+
+
+def print_results(results: list[dict[str, Any]]) -> None:
+    """Ranked passages (PassageOut JSON, from the engine or a server), for a terminal."""
+    if not results:
         click.echo("Geen passages gevonden.")
-    for rank, hit in enumerate(hits, start=1):
-        title = terminal_safe(f"{rank}. {hit.letter.title or hit.letter.id}")
-        click.echo(click.style(title, bold=True) + terminal_safe(f"  ({hit.letter.date or '?'}, {hit.letter.id}, p. {hit.passage.page}, score {hit.score:.4f})"))
-        _echo(textwrap.indent(textwrap.fill(" ".join(hit.passage.text.split())[:600], 100), "   "))
+    for rank, hit in enumerate(results, start=1):
+        title = terminal_safe(f"{rank}. {hit['title'] or hit['letter_id']}")
+        click.echo(click.style(title, bold=True) + terminal_safe(f"  ({hit['date'] or '?'}, {hit['letter_id']}, p. {hit['page']}, score {hit['score']:.4f})"))
+        _echo(textwrap.indent(textwrap.fill(" ".join(hit["text"].split())[:600], 100), "   "))
 
 
 @main.command()
@@ -263,39 +317,50 @@ def search(query: str, k: int, mode: str, index_dir: Path, model: str | None, as
 @filter_options
 @index_option
 @model_option
+@url_option
 @json_option
-def ask(question: str, k: int, index_dir: Path, model: str | None, as_json: bool, **filters: Any) -> None:
+def ask(question: str, k: int, index_dir: Path, model: str | None, url: str | None, as_json: bool, **filters: Any) -> None:
     """Answer QUESTION with quotes from the letters, each with its source."""
     question, chosen = rules.check_question(question), _filters(**filters)
-    engine = _open_engine(index_dir, model)
-    result = engine.ask(question, k=k, filters=chosen)
+    remote = _remote(url)
+    if remote:
+        with remote:
+            body = remote.ask(question, k, chosen)
+        answer = {key: value for key, value in body.items() if key not in ("query", "timings_ms")}  # the local answer's fields
+    else:
+        answer = answer_json(_open_engine(index_dir, model).ask(question, k=k, filters=chosen))
     if as_json:
-        click.echo(json.dumps(answer_json(result), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
         return
-    _echo(textwrap.fill(result.text, 100))
-    if result.decline_reason:
-        _echo(result.decline_reason)
-    if result.confidence_label:
-        _echo(f"Zekerheid: {result.confidence_label} ({result.confidence:.0%})")
+    print_answer(answer)
+
+
+def print_answer(answer: dict[str, Any]) -> None:
+    """An answer (AnswerOut JSON, from the engine or a server) with its sources, for a terminal."""
+    _echo(textwrap.fill(answer["answer"], 100))
+    if answer.get("decline_reason"):
+        _echo(answer["decline_reason"])
+    if answer.get("confidence_label"):
+        _echo(f"Zekerheid: {answer['confidence_label']} ({answer.get('confidence', 0.0):.0%})")
     click.echo()
-    if result.citations:
+    if answer["citations"]:
         click.echo("Bronnen:")
         seen = set()
-        for citation in result.citations:
-            if citation.n in seen:
+        for citation in answer["citations"]:
+            if citation["n"] in seen:
                 continue
-            seen.add(citation.n)
-            where = ", ".join(filter(None, [citation.sender, citation.date, citation.section and f"§ {citation.section}", f"p. {citation.page}"]))
-            _echo(f"[{citation.n}] {citation.title or citation.letter_id} ({citation.letter_id})")
+            seen.add(citation["n"])
+            where = ", ".join(filter(None, [citation["sender"], citation["date"], citation["section"] and f"§ {citation['section']}", f"p. {citation['page']}"]))
+            _echo(f"[{citation['n']}] {citation['title'] or citation['letter_id']} ({citation['letter_id']})")
             _echo(f"    {where}")
-            _echo(f"    {citation.url or ''}")
-    elif result.close_hits:
+            _echo(f"    {citation['url'] or ''}")
+    elif answer.get("close_passages"):
         click.echo("Passages die het dichtst in de buurt komen:")
-        for hit, cosine in result.close_hits:
-            _echo(f" - {hit.letter.title or hit.letter.id} ({hit.letter.id}, {hit.letter.date or '?'}; gelijkenis {cosine:.2f})")
+        for hit in answer["close_passages"]:
+            _echo(f" - {hit['title'] or hit['letter_id']} ({hit['letter_id']}, {hit['date'] or '?'}; gelijkenis {hit['score']:.2f})")
 
 
-def answer_json(result) -> dict[str, Any]:
+def answer_json(result: Any) -> dict[str, Any]:
     from qa.schemas import answer_out, to_json
 
     return to_json(answer_out(result))
@@ -626,8 +691,8 @@ def model_group() -> None:
 @model_group.command("list")
 def model_list() -> None:
     """Models available without a download, and the default."""
-    default = default_model_name()
-    for info in BUNDLED_MODELS.values():
+    default = embedding.default_model_name()
+    for info in embedding.BUNDLED_MODELS.values():
         marker = "*" if info.name == default else " "
         click.echo(f"{marker} {info.name:24} {info.dimension:4}d  {info.languages:22} {info.source}")
     click.echo("Any other sentence-transformers model name or local path works with --model or $QA_MODEL.")
@@ -647,7 +712,7 @@ def model_install(name: str) -> None:
 def model_info(index_dir: Path) -> None:
     """Which model the index was built with."""
     index = index_store.load(index_dir)
-    info = BUNDLED_MODELS.get(index.model)
+    info = embedding.BUNDLED_MODELS.get(index.model)
     click.echo(f"{index.model} ({index.manifest['dimension']} dimensions){': ' + info.source if info else ''}")
 
 

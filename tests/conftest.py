@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -120,3 +126,42 @@ def stop_process(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(web_index: Path) -> Iterator[str]:
+    """`qa serve` as a user starts it, on a free loopback port, against the web tests' index; one for the session
+    (the browser tests and `qa ask --url` share it). Its log: test-artifacts/server.log."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (ARTIFACTS / "server.log").open("w")
+    command = [sys.executable, "-m", "qa", "serve", "--host", "127.0.0.1", "--port", str(port), "--index", str(web_index), "--no-build-sample"]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ARTIFACTS.parent)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"qa serve exited with {process.returncode}; see {ARTIFACTS / 'server.log'}")
+            try:
+                with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:
+                    if json.load(response)["ready"]:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("qa serve did not become ready within 180 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        stop_process(process)
+        log.close()

@@ -7,16 +7,10 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import stop_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -33,39 +27,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), rea
 expect = sync_api.expect
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def server(web_index: Path) -> Iterator[str]:
-    """`qa serve` as a user starts it, on a free port, against the test index."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (ARTIFACTS / "server.log").open("w")
-    command = [sys.executable, "-m", "qa", "serve", "--host", "127.0.0.1", "--port", str(port), "--index", str(web_index), "--no-build-sample"]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"qa serve exited with {process.returncode}; see {ARTIFACTS / 'server.log'}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:
-                    if json.load(response)["ready"]:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("qa serve did not become ready within 180 s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        stop_process(process)
-        log.close()
+def server(live_server: str) -> str:
+    """`qa serve` as a user starts it, on a free port, against the test index (tests/conftest.py)."""
+    return live_server
 
 
 @pytest.fixture(scope="module")

@@ -205,6 +205,36 @@
       el("button", { type: "button", class: "link-button", "data-copy": "markdown" }, "Kopieer als Markdown"));
   }
 
+  // --- feedback: 👍/👎 and an optional comment, stored by POST /api/feedback (qa feedback list) ------
+
+  function feedbackNode(turn) {
+    if (turn.feedback) return el("p", { class: "feedback-done", role: "status" }, "Bedankt voor uw feedback.");
+    var comment = el("input", { type: "text", class: "feedback-comment", maxlength: 2000, "aria-label": "Toelichting (optioneel)",
+                                placeholder: "Toelichting (optioneel)" });
+    var note = el("span", { class: "feedback-error", role: "alert" });
+    var box = el("div", { class: "feedback", role: "group", "aria-label": "Feedback op dit antwoord" }, el("span", null, "Nuttig?"),
+      el("button", { type: "button", class: "feedback-button", value: "up", "aria-label": "Goed antwoord" }, "👍"),
+      el("button", { type: "button", class: "feedback-button", value: "down", "aria-label": "Slecht antwoord" }, "👎"), comment, note);
+    box.addEventListener("click", async function (event) {
+      var button = event.target.closest ? event.target.closest("button") : null;
+      if (!button) return;
+      var body = { rating: button.value, question: turn.question, answer: turn.answer, comment: comment.value.trim() || null,
+        abstained: Boolean(turn.abstained), citations: turn.citations.map(function (c) {
+          return { n: c.n, letter_id: c.letter_id, passage_id: c.passage_id, quote: c.quote };
+        }) };
+      try {
+        var response = await fetch("/api/feedback", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+        if (!response.ok) throw new Error(response.status === 429 ? "Even geduld: te veel verzoeken." : "De feedback kon niet worden opgeslagen.");
+        turn.feedback = button.value;
+        save();
+        box.replaceWith(feedbackNode(turn));
+      } catch (error) {
+        note.textContent = error instanceof TypeError ? "De server is niet bereikbaar." : error.message;
+      }
+    });
+    return box;
+  }
+
   function renderTurn(turn) {
     var number = conversation.children.length + 1;
     var text = el("p", { class: "answer-text" });
@@ -229,6 +259,7 @@
     view.answer.setAttribute("aria-busy", turn.done ? "false" : "true");
     view.text.replaceChildren.apply(view.text, answerNodes(turn, view.back));
     view.sources.replaceChildren.apply(view.sources, sourceNodes(turn, view.back));
+    if (turn.done && !turn.error && !turn.stopped && !view.feedback) view.answer.appendChild(view.feedback = feedbackNode(turn));
   }
 
   // --- copying an answer with its sources ---------------------------------------------------

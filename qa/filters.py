@@ -1,0 +1,54 @@
+"""Which letters a question, search or listing is about: dates, dossier, sender, type.
+
+Its own small module (rules only, no numpy or FAISS) so the CLI can check filters before deciding
+whether to answer locally or ask a running server (`qa ask --url`), without loading the index code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+from qa import rules
+
+if TYPE_CHECKING:
+    from qa.letters import Letter
+
+
+@dataclass(frozen=True)
+class Filters:
+    date_from: str | None = None  # ISO dates, inclusive
+    date_to: str | None = None
+    dossier: str | None = None
+    sender: str | None = None  # case-insensitive part of the sender, e.g. "defensie"
+    type: str | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        date_from: str | date | None = None,
+        date_to: str | date | None = None,
+        dossier: str | None = None,
+        sender: str | None = None,
+        type: str | None = None,
+    ) -> Filters:
+        """Filters from what a user typed (CLI options, query parameters, form fields, a JSON body); blank means
+        no filter. Raises InvalidQuery for a date that is not YYYY-MM-DD, dates in the wrong order or an unknown type."""
+        start, end = rules.parse_day(date_from, "date_from"), rules.parse_day(date_to, "date_to")
+        rules.check_date_range(start, end)
+        return cls(start, end, rules.blank_to_none(dossier), rules.blank_to_none(sender), rules.parse_type(type))
+
+    def is_empty(self) -> bool:
+        return not any(self.__dict__.values())
+
+    def accepts(self, letter: Letter) -> bool:
+        if self.date_from and (not letter.date or letter.date < self.date_from):
+            return False
+        if self.date_to and (not letter.date or letter.date > self.date_to):
+            return False
+        if self.dossier and (letter.dossier or "").replace(" ", "").lower() != self.dossier.replace(" ", "").lower():
+            return False
+        if self.sender and self.sender.lower() not in (letter.sender or "").lower():
+            return False
+        return not (self.type and letter.type != self.type)
