@@ -211,7 +211,7 @@
     if (turn.feedback) return el("p", { class: "feedback-done", role: "status" }, "Bedankt voor uw feedback.");
     var comment = el("input", { type: "text", class: "feedback-comment", maxlength: 2000, "aria-label": "Toelichting (optioneel)",
                                 placeholder: "Toelichting (optioneel)" });
-    var note = el("span", { class: "feedback-error", role: "alert" });
+    var note = el("span", { class: "feedback-error", "aria-live": "polite" });  // not role=alert: the page has one alert box
     var box = el("div", { class: "feedback", role: "group", "aria-label": "Feedback op dit antwoord" }, el("span", null, "Nuttig?"),
       el("button", { type: "button", class: "feedback-button", value: "up", "aria-label": "Goed antwoord" }, "👍"),
       el("button", { type: "button", class: "feedback-button", value: "down", "aria-label": "Slecht antwoord" }, "👎"), comment, note);
