@@ -255,8 +255,10 @@ def test_print_shows_the_answer_and_its_sources_without_the_controls(server: str
     page.emulate_media(media="print")
     expect(page.locator("#ask-form")).to_be_hidden()
     expect(page.locator(".turn-actions").first).to_be_hidden()
+    assert page.locator("button:visible").count() == 0, "no controls on paper"
     expect(page.locator(".cards .card").first).to_be_visible()
     expect(page.locator(".answer-text").first).to_be_visible()
+    _shot(page, "chat-print.png", full_page=True)
     page.pdf(path=str(ROOT / "test-artifacts" / "chat-print.pdf"))
 
 
