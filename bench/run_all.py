@@ -34,6 +34,7 @@ def main() -> None:
             ("latency.py", ["--index", str(index)]),
             ("scale.py", ["--sizes", args.sizes] if args.sizes else []),
             ("peer.py", []),
+            ("watches.py", ["--index", str(index)]),
         ):
             started = time.perf_counter()
             print(f"== {script}", flush=True)

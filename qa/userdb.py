@@ -82,6 +82,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX watch_hits_by_watch ON watch_hits (watch_id, found_at);
     """,
+    # 3 (issue 17): a saved question's query vector, stored at its first check, so later checks run no model.
+    """
+    ALTER TABLE watches ADD COLUMN vector BLOB;         -- float32, the index model's query vector
+    ALTER TABLE watches ADD COLUMN vector_model TEXT;   -- the model it is from (another model: embedded again)
+    """,
 ]
 
 

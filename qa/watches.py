@@ -34,6 +34,7 @@ from qa.lexical import tokenize
 from qa.retrieval import Filters, Hit
 
 if TYPE_CHECKING:
+    from qa.embedding import TextEmbedder
     from qa.engine import Engine
     from qa.index import Index
 
@@ -267,34 +268,85 @@ def hits(connection: sqlite3.Connection, watch: Watch, limit: int = 100) -> list
         "SELECT * FROM watch_hits WHERE watch_id = ? ORDER BY found_at DESC, id DESC LIMIT ?", (watch.id, limit))]
 
 
+class StoredQueries:
+    """The engine's embedder, answering the saved questions' queries from their stored vectors (no model run)."""
+
+    def __init__(self, embedder: TextEmbedder, vectors: dict[str, np.ndarray]) -> None:
+        self.embedder = embedder
+        self.vectors = vectors
+        self.name, self.dimension = embedder.name, embedder.dimension
+
+    def embed_query(self, text: str) -> np.ndarray:
+        stored = self.vectors.get(text)
+        return stored.reshape(1, -1) if stored is not None else self.embedder.embed_query(text)
+
+    def embed_passages_with_spans(self, texts: Sequence[str], spans: Sequence[np.ndarray], batch_size: int = 32,
+                                  progress: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+        return self.embedder.embed_passages_with_spans(texts, spans, batch_size, progress)
+
+
+def _query_vectors(connection: sqlite3.Connection, engine: Engine, due: list[Watch]) -> dict[str, np.ndarray]:
+    """The due watches' query vectors: stored ones of the index's model, the others embedded now (and stored after)."""
+    model = engine.index.model
+    vectors: dict[str, np.ndarray] = {}
+    for watch in due:
+        row = connection.execute("SELECT vector, vector_model FROM watches WHERE id = ?", (watch.id,)).fetchone()
+        if row is not None and row["vector"] is not None and row["vector_model"] == model:
+            vectors[watch.question] = np.frombuffer(row["vector"], dtype=np.float32)
+        elif watch.question not in vectors:
+            vectors[watch.question] = np.asarray(engine.embedder.embed_query(watch.question)[0], dtype=np.float32)
+    return vectors
+
+
 def check(connection: sqlite3.Connection, engine: Engine, log: Callable[[str], None] = lambda message: None) -> CheckReport:
     """Check every watch against the letter versions new since its last check; record the hits.
 
-    Safe to run from several processes at once (workers reloading together, cron beside the server): a hit
-    is unique per watch and letter version, and a watch's progress only moves forward."""
+    Reading happens first, without a lock; what it found is written in one short transaction, so the server's
+    other writers (feedback) wait milliseconds, not the length of the check. Safe to run from several processes
+    at once (workers reloading together, cron beside the server): a hit is unique per watch and letter version,
+    and a watch's progress only moves forward."""
+    from qa.engine import Engine
+
     started = time.perf_counter()
     report = CheckReport()
     through = sync_letters(connection, engine.index)
     hashes: dict[str, str] = engine.index.manifest.get("letters", {})
+    saved = watches(connection)
+    report.watches = len(saved)
+    due = [watch for watch in saved if watch.checked_through < through]
+    if not due:
+        report.seconds = time.perf_counter() - started
+        return report
+    vectors = _query_vectors(connection, engine, due)
+    reader_engine = Engine(engine.index, StoredQueries(engine.embedder, vectors), engine.policy)
+    reader_engine._mean_vector = engine.mean_vector()  # a corpus statistic the engine keeps; not a passage read here
+    letters = NewLetters(reader_engine)
+    log_rows = connection.execute("SELECT seq, letter_id, content_hash FROM index_letters WHERE seq <= ? ORDER BY seq", (through,)).fetchall()
     read: set[int] = set()
-    letters = NewLetters(engine)
-    for watch in watches(connection):
-        report.watches += 1
-        if watch.checked_through >= through:
-            continue
-        versions = {letter_id: int(seq) for seq, letter_id, content_hash in connection.execute(
-            "SELECT seq, letter_id, content_hash FROM index_letters WHERE seq > ? AND seq <= ? ORDER BY seq",
-            (watch.checked_through, through)) if hashes.get(letter_id) == content_hash}  # still in the index as it was
+    found: list[tuple[Watch, int, Answer]] = []
+    for watch in due:
+        versions = {row["letter_id"]: int(row["seq"]) for row in log_rows
+                    if row["seq"] > watch.checked_through and hashes.get(row["letter_id"]) == row["content_hash"]}  # still indexed so
         read.update(versions.values())
         for result in letters.answers(watch.question, list(versions), watch.filters):
             if is_hit(result, watch.threshold):
-                letter_id = result.citations[0].letter_id
-                stored = _record(connection, engine, watch, versions[letter_id], result)
-                if stored is not None:
-                    report.hits.append((watch, stored))
-                    log(f"saved question {watch.id}: {letter_id} answers it (confidence {result.confidence:.2f})")
-        connection.execute("UPDATE watches SET checked_through = max(checked_through, ?), checked_at = ? WHERE id = ?",
-                           (through, now(), watch.id))
+                found.append((watch, versions[result.citations[0].letter_id], result))
+    checked_at, model = now(), engine.index.model
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        for watch, seq, result in found:
+            stored = _record(connection, engine, watch, seq, result)
+            if stored is not None:
+                report.hits.append((watch, stored))
+        connection.executemany(
+            "UPDATE watches SET checked_through = max(checked_through, ?), checked_at = ?, vector = ?, vector_model = ? WHERE id = ?",
+            [(through, checked_at, vectors[watch.question].astype(np.float32).tobytes(), model, watch.id) for watch in due])
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    for watch, hit in report.hits:
+        log(f"saved question {watch.id}: {hit.letter_id} answers it (confidence {hit.confidence:.2f})")
     report.new_letters = len(read)
     report.passages_read = letters.passages_read
     report.seconds = time.perf_counter() - started

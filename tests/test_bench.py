@@ -48,3 +48,10 @@ def test_scale_and_peer(script: str, name: str, shared_corpus: Path, tmp_path: P
     text = run(script, report)
     section(text, name)
     assert "kept" in text  # a script rewrites only its own section
+
+
+def test_watches_and_kamervragen(sample_index_dir: Path, shared_corpus: Path, tmp_path: Path) -> None:
+    report = run("watches.py", tmp_path / "report.md", "--index", str(sample_index_dir))
+    text = section(report, "watches")
+    assert re.search(r"\| passages read \| (\d+) \(the new letters have \1;", text), text  # only the new letters' passages
+    assert re.search(r"`GET /api/kamervragen\?q=…` over HTTP \(0 errors\)", section(report, "kamervragen"))
