@@ -7,6 +7,7 @@ Screenshots go to docs/screenshots/ (the README and docs show them)."""
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import parse_qs, urlsplit
 
@@ -101,6 +102,14 @@ def test_filters_show_as_chips_are_kept_per_turn_and_survive_a_reload(server: st
     declined, _ = _ask(page, RESOLUTE)
     expect(declined).to_have_class(re.compile("abstained"))
     expect(declined.locator(".decline-reason")).to_contain_text("binnen de gekozen filters")
+    with page.expect_response("**/api/ask/stream") as again:
+        declined.get_by_role("button", name="Vraag het zonder filters").click()
+    assert json.loads(again.value.request.post_data or "{}")["filters"] == {}
+    retried = page.locator(".turn .answer").last
+    expect(retried).to_have_attribute("aria-busy", "false")
+    expect(retried).not_to_have_class(re.compile("abstained"))
+    expect(page.locator(".turn").last.locator(".turn-filters")).to_have_count(0)
+    expect(chips).to_have_count(0)
 
 
 def test_source_cards_show_every_quote_the_type_and_a_preview_on_each_citation(server: str, page) -> None:  # type: ignore[no-untyped-def]

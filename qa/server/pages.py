@@ -160,6 +160,7 @@ class TurnView:
     related: list[dict[str, Any]]
     chips: list[tuple[str, str]]
     share: str
+    unfiltered: str  # the same question without its filters: offered when it declined within them
 
     def __getattr__(self, name: str) -> Any:  # turn.question, turn.answer, ... as in the state
         try:
@@ -195,8 +196,9 @@ def turn_view(state: dict[str, Any]) -> TurnView:
             source.quotes.append((citation["quote"], citation["href"]))
     related = state["close"] if state["abstained"] else []
     filters = state.get("filters") or {}
+    context = state.get("context") or []
     return TurnView(state, segments, sorted(sources.values(), key=lambda s: s.n), related, filter_chips(filters),
-                    share_href(state["question"], filters, state.get("context") or []))
+                    share_href(state["question"], filters, context), share_href(state["question"], {}, context))
 
 
 def _past_state(index: Any, turn: PastTurn) -> dict[str, Any]:

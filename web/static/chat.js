@@ -185,6 +185,9 @@
       nodes.push(el("p", { class: "hint" }, "Deze passages komen het dichtst in de buurt, maar beantwoorden de vraag niet:"));
       nodes.push(list("ol", { class: "cards related" }, turn.close.map(function (p) { return relatedCard(p, back); })));
     }
+    if (turn.done && turn.abstained && chips(turn.filters).length) {
+      nodes.push(el("p", { class: "retry" }, el("button", { type: "button", class: "link-button", "data-retry": "" }, "Vraag het zonder filters")));
+    }
     if (turn.done && !turn.error) nodes.push(actions(turn));
     return nodes;
   }
@@ -309,6 +312,15 @@
       if (!done) throw new Error("Kopiëren lukte niet in deze browser.");
     }
   }
+
+  // After a decline within filters: the same question again, without them.
+  conversation.addEventListener("click", function (event) {
+    var retry = event.target.closest("[data-retry]");
+    if (!retry || busy) return;
+    FILTER_FIELDS.forEach(function (name) { form.elements[name].value = ""; });
+    showChips();
+    ask(retry.closest(".turn").turn.question);
+  });
 
   conversation.addEventListener("click", function (event) {
     var target = event.target.closest("[data-copy]");
