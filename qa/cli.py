@@ -57,6 +57,20 @@ index_option = click.option(
 )
 model_option = click.option("--model", default=None, help="Sentence-transformers model name or path [default: $QA_MODEL or multilingual-e5-small].")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def llm_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Where the chat model for generated answers is (the key only ever from $QA_LLM_API_KEY, never a flag)."""
+    for option in reversed([
+        click.option("--llm-url", envvar="QA_LLM_URL", default=None, metavar="URL",
+                     help="OpenAI-compatible chat server, e.g. http://127.0.0.1:11434/v1 (Ollama) [default: $QA_LLM_URL]. "
+                          "The API key, if it needs one, comes from $QA_LLM_API_KEY."),
+        click.option("--llm-model", envvar="QA_LLM_MODEL", default=None, help="Its model [default: $QA_LLM_MODEL, else the first it lists]."),
+        click.option("--llm-timeout", type=click.FloatRange(0.1), default=None, metavar="SECONDS",
+                     help="Seconds to wait for the model's first and every next token [default: $QA_LLM_TIMEOUT or 90]."),
+    ]):
+        command = option(command)
+    return command
+
+
 progress_option = click.option("--progress/--no-progress", default=True,
                                help="Show progress while embedding: a bar on a terminal, else a line at each tenth (for logs).")
 
@@ -314,29 +328,59 @@ def print_results(results: list[dict[str, Any]]) -> None:
 @main.command()
 @click.argument("question")
 @click.option("-k", default=rules.DEFAULT_K, type=click.IntRange(1, rules.MAX_K), show_default=True, help="Passages to answer from.")
+@click.option("--llm", "use_llm", is_flag=True, help="A generated answer from the chat model of --llm-url, every sentence checked against its source.")
+@click.option("--concept", is_flag=True, help="With --llm: a concept-antwoord (50-250 words, formal) to QUESTION as a Kamervraag.")
+@click.option("--show-unsupported", is_flag=True, help="With --llm: keep unsupported sentences, marked 'niet gevonden in de bron'.")
+@llm_options
 @filter_options
 @index_option
 @model_option
 @url_option
 @json_option
-def ask(question: str, k: int, index_dir: Path, model: str | None, url: str | None, as_json: bool, **filters: Any) -> None:
-    """Answer QUESTION with quotes from the letters, each with its source."""
+def ask(question: str, k: int, use_llm: bool, concept: bool, show_unsupported: bool, llm_url: str | None, llm_model: str | None,
+        llm_timeout: float | None, index_dir: Path, model: str | None, url: str | None, as_json: bool, **filters: Any) -> None:
+    """Answer QUESTION with quotes from the letters, each with its source (or, with --llm, in the chat model's words)."""
     question, chosen = rules.check_question(question), _filters(**filters)
+    if (concept or show_unsupported) and not use_llm:
+        raise click.UsageError("--concept and --show-unsupported need --llm")
     remote = _remote(url)
+    generated = None
     if remote:
+        if use_llm:
+            raise click.UsageError("--llm asks a chat model from this machine; with --url the server answers with its own (if it has one)")
         with remote:
             body = remote.ask(question, k, chosen)
         answer = {key: value for key, value in body.items() if key not in ("query", "timings_ms")}  # the local answer's fields
+    elif use_llm:
+        from qa.llm.client import LLMSettings
+        from qa.schemas import generation_out, to_json
+
+        llm = LLMSettings.from_env(llm_url, llm_model, None, llm_timeout)
+        if llm is None:
+            raise click.UsageError("--llm needs a chat model server: --llm-url URL or $QA_LLM_URL")
+        generated = _generate(_open_engine(index_dir, model), llm, question, k, chosen, concept, show_unsupported)
+        answer = answer_json(generated.answer)
+        answer.update(mode=generated.mode, notice=generated.notice, generation=to_json(generation_out(generated)))
     else:
         answer = answer_json(_open_engine(index_dir, model).ask(question, k=k, filters=chosen))
     if as_json:
         click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
-        return
-    print_answer(answer)
+    else:
+        if generated is not None:
+            if generated.error:
+                _echo(f"Taalmodel: {generated.error}", err=True)
+            if generated.notice:
+                _echo(generated.notice)
+            elif generated.total:
+                _echo(f"(gegenereerd door {generated.model}; {generated.kept} van {generated.total} zinnen gecontroleerd en behouden)")
+        print_answer(answer, quotes=generated is not None)
+    if generated is not None and generated.error:
+        sys.exit(EXIT_PARTIAL)  # answered, but not by the chat model that was asked for
 
 
-def print_answer(answer: dict[str, Any]) -> None:
-    """An answer (AnswerOut JSON, from the engine or a server) with its sources, for a terminal."""
+def print_answer(answer: dict[str, Any], quotes: bool = False) -> None:
+    """An answer (AnswerOut JSON, from the engine or a server) with its sources, for a terminal; `quotes`: each
+    source's quote too (what backs a generated sentence, verbatim)."""
     _echo(textwrap.fill(answer["answer"], 100))
     if answer.get("decline_reason"):
         _echo(answer["decline_reason"])
@@ -354,10 +398,29 @@ def print_answer(answer: dict[str, Any]) -> None:
             _echo(f"[{citation['n']}] {citation['title'] or citation['letter_id']} ({citation['letter_id']})")
             _echo(f"    {where}")
             _echo(f"    {citation['url'] or ''}")
+            if quotes:
+                _echo(textwrap.indent(textwrap.fill(f"“{' '.join(citation['quote'].split())}”", 96), "    "))
     elif answer.get("close_passages"):
         click.echo("Passages die het dichtst in de buurt komen:")
         for hit in answer["close_passages"]:
             _echo(f" - {hit['title'] or hit['letter_id']} ({hit['letter_id']}, {hit['date'] or '?'}; gelijkenis {hit['score']:.2f})")
+
+
+def _generate(engine: Any, llm: Any, question: str, k: int, filters: Filters, concept: bool, show_unsupported: bool) -> Any:
+    import asyncio
+
+    from qa.llm.client import LLMClient
+    from qa.llm.generate import Options, direct, generate
+
+    async def run() -> Any:
+        client = LLMClient(llm)
+        try:
+            return await generate(question, k, filters, (), run=direct(engine), client=client,
+                                  options=Options(task="concept" if concept else "answer", show_unsupported=show_unsupported))
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
 
 
 def answer_json(result: Any) -> dict[str, Any]:
@@ -667,8 +730,9 @@ def evaluate_command(questions_file: Path, mode: str, settings: tuple[str, ...],
               help="Check the index's CURRENT pointer this often and load a rebuilt index (0: only on POST /api/admin/reload).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Server processes, each with its own copy of the model (~1.2 GB each with e5-small) and cores / N threads.")
+@llm_options
 def serve(host: str, port: int, index_dir: Path, model: str | None, build_sample: bool, rate_limit: str | None,
-          watch_seconds: float, workers: int) -> None:
+          watch_seconds: float, workers: int, llm_url: str | None, llm_model: str | None, llm_timeout: float | None) -> None:
     """The web app: chat page at /, JSON API at /api, API docs at /api/docs.
 
     The index and model load once, before the server starts (so a missing index is one clear
@@ -677,7 +741,8 @@ def serve(host: str, port: int, index_dir: Path, model: str | None, build_sample
     from qa.server.serve import serve as run
     from qa.server.settings import Settings
 
-    run(Settings(index_dir=index_dir, model=model, build_sample=build_sample, rate_limit=rate_limit, watch_seconds=watch_seconds), host, port, workers)
+    run(Settings(index_dir=index_dir, model=model, build_sample=build_sample, rate_limit=rate_limit, watch_seconds=watch_seconds,
+                 llm_url=llm_url, llm_model=llm_model, llm_timeout=llm_timeout), host, port, workers)
 
 
 # --- models --------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ msgspec Structs, so Litestar validates and documents them (OpenAPI) without a se
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import msgspec
@@ -18,6 +18,9 @@ from qa.letters import Letter
 from qa.retrieval import Hit
 from qa.rules import dutch_date, type_label, web_url
 from qa.watches import Watch, WatchHit, feed_path, page_path
+
+if TYPE_CHECKING:  # the chat model's client loads only when it is used
+    from qa.llm.generate import Generated
 
 
 def letter_href(letter_id: str, passage_id: str | None = None, start: int | None = None, end: int | None = None) -> str:
@@ -85,6 +88,33 @@ class AnswerOut(msgspec.Struct, omit_defaults=True):
     decline_reason: str | None = None  # why it declined, in Dutch, when it can say
     close_passages: list[PassageOut] = []  # after a decline: passages close to the question (score: cosine)
     timings_ms: dict[str, float] = {}
+
+
+class SentenceOut(msgspec.Struct, omit_defaults=True):
+    """One sentence the chat model wrote, and what the check found."""
+
+    text: str
+    kept: bool
+    cited: list[int]  # the passage numbers the model wrote (the prompt's numbering, not the answer's)
+    reason: str | None = None
+    coverage: float | None = None
+    meaning: float | None = None
+
+
+class GenerationOut(msgspec.Struct, omit_defaults=True):
+    model: str | None
+    kept: int
+    total: int
+    fallback: bool
+    sentences: list[SentenceOut]
+    error: str | None = None
+
+
+def generation_out(generated: Generated) -> GenerationOut:
+    sentences = [
+        SentenceOut(v.text, v.kept, list(v.cited), v.reason, v.scores.get("coverage"), v.scores.get("meaning")) for v in generated.sentences
+    ]
+    return GenerationOut(generated.model, generated.kept, generated.total, generated.fallback, sentences, generated.error)
 
 
 class LetterMeta(msgspec.Struct):

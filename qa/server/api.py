@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
+import anyio
 import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency, Provide
@@ -28,17 +29,22 @@ from msgspec import Meta
 from qa import facets, feedback, kamervragen, rules, userdb, watches
 from qa.engine import Engine, Turn
 from qa.errors import InvalidQuery
+from qa.llm import generate as llm_answers
+from qa.llm.client import LLMClient
 from qa.retrieval import Filters, Hit, matching_letters, sort_hits, word_matches
 from qa.schemas import (
     AnswerOut,
     Facets,
+    GenerationOut,
     LetterMeta,
     LetterOut,
     PairOut,
     PassageOut,
     WatchOut,
     answer_out,
+    citation_out,
     facets_out,
+    generation_out,
     letter_meta,
     letter_out,
     pair_out,
@@ -99,6 +105,13 @@ class AskIn(msgspec.Struct, forbid_unknown_fields=True):
     k: Annotated[int, Meta(ge=1, le=rules.MAX_K, description="Passages to retrieve and answer from.")] = rules.DEFAULT_K
     filters: FiltersIn = msgspec.field(default_factory=FiltersIn)
     history: Annotated[list[TurnIn], Meta(max_length=rules.MAX_HISTORY_TURNS, description="Earlier turns, oldest first.")] = []
+    mode: Annotated[Literal["extractive", "generative"], Meta(
+        description="extractive: verbatim quotes; generative: written by the configured chat model, every sentence checked. "
+                    "Default: generative when the server has a chat model, else extractive.")] | None = None
+    task: Annotated[Literal["answer", "concept"], Meta(
+        description="generative only: answer (a short answer) or concept (a draft answer of 50-250 words to a Kamervraag).")] = "answer"
+    show_unsupported: Annotated[bool, Meta(
+        description="generative only: keep unsupported sentences, marked 'niet gevonden in de bron', instead of removing them.")] = False
 
     def __post_init__(self) -> None:
         self.question = rules.check_question(self.question)
@@ -146,6 +159,9 @@ class FeedbackOut(msgspec.Struct):
 
 class AskOut(AnswerOut, kw_only=True):
     query: str  # what was retrieved with: the question, or a follow-up with its context
+    mode: Literal["extractive", "generative"] = "extractive"  # which kind `answer` is
+    notice: str | None = None  # in Dutch: why a generative answer fell back to the extractive one, or was cut short
+    generation: GenerationOut | None = None  # generative requests: the model and every sentence's check
 
 
 class SearchOut(msgspec.Struct):
@@ -187,6 +203,13 @@ class Health(msgspec.Struct):
     generation: str | None = None  # the index generation being served
     reload_error: str | None = None  # why the last reload failed (the index above is still served)
     feedback: int | None = 0  # feedback stored beside the index (null when its database cannot be read)
+    llm: LLMHealth | None = None  # the chat model, when one is configured
+
+
+class LLMHealth(msgspec.Struct):
+    reachable: bool
+    model: str | None
+    detail: str | None = None
 
 
 class ReloadOut(msgspec.Struct):
@@ -221,26 +244,61 @@ def answer_pieces(text: str, words: int = 4) -> list[str]:
 FILTERS = {"filters": Provide(provide_filters, sync_to_thread=False)}
 
 
+def _wants_llm(data: AskIn, llm: LLMClient | None) -> bool:
+    if data.mode == "generative" and llm is None:
+        raise ClientException("generative answers need a chat model: start qa serve with --llm-url URL (or set QA_LLM_URL)", status_code=400)
+    return llm is not None and data.mode != "extractive"
+
+
+def _options(data: AskIn) -> llm_answers.Options:
+    return llm_answers.Options(task=data.task, show_unsupported=data.show_unsupported)
+
+
+def _runner(service: Service) -> llm_answers.Runner:
+    async def run(work: Any) -> Any:
+        return (await service.run(work))[0]
+
+    return run
+
+
+def generated_out(generated: llm_answers.Generated, timings: dict[str, float]) -> AskOut:
+    answer = generated.answer
+    return AskOut(**msgspec.structs.asdict(answer_out(answer, {**generated.timings_ms, **timings})), query=answer.query,
+                  mode=generated.mode, notice=generated.notice, generation=generation_out(generated))
+
+
 class AskController(Controller):
     path = "/api"
     tags = ["answers"]
     dependencies = FILTERS
 
     @post("/ask", status_code=200, summary="Answer a question with cited quotes")
-    async def ask(self, data: JSONBody[AskIn], service: NamedDependency[Service]) -> AskOut:
+    async def ask(self, data: JSONBody[AskIn], service: NamedDependency[Service], llm: NamedDependency[LLMClient | None]) -> AskOut:
         """Every sentence of an answer is a verbatim quote of a letter, cited as [n]. When the letters do not
-        answer the question, `abstained` is true and `passages` still holds the closest passages."""
+        answer the question, `abstained` is true and `passages` still holds the closest passages.
+        In `generative` mode a chat model writes the answer and only sentences backed by the passage they cite are kept."""
         started = time.perf_counter()
+        if _wants_llm(data, llm):
+            assert llm is not None
+            generated = await llm_answers.generate(data.question, data.k, data.query_filters(), data.turns(), run=_runner(service),
+                                                   client=llm, options=_options(data))
+            if generated.error:
+                log.warning("chat model: %s", generated.error)
+            return generated_out(generated, {"total": round((time.perf_counter() - started) * 1000, 2)})
         answer, timings = await service.run(lambda engine: engine.ask(data.question, data.k, data.query_filters(), data.turns()))
         timings["total"] = round((time.perf_counter() - started) * 1000, 2)
         return AskOut(**msgspec.structs.asdict(answer_out(answer, timings)), query=answer.query)
 
     @post("/ask/stream", status_code=200, media_type="text/event-stream", summary="The same answer as Server-Sent Events")
-    async def ask_stream(self, data: JSONBody[AskIn], service: NamedDependency[Service]) -> ServerSentEvent:
-        """Events, each with JSON data: `start` ({question}), `sources` ({abstained, citations, passages, query,
+    async def ask_stream(self, data: JSONBody[AskIn], service: NamedDependency[Service], llm: NamedDependency[LLMClient | None]) -> ServerSentEvent:
+        """Events, each with JSON data: `start` ({question, mode}), `sources` ({abstained, citations, passages, query,
         confidence, confidence_label, decline_reason, close_passages}),
         `delta` ({text}: the next piece of the answer), and last `done` ({answer, abstained, timings_ms}) or
-        `error` ({detail})."""
+        `error` ({detail}). Generative: `token` ({text}: the model's text as it comes, not yet checked) and
+        `sentence` ({index, kept, text, reason, citations}) as each sentence is checked, then `done` with the whole AskOut."""
+        if _wants_llm(data, llm):
+            assert llm is not None
+            return ServerSentEvent(self._generated_events(data, service, llm))
 
         async def events() -> AsyncIterator[ServerSentEventMessage]:
             started = time.perf_counter()
@@ -262,6 +320,31 @@ class AskController(Controller):
             yield _sse("done", {"answer": answer.text, "abstained": answer.abstained, "timings_ms": timings})
 
         return ServerSentEvent(events())
+
+    @staticmethod
+    async def _generated_events(data: AskIn, service: Service, llm: LLMClient) -> AsyncIterator[ServerSentEventMessage]:
+        started = time.perf_counter()
+        yield _sse("start", {"question": data.question, "mode": "generative"})
+        try:
+            async for event in llm_answers.events(data.question, data.k, data.query_filters(), data.turns(), run=_runner(service),
+                                                  client=llm, options=_options(data)):
+                if isinstance(event, llm_answers.Sources):
+                    hits = [passage_out(hit) for hit in event.reading.hits]
+                    yield _sse("sources", {"abstained": False, "citations": [], "passages": msgspec.to_builtins(hits),
+                                           "query": event.reading.query, "mode": "generative"})
+                elif isinstance(event, llm_answers.Token):
+                    yield _sse("token", {"text": event.text})
+                elif isinstance(event, llm_answers.Checked):
+                    yield _sse("sentence", {"index": event.index, "kept": event.verdict.kept, "text": event.shown,
+                                            "reason": event.verdict.reason, "citations": [msgspec.to_builtins(citation_out(c)) for c in event.citations]})
+                elif isinstance(event, llm_answers.Finished):
+                    if event.generated.error:
+                        log.warning("chat model: %s", event.generated.error)
+                    out = generated_out(event.generated, {"total": round((time.perf_counter() - started) * 1000, 2)})
+                    yield _sse("done", msgspec.to_builtins(out))
+        except Exception:
+            log.exception("generated answer failed")
+            yield _sse("error", {"detail": "Internal error: the server could not answer this question."})
 
     @get("/search", summary="The passages that best match a query, without an answer")
     async def search(
@@ -356,15 +439,18 @@ class HealthController(Controller):
     path = "/api/health"
     tags = ["service"]
 
-    @get("/", summary="Which index is loaded, and whether the service is ready", sync_to_thread=True)
-    def health(self, service: NamedDependency[Service], reloader: NamedDependency[Reloader], settings: NamedDependency[Settings]) -> Health:
+    @get("/", summary="Which index is loaded, whether the service is ready, and whether its chat model answers")
+    async def health(self, service: NamedDependency[Service], reloader: NamedDependency[Reloader], settings: NamedDependency[Settings],
+                     llm: NamedDependency[LLMClient | None]) -> Health:
         info = service.info
+        checked = await llm.health() if llm else None
         return Health(
-            feedback=stored_feedback(settings.index_dir),
+            feedback=await anyio.to_thread.run_sync(stored_feedback, settings.index_dir),  # SQLite: off the event loop
             generation=service.engine.index.generation, reload_error=reloader.last_error,
             status="ok", ready=True, model=str(info["model"]), letters=int(info["letters"]),  # type: ignore[call-overload]
             passages=int(info["passages"]), built_at=str(info["built_at"]), dimension=int(info["dimension"]),  # type: ignore[call-overload]
             date_range=info["date_range"], types=info["types"],  # type: ignore[arg-type]
+            llm=LLMHealth(checked.reachable, checked.model, checked.detail) if checked else None,
         )
 
 

@@ -15,6 +15,7 @@ from litestar.stores.file import FileStore
 
 from qa.bootstrap import load_engine
 from qa.engine import Engine
+from qa.llm.client import LLMClient
 from qa.server import api, errors, openapi, pages, security
 from qa.server.reloader import Reloader
 from qa.server.service import Service
@@ -25,6 +26,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     """The app; pass `engine` to share one already loaded (tests), else it loads at start-up."""
     settings = settings or Settings()
     live: dict[str, Reloader] = {}
+    llm_settings = settings.llm()
+    llm: dict[str, LLMClient | None] = {"client": None}
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -32,11 +35,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         reloader = live["reloader"] = Reloader(Service(loaded), settings.index_dir, settings.watch_seconds, settings.state_dir)
         reloader.mark_served()
         watcher = asyncio.create_task(reloader.watch()) if settings.watch_seconds > 0 else None
+        client = llm["client"] = LLMClient(llm_settings) if llm_settings else None  # on this event loop, which it then serves
         try:
             yield
         finally:
             if watcher:
                 watcher.cancel()
+            if client:
+                await client.aclose()
 
     return Litestar(
         route_handlers=[
@@ -51,6 +57,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "reloader": Provide(lambda: live["reloader"], sync_to_thread=False),
             "service": Provide(lambda: live["reloader"].service, sync_to_thread=False),
+            "llm": Provide(lambda: llm["client"], sync_to_thread=False),  # None: no chat model configured
         },
         template_config=pages.template_config(settings.web_dir),
         openapi_config=openapi.openapi_config(),

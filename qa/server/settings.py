@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from qa.errors import SettingsError
+from qa.llm.client import KEY_ENV as LLM_KEY_ENV
+from qa.llm.client import MODEL_ENV as LLM_MODEL_ENV
+from qa.llm.client import URL_ENV as LLM_URL_ENV
+from qa.llm.client import LLMSettings
 from qa.settings import default_index_dir
 
 MAX_BODY_BYTES = 64 * 1024
@@ -59,10 +63,20 @@ class Settings:
     workers: int = 1
     # With workers > 1: a folder the workers share for the rate limit's counts and for who serves which generation.
     state_dir: Path | None = None
+    # A chat model for generated answers (issue 13); None: extractive answers only. The key is never shown (repr=False).
+    llm_url: str | None = field(default_factory=lambda: os.environ.get(LLM_URL_ENV) or None)
+    llm_model: str | None = field(default_factory=lambda: os.environ.get(LLM_MODEL_ENV) or None)
+    llm_api_key: str | None = field(default_factory=lambda: os.environ.get(LLM_KEY_ENV) or None, repr=False)
+    llm_timeout: float | None = None  # seconds to wait for the model's first (and every next) byte; None: $QA_LLM_TIMEOUT or 90
 
     def __post_init__(self) -> None:
         if self.rate_limit:
             parse_rate_limit(self.rate_limit)  # a typo is an error now, not a server without a limit
+        self.llm()  # a bad URL is an error at start-up
+
+    def llm(self) -> LLMSettings | None:
+        """The chat model's settings, or None when no model server is configured."""
+        return LLMSettings.from_env(self.llm_url, self.llm_model, self.llm_api_key, self.llm_timeout) if self.llm_url else None
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as JSON values, so a worker process runs with exactly these settings."""

@@ -116,6 +116,8 @@
       index += 1;
     }
     nodes.push(document.createTextNode(turn.answer.slice(last)));
+    // A generated sentence still being written: shown as it comes, marked unchecked, replaced once checked.
+    if (turn.draft && !turn.done) nodes.push(el("span", { class: "draft", title: "Wordt gecontroleerd tegen de bron" }, (turn.answer ? " " : "") + turn.draft));
     return nodes;
   }
 
@@ -175,6 +177,9 @@
 
   function sourceNodes(turn, back) {
     var nodes = [];
+    if (turn.notice && turn.done) nodes.push(el("p", { class: "notice" }, turn.notice));
+    var kind = kindNode(turn);
+    if (kind) nodes.push(kind);
     var note = confidenceNode(turn);
     if (note) nodes.push(note);
     var cited = sources(turn);
@@ -190,6 +195,16 @@
     }
     if (turn.done && !turn.error) nodes.push(actions(turn));
     return nodes;
+  }
+
+  // Which kind of answer this is, once a chat model is configured: generated and checked, or verbatim quotes.
+  function kindNode(turn) {
+    if (turn.error || !turn.done || !turn.mode) return null;
+    var g = turn.generation;
+    var text = turn.mode === "generative"
+      ? "Geschreven door het taalmodel" + (g && g.model ? " (" + g.model + ")" : "") + (g ? "; " + g.kept + " van " + g.total + " zinnen gecontroleerd in de bron en behouden." : ".")
+      : "Letterlijke zinnen uit de brieven.";
+    return el("p", { class: "answer-kind answer-kind-" + turn.mode }, text);
   }
 
   function confidenceNode(turn) {
@@ -518,7 +533,9 @@
     var previous = answered().slice(-1)[0];
     var turn = { question: text, answer: "", abstained: false, citations: [], passages: [], close: [], filters: filters,
                  context: [], done: false };
-    var body = JSON.stringify({ question: text, k: 5, filters: filters, history: history_() });
+    var request = { question: text, k: 5, filters: filters, history: history_() };
+    if (modeChoice) request.mode = modeChoice.value;
+    var body = JSON.stringify(request);
     turns.push(turn);
     examples.hidden = true;
     var view = renderTurn(turn);
@@ -544,8 +561,22 @@
           if (previous && data.query && data.query !== text) turn.context = (previous.context || []).concat([previous.question]);
         } else if (event === "delta") {
           turn.answer += data.text;
+        } else if (event === "token") { // the chat model's text as it comes, not yet checked
+          turn.draft = (turn.draft || "") + data.text;
+        } else if (event === "sentence") { // one sentence checked: kept (with its citations), marked, or removed
+          turn.draft = "";
+          if (data.text) turn.answer += (turn.answer ? " " : "") + data.text;
+          turn.citations = turn.citations.concat(data.citations || []);
         } else if (event === "done") {
-          turn.answer = data.answer; turn.abstained = data.abstained; turn.done = true;
+          if (data.mode) { // generative requests end with the whole answer: possibly the extractive fallback
+            turn.mode = data.mode; turn.notice = data.notice || null; turn.generation = data.generation || null;
+            turn.citations = data.citations || []; turn.passages = data.passages || [];
+            turn.confidence = data.confidence || 0; turn.label = data.confidence_label || null;
+            turn.reason = data.decline_reason || null; turn.close = data.close_passages || [];
+          } else if (modeChoice) {
+            turn.mode = "extractive"; // asked for verbatim quotes while a chat model was on offer: say which kind this is
+          }
+          turn.answer = data.answer; turn.abstained = data.abstained; turn.done = true; turn.draft = "";
         } else if (event === "error") {
           throw new Error(data.detail || "Er ging iets mis op de server.");
         }
@@ -661,5 +692,18 @@
   });
 
   Array.prototype.forEach.call(document.querySelectorAll(".js-only"), function (node) { node.hidden = false; });
+  // With a chat model on the server (/api/health says so), a choice between a generated and a verbatim answer.
+  var modeChoice = null;
+  function offerModes(health) {
+    if (!health || !health.llm || modeChoice) return;
+    modeChoice = el("select", { id: "answer-mode", name: "mode" },
+      el("option", { value: "generative" }, "Geschreven door het taalmodel, gecontroleerd in de bron"),
+      el("option", { value: "extractive" }, "Letterlijke zinnen uit de brieven"));
+    if (!health.llm.reachable) modeChoice.value = "extractive";
+    var label = el("label", { class: "answer-mode", for: "answer-mode" }, "Soort antwoord ", modeChoice);
+    button.parentNode.insertBefore(label, button);
+  }
+  fetch("/api/health").then(function (r) { return r.ok ? r.json() : null; }).then(offerModes, function () { /* extractive only */ });
+
   restore();
 })();

@@ -1,0 +1,223 @@
+"""Generated answers against extractive ones, and the verifier's calibration.
+
+    python bench/llm.py --index /tmp/e5                     # starts SmolLM2-135M (llama.cpp's server) itself
+    python bench/llm.py --index /tmp/e5 --llm-url http://127.0.0.1:11434/v1 --llm-model qwen2.5:7b-instruct
+    python bench/llm.py --index /tmp/e5 --calibrate-only    # only the verifier's calibration (no chat model)
+
+On `--limit` questions of eval/questions.jsonl (spread over the file: answerable, unanswerable and
+follow-ups' first turns), it reports the share of generated sentences kept, how many answers fell
+back to the extractive answer, time to first token (ours, from the request, against the model
+server's own for the same messages) and total time, against the extractive answer's time.
+
+The calibration verifies every answerable sentence of the passages read for those questions
+against its own passage (it must pass) and against another passage of the same letter (same topic,
+other content: it must not), for a grid of `VerifyPolicy` thresholds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from bench.common import QUESTIONS_FILE, parser, percentiles, table, write_section  # noqa: E402
+from qa.engine import Engine  # noqa: E402
+from qa.lexical import tokenize  # noqa: E402
+from qa.llm.client import LLMClient, LLMSettings  # noqa: E402
+from qa.llm.generate import Finished, Generated, Token, claim_inputs, direct, events  # noqa: E402
+from qa.llm.prompt import build_messages, shown_passages  # noqa: E402
+from qa.llm.verify import DEFAULT_VERIFY, VerifyPolicy, verify_sentence  # noqa: E402
+from qa.reader import can_answer  # noqa: E402
+from qa.retrieval import Filters  # noqa: E402
+
+COVERAGES = (0.4, 0.5, 0.6, 0.7, 0.8)
+MEANINGS = (0.0, 0.75, 0.78, 0.8, 0.82)
+
+
+def questions(limit: int) -> list[dict[str, Any]]:
+    """`limit` questions spread evenly over the question set (the same ones every run)."""
+    rows = [json.loads(line) for line in QUESTIONS_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    step = max(1, len(rows) // limit)
+    return rows[::step][:limit]
+
+
+# --- the verifier's calibration ----------------------------------------------------------------
+
+
+def calibrate(engine: Engine, rows: Sequence[dict[str, Any]], max_sentences: int) -> str:
+    """Own-passage and other-passage acceptance over a grid of thresholds (facts checked in both)."""
+    own: list[tuple[float, float, bool]] = []  # (coverage, meaning, facts grounded)
+    other: list[tuple[float, float, bool]] = []
+    seen: set[str] = set()
+    loose = VerifyPolicy(min_coverage=0.0, min_meaning=-1.0)
+    for row in rows:
+        for read in engine.read(row["question"], 5).passages:
+            if read.hit.passage.id in seen or len(own) >= max_sentences:
+                continue
+            seen.add(read.hit.passage.id)
+            siblings = [r for r in engine.index.letter_passages.get(read.hit.letter.id, []) if engine.index.passages[r].id != read.hit.passage.id]
+            sibling = _read_row(engine, siblings[0]) if siblings else None
+            text = read.hit.letter.text
+            for start, end in read.spans.tolist():
+                sentence = text[start:end]
+                if not can_answer(sentence) or len(set(tokenize(sentence))) < 4:
+                    continue
+                vector, weights = claim_inputs(engine, sentence)
+                for target, bucket in ((read, own), (sibling, other)):
+                    if target is None:
+                        continue
+                    verdict = verify_sentence(sentence + " [1]", [target], weights, vector, loose)
+                    bucket.append((verdict.scores.get("coverage", 0.0), verdict.scores.get("meaning", 0.0), not verdict.missing))
+    rows_out = []
+    for coverage in COVERAGES:
+        for meaning in MEANINGS:
+            def rate(bucket: list[tuple[float, float, bool]], cov: float = coverage, mea: float = meaning) -> float:
+                return sum(c >= cov and m >= mea and f for c, m, f in bucket) / max(len(bucket), 1)
+            marker = " **(shipped)**" if (coverage, meaning) == (DEFAULT_VERIFY.min_coverage, DEFAULT_VERIFY.min_meaning) else ""
+            rows_out.append([f"{coverage:.2f}", f"{meaning:.2f}{marker}", f"{rate(own):.3f}", f"{rate(other):.3f}"])
+    own_meaning = np.median([m for _, m, _ in own]) if own else 0.0
+    other_meaning = np.median([m for _, m, _ in other]) if other else 0.0
+    return (
+        f"{len(own)} sentences of {len(seen)} passages read for {len(rows)} questions, each verified against its own passage "
+        f"and against another passage of the same letter ({len(other)}). Facts are checked in both. Median meaning "
+        f"(claim vector against the best window's in-context vector): own {own_meaning:.3f}, other {other_meaning:.3f}.\n\n"
+        + table(["min_coverage", "min_meaning", "own passage accepted", "other passage accepted (false)"], rows_out)
+    )
+
+
+def _read_row(engine: Engine, row: int) -> Any:
+    from qa.reader import ReadPassage
+    from qa.retrieval import Hit
+
+    passage = engine.index.passages[row]
+    spans, vectors = engine.index.sentences(row)
+    return ReadPassage(0, Hit(passage, engine.index.letters[passage.letter_id], 0.0, None, None), np.asarray(spans), vectors, 0.0)
+
+
+# --- generated against extractive -------------------------------------------------------------
+
+
+async def _generated(engine: Engine, client: LLMClient, question: str) -> tuple[Generated, float | None]:
+    first: float | None = None
+    started = time.perf_counter()
+    async for event in events(question, 5, Filters(), (), run=direct(engine), client=client):
+        if isinstance(event, Token) and first is None:
+            first = (time.perf_counter() - started) * 1000
+        if isinstance(event, Finished):
+            return event.generated, first
+    raise RuntimeError("no answer")
+
+
+async def _model_own_first_token(engine: Engine, client: LLMClient, question: str) -> float | None:
+    """The model server's own time to first token for the same messages (no retrieval, no checks)."""
+    reading = engine.read(question, 5)
+    messages = build_messages(question, reading.passages[: shown_passages(reading.passages)])
+    started = time.perf_counter()
+    async for _ in client.stream(messages):
+        return (time.perf_counter() - started) * 1000
+    return None
+
+
+def compare(engine: Engine, settings: LLMSettings, rows: Sequence[dict[str, Any]]) -> tuple[str, dict[str, float]]:
+    extractive_ms = []
+    for row in rows:
+        started = time.perf_counter()
+        engine.ask(row["question"])
+        extractive_ms.append((time.perf_counter() - started) * 1000)
+
+    async def run() -> tuple[list[tuple[Generated, float | None, float]], list[float | None]]:
+        client = LLMClient(settings)
+        try:
+            out = []
+            for row in rows:
+                started = time.perf_counter()
+                generated, first = await _generated(engine, client, row["question"])
+                out.append((generated, first, (time.perf_counter() - started) * 1000))
+                print(f"{generated.mode:10} {generated.kept}/{generated.total} {row['question'][:70]}", flush=True)
+            # The same prompts again, straight to the model, in the same order (so each prompt follows a different one,
+            # as in the first pass, and llama.cpp's prefix reuse helps neither pass more).
+            own = [await _model_own_first_token(engine, client, row["question"]) for row in rows]
+            return out, own
+        finally:
+            await client.aclose()
+
+    results, own = asyncio.run(run())
+    kept = sum(g.kept for g, _, _ in results)
+    total = sum(g.total for g, _, _ in results)
+    fallbacks = sum(g.fallback for g, _, _ in results)
+    errors = sum(bool(g.error) for g, _, _ in results)
+    firsts = [f for _, f, _ in results if f is not None]
+    own_firsts = [o for o in own if o is not None]
+    totals = [t for _, _, t in results]
+    right = [row for row, (g, _, _) in zip(rows, results) if row.get("answerable") and g.mode == "generative"]
+    cites_right = sum(any(c.letter_id == row["doc_id"] for c in g.answer.citations)
+                      for row, (g, _, _) in zip(rows, results) if row.get("answerable") and g.mode == "generative")
+    p50 = lambda values: percentiles(values)[0] if values else float("nan")  # noqa: E731
+    figures = {"kept": kept / max(total, 1), "fallback": fallbacks / len(rows), "ttft": p50(firsts), "own_ttft": p50(own_firsts)}
+    body = table(["", "value"], [
+        ["questions (spread over eval/questions.jsonl)", len(rows)],
+        ["generated sentences kept", f"{kept} of {total} (**{figures['kept']:.0%}**)"],
+        ["answers falling back to the extractive answer", f"{fallbacks} of {len(rows)} (**{figures['fallback']:.0%}**)"],
+        ["... of them because the model server failed", errors],
+        ["generative answers (answerable questions) citing the right letter", f"{cites_right} of {len(right)}"],
+        ["time to first token, ours (from the request, retrieval included), p50", f"{p50(firsts):.0f} ms"],
+        ["time to first token, the model server's own for the same messages, p50", f"{p50(own_firsts):.0f} ms"],
+        ["total time of a generated answer, p50 / p95", f"{percentiles(totals)[0]:.0f} / {percentiles(totals)[1]:.0f} ms"],
+        ["total time of the extractive answer, p50 / p95", f"{percentiles(extractive_ms)[0]:.0f} / {percentiles(extractive_ms)[1]:.0f} ms"],
+    ])
+    return body, figures
+
+
+def main() -> None:
+    arguments = parser(__doc__)
+    arguments.add_argument("--index", type=Path, required=True, help="Index to answer from (e.g. /tmp/e5, the shared corpus).")
+    arguments.add_argument("--limit", type=int, default=24, help="Questions of the set to ask [default: 24; a CPU model takes seconds each].")
+    arguments.add_argument("--llm-url", default=None, help="An OpenAI-compatible server; default: start SmolLM2-135M locally.")
+    arguments.add_argument("--llm-model", default="", help="Its model.")
+    arguments.add_argument("--calibrate-only", action="store_true", help="Only the verifier's calibration.")
+    arguments.add_argument("--calibration-sentences", type=int, default=600)
+    args = arguments.parse_args()
+    if args.quick:
+        args.limit, args.calibration_sentences = 2, 40
+    engine = Engine.open(args.index)
+    rows = questions(args.limit)
+    calibration = calibrate(engine, questions(max(args.limit, 24)), args.calibration_sentences)
+    print(calibration)
+    write_section(args.out, "llm-verifier", "Verifying generated sentences: calibration", calibration)
+    if args.calibrate_only:
+        return
+    server = None
+    if args.llm_url:
+        settings = LLMSettings(args.llm_url, args.llm_model)
+        model = args.llm_model or "(first listed)"
+    else:
+        from llm_servers import LlamaServer, missing
+
+        if reason := missing():
+            raise SystemExit(f"cannot start the local model server: {reason}; pass --llm-url")
+        server = LlamaServer()
+        settings = LLMSettings(server.url)
+        model = "SmolLM2-135M-Instruct Q4_1 (llama-cpp-python server, 2 threads, n_ctx 4096)"
+    try:
+        body, _ = compare(engine, settings, rows)
+    finally:
+        if server:
+            server.stop()
+    note = (f"Model: {model}; index `{args.index}` ({len(engine.index.letters)} letters, {len(engine.index.passages)} passages). "
+            f"A subset of {len(rows)} questions, because a CPU model takes seconds per answer on this 2-core machine "
+            "(shared with other work: timings are noisy).")
+    print(body)
+    write_section(args.out, "llm", "Generated answers against extractive ones", note + "\n\n" + body)
+
+
+if __name__ == "__main__":
+    main()
