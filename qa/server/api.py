@@ -159,7 +159,7 @@ class FeedbackOut(msgspec.Struct):
 
 class AskOut(AnswerOut, kw_only=True):
     query: str  # what was retrieved with: the question, or a follow-up with its context
-    mode: Literal["extractive", "generative"] = "extractive"  # which kind `answer` is
+    mode: Literal["extractive", "generative"]  # which kind `answer` is (always sent: omit_defaults would drop "extractive")
     notice: str | None = None  # in Dutch: why a generative answer fell back to the extractive one, or was cut short
     generation: GenerationOut | None = None  # generative requests: the model and every sentence's check
 
@@ -287,7 +287,7 @@ class AskController(Controller):
             return generated_out(generated, {"total": round((time.perf_counter() - started) * 1000, 2)})
         answer, timings = await service.run(lambda engine: engine.ask(data.question, data.k, data.query_filters(), data.turns()))
         timings["total"] = round((time.perf_counter() - started) * 1000, 2)
-        return AskOut(**msgspec.structs.asdict(answer_out(answer, timings)), query=answer.query)
+        return AskOut(**msgspec.structs.asdict(answer_out(answer, timings)), query=answer.query, mode="extractive")
 
     @post("/ask/stream", status_code=200, media_type="text/event-stream", summary="The same answer as Server-Sent Events")
     async def ask_stream(self, data: JSONBody[AskIn], service: NamedDependency[Service], llm: NamedDependency[LLMClient | None]) -> ServerSentEvent:
