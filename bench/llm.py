@@ -205,8 +205,10 @@ def main() -> None:
         if reason := missing():
             raise SystemExit(f"cannot start the local model server: {reason}; pass --llm-url")
         server = LlamaServer()
-        settings = LLMSettings(server.url)
-        model = "SmolLM2-135M-Instruct Q4_1 (llama-cpp-python server, 2 threads, n_ctx 4096)"
+        # Its 2,048-token context holds ~2,400 characters of passages (prompt.py PromptBudget has the measurement).
+        settings = LLMSettings(server.url, max_prompt_chars=2400, max_tokens=150)
+        model = ("SmolLM2-135M-Instruct Q4_1 (llama-cpp-python 0.3.36 server, 1 thread, n_ctx 2048; prompts of 2,400 characters "
+                 "of passages, at most 150 tokens an answer)")
     try:
         body, _ = compare(engine, settings, rows)
     finally:

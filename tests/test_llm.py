@@ -285,7 +285,7 @@ def test_generative_mode_without_a_model_is_a_clear_400(web_index: Path, web_eng
     with TestClient(create_app(Settings(index_dir=web_index, build_sample=False, llm_url=None), engine=web_engine)) as client:
         response = client.post("/api/ask", json={"question": QUESTIONS[0], "mode": "generative"})
         assert response.status_code == 400 and "QA_LLM_URL" in response.json()["detail"]
-        assert "llm" not in client.get("/api/health").json()
+        assert client.get("/api/health").json()["llm"] is None
 
 
 # --- the CLI -------------------------------------------------------------------------------
@@ -312,3 +312,21 @@ def test_llm_error_is_a_qa_error() -> None:
     from qa.errors import QAError
 
     assert issubclass(LLMError, QAError)  # the CLI prints it as one line
+
+
+# --- the benchmark ---------------------------------------------------------------------------
+
+
+def test_bench_llm_quick(sample_index_dir: Path, tmp_path: Path) -> None:
+    """bench/llm.py in its --quick mode (two questions, a small calibration), so it cannot rot; figures not judged."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "report.md"
+    result = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "bench" / "llm.py"), "--quick", "--out", str(out),
+                             "--index", str(sample_index_dir)], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = out.read_text()
+    for name in ("llm", "llm-verifier"):
+        assert f"<!-- bench:{name} -->" in report and "cores" in report
+    assert re.search(r"generated sentences kept \| \d+ of \d+", report) and "own passage accepted" in report

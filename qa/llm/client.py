@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -167,7 +167,7 @@ class LLMClient:
             self._model = names[0]
         return self._model
 
-    async def stream(self, messages: Sequence[dict[str, str]], max_tokens: int | None = None) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[dict[str, str]], max_tokens: int | None = None) -> AsyncGenerator[str, None]:
         """The answer's text as the server sends it, piece by piece. Raises `LLMError` (also after some pieces)."""
         model = await self.model()
         deadline = time.monotonic() + self.settings.total_timeout

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
@@ -196,17 +197,20 @@ async def events(question: str, k: int, filters: Filters, history: Sequence[Turn
     try:
         model = await client.model()
         max_tokens = client.settings.concept_max_tokens if options.task == "concept" else client.settings.max_tokens
-        async for piece in client.stream(messages, max_tokens):
-            if "first_token" not in timings:
-                timings["first_token"] = _ms(started)
-                timings["model_first_token"] = _ms(asked)
-            yield Token(piece)
-            buffer += piece
-            complete, buffer = split_sentences(buffer, final=False)
-            for sentence in complete:
-                yield await check(sentence)
-            if repeats >= MAX_REPEATS:
-                break  # the model is looping; what it says next is more of the same
+        # aclosing: leaving the loop (a looping model, or the user's browser going away) closes the model's stream at
+        # once, so the server stops generating, instead of whenever the generator is collected.
+        async with aclosing(client.stream(messages, max_tokens)) as stream:
+            async for piece in stream:
+                if "first_token" not in timings:
+                    timings["first_token"] = _ms(started)
+                    timings["model_first_token"] = _ms(asked)
+                yield Token(piece)
+                buffer += piece
+                complete, buffer = split_sentences(buffer, final=False)
+                for sentence in complete:
+                    yield await check(sentence)
+                if repeats >= MAX_REPEATS:
+                    break  # the model is looping; what it says next is more of the same
     except LLMError as failure:
         error = failure
     if error is None:  # the last sentence needs no text after it; after a break-off the unfinished one is dropped
