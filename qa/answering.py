@@ -37,6 +37,10 @@ class AnswerPolicy:
     # Passages the reader reads. Quotes holding the answer on the letters' set (hybrid, 160 questions):
     # 3 passages 0.719, 4: 0.731 (the answer passage is at rank 4 for some), 5: more distractors.
     passages_read: int = 4
+    # When the question asks an amount or a sum and none of those passages states one, read on down
+    # the ranking to this depth and add the passages that do: the answer passage of a long Aanhangsel
+    # often ranks 5th-8th ("Tot welk bedrag vangt het Rijk de verliezen op ..."; see docs/reader.md).
+    fact_reading_depth: int = 8
     # The sentence scorer's weights (features in qa/reader.py). The question's words in the sentence,
     # its meaning read in context, the asked kind of fact, the letter's title/section and the passage's
     # rank. Listwise weights learned on the Kamervragen pairs quoted the answer for 0.40-0.62 of the
@@ -218,7 +222,7 @@ def _quote_span(reading: Reading, best: Candidate, policy: AnswerPolicy) -> tupl
     return int(spans[first][0]), int(spans[last][1])
 
 
-_FACT_NAMES = {"time": "datum of termijn", "amount": "aantal of bedrag"}
+_FACT_NAMES = {"time": "datum of termijn", "amount": "aantal of bedrag", "money": "bedrag"}
 
 
 def _missing_fact(reading: Reading, quote: str) -> str | None:
@@ -263,8 +267,6 @@ def answer(reading: Reading, policy: AnswerPolicy = DEFAULT_POLICY, model: Reade
     best = found[int(order[0])]
     lead_span = _quote_span(reading, best, policy)
     missing = _missing_fact(reading, _text(reading, best, lead_span))
-    if policy.require_asked_fact and missing:
-        return _decline(reading, f"De gevonden passages noemen geen {missing} bij deze vraag.", policy)
     margin = float(scores[order[0]] - scores[order[1]]) if len(order) > 1 else 0.0
     features = reader.confidence_features(
         best, float(scores[order[0]]), margin, max(p.cosine for p in reading.passages), evidence.corpus_lift,
@@ -275,6 +277,8 @@ def answer(reading: Reading, policy: AnswerPolicy = DEFAULT_POLICY, model: Reade
     if evidence.unknown_names and confidence < policy.unknown_names_below:
         names = ", ".join(f"'{name}'" for name in evidence.unknown_names)
         return _decline(reading, f"De brieven in de index noemen {names} niet.", policy, confidence, signals)
+    if policy.require_asked_fact and missing:
+        return _decline(reading, f"De gevonden passages noemen geen {missing} bij deze vraag.", policy)
     if confidence < (model.decline_below if policy.decline_below is None else policy.decline_below):
         return _decline(reading, "De gevonden passages beantwoorden deze vraag niet duidelijk genoeg.", policy, confidence, signals)
 
@@ -283,6 +287,8 @@ def answer(reading: Reading, policy: AnswerPolicy = DEFAULT_POLICY, model: Reade
         if len(chosen) == policy.max_quotes or scores[position] < scores[order[0]] - policy.extra_quote_margin:
             break
         candidate = found[int(position)]
+        if reading.question.asks_sum and _missing_fact(reading, _text(reading, candidate)):
+            continue  # a further quote without the asked amount only repeats the topic
         letter_id = reading.passages[candidate.passage].hit.letter.id
         if any(reading.passages[c.passage].hit.letter.id == letter_id and span[0] < candidate.end and candidate.start < span[1]
                for c, span, _ in chosen):

@@ -14,7 +14,7 @@ from qa import index as index_store
 from qa.answering import DEFAULT_POLICY, Answer, AnswerPolicy, Evidence, Reading, answer, unknown_names
 from qa.embedding import Embedder, TextEmbedder
 from qa.lexical import tokenize
-from qa.reader import BLOCK_HEADING, QuestionView, ReadPassage
+from qa.reader import BLOCK_HEADING, QuestionView, ReadPassage, has_fact
 from qa.retrieval import Filters, Hit, Mode, search
 
 # A follow-up starts like one ("En ...") or points back ("dat", "daarover"); "het" and "er" are too
@@ -74,7 +74,7 @@ class Engine:
     ) -> Reading:
         """Retrieve and gather what the reader needs, once: vectors, term weights, stored sentence spans."""
         query = retrieval_query(question, history)
-        hits = self.search(query, k=max(k, policy.passages_read), filters=filters, mode=mode)
+        hits = self.search(query, k=max(k, policy.passages_read, policy.fact_reading_depth), filters=filters, mode=mode)
         return self.gather(question, query, hits, k, filters, policy)
 
     def gather(self, question: str, query: str, hits: Sequence[Hit], k: int = 5, filters: Filters = Filters(),
@@ -91,7 +91,7 @@ class Engine:
             for term in set(tokenize(query)) - set(weights):
                 weights[term] = CONTEXT_TERM_WEIGHT * lexical.idf(term)
         view = QuestionView.of(question, question_vector, weights)
-        passages = self._read_passages(hits[: policy.passages_read], view.vector)
+        passages = self._read_passages(_passages_to_read(view, hits, policy), view.vector)
         read_terms = {term for p in passages for term in tokenize(" ".join(filter(None, [p.hit.letter.title, p.hit.passage.section, p.hit.passage.text])))}
         total = sum(weights.values()) or 1.0
         evidence = Evidence(
@@ -139,6 +139,19 @@ class Engine:
                 mean += self.index.passage_vectors(rows).sum(axis=0)
             self._mean_vector = (mean / max(total, 1)).astype(np.float32)
         return self._mean_vector
+
+
+def _passages_to_read(question: QuestionView, hits: Sequence[Hit], policy: AnswerPolicy) -> list[Hit]:
+    """The top passages, and further down, those stating the amount asked for when the top ones state none."""
+    top = list(hits[: policy.passages_read])
+    if not question.asks_sum:
+        return top
+    kinds = [kind for kind in question.asks if kind in ("amount", "money")]
+    def states(hit: Hit) -> bool:
+        return any(has_fact(kind, hit.passage.text) for kind in kinds)
+    if any(states(hit) for hit in top):
+        return top
+    return top + [hit for hit in hits[policy.passages_read : policy.fact_reading_depth] if states(hit)]
 
 
 def _unanswered_questions(text: str) -> list[str]:

@@ -32,11 +32,20 @@ from qa.lexical import tokenize
 from qa.retrieval import Hit
 
 MODEL_FILE = Path(__file__).with_name("reader_model.json")
+# A question word counts as present in a compound that ends with it when it has at least this many
+# letters (stemmed): "kost" in "aanvraagkost"; shorter words ("as", "rit") end too many unrelated words.
+COMPOUND_HEAD_MIN = 4
 
 # The kind of fact a question asks for, and what a sentence holding it looks like.
 _ASKS = {
     "time": re.compile(r"\b(wanneer|welke datum|per wanneer|tot wanneer|hoe lang|welk jaar|welke termijn|vanaf wanneer|op welke termijn|welke periode)\b", re.I),
     "amount": re.compile(r"\b(hoeveel|hoe groot|hoe hoog|welk bedrag|hoe veel|wat kost|wat kosten|hoeveelheid|aantal|welk percentage|hoe duur)\b", re.I),
+    # A price, cost or fine asks for a sum of money, not any number (a size, a year, a footnote).
+    "money": re.compile(
+        r"\b(?:wat|hoeveel)\b[^?]{0,80}?\b(?:kost|kosten|kostte|kostten|gekost)\b|\bwelk bedrag|\bhoeveel (?:euro|geld|gulden)\b"
+        r"|\bmet hoeveel euro\b|\bhoe duur\b|\bwelke boete\b|\bhoe hoog (?:is|was|wordt|werd) de (?:boete|prijs|premie|vergoeding|subsidie)\b",
+        re.I,
+    ),
     "reason": re.compile(r"\b(waarom|om welke reden|waardoor|hoe komt|wat is de reden)\b", re.I),
     "who": re.compile(r"\b(wie|welke minister|welk ministerie|welke organisatie|welke instantie|welke partij|welke landen|welk land)\b", re.I),
 }
@@ -46,13 +55,15 @@ _HAS = {
         r"|(19|20)\d{2}|kwartaal|uiterlijk|voorjaar|najaar|zomer|winter|eind|begin|medio|binnen\s+\w+\s+(dagen|weken|maanden|jaar)|\d+\s+(dagen|weken|maanden|jaar))\b",
         re.I,
     ),
-    # A number that is not a day of a date or a year, a currency, or a number word.
+    # A number that is not a day of a date, a year, part of a name ("F-16") or of a reference ("2019/1937"),
+    # a currency, or a number word.
     "amount": re.compile(
         r"(€|%|\bEUR\b|\beuro\b|\bf\s?\d"
-        r"|\b(?!(?:19|20)\d\d\b)\d[\d.,]*\b(?!\s+(?:jan|feb|maa|apr|mei|jun|jul|aug|sep|okt|nov|dec|jl\b))"
+        r"|(?<![A-Za-z]-)(?<!/)\b(?!(?:19|20)\d\d\b)\d[\d.,]*\b(?!/\d)(?!\s+(?:jan|feb|maa|apr|mei|jun|jul|aug|sep|okt|nov|dec|jl\b))"
         r"|\b(miljoen|miljard|procent|duizend|honderd|tientallen|enkele|twee|drie|vier|vijf|zes|zeven|acht|negen|tien|elf|twaalf|vijftien|twintig|dertig|veertig|vijftig|zestig|zeventig|tachtig|negentig|honderden|duizenden|helft|halveren|halvering|verdubbel\w*|verdrievoudig\w*)\b)",
         re.I,
     ),
+    "money": re.compile(r"€|ƒ|\b(?:EUR|euro|gulden|Hfl|f\s?\d|miljoen|miljard|kosteloos|gratis)\b", re.I),
     "reason": re.compile(r"\b(omdat|doordat|vanwege|daarom|reden|teneinde|zodat|aangezien|gezien|met het oog op|als gevolg van|om te)\b", re.I),
     "who": re.compile(r"\b(minister|staatssecretaris|kabinet|ministerie|dienst|inspectie|gemeenten?|autoriteit|toezichthouder|[A-Z][a-z]+\s[A-Z][a-z]+|[A-Z]{2,})\b"),
 }
@@ -63,7 +74,7 @@ BLOCK_HEADING = re.compile(r"^(Vraag|Antwoord)\s+(\d+[a-z]?)\s*$", re.M | re.I) 
 _LETTERHEAD = re.compile(
     r"\bBRIEF VAN\b|Aan de [Vv]oorzitter van de Tweede Kamer|Tweede Kamer der Staten-Generaal|\bVergaderjaar\s+\d|\bISSN\b"
     r"|(?:'s-Gravenhage|’s-Gravenhage|Den Haag),\s+\d{1,2}\s+\w+\s+\d{4}"
-    r"|^(?:De|Het)\s+(?:Minister|Staatssecretaris|Minister-President)\b[^.]{0,120},\s*(?:[A-Z]\.\s?)+[A-Z]"
+    r"|^(?:De|Het)\s+(?:Minister|Staatssecretaris|Minister-President)\b[^.]{0,120},\s*(?:[A-Z]\.\s?)+(?:(?:van|de|der|den|ter|ten)\s+)*[A-Z]"
     r"|^(?:Vragen van (?:het lid|de leden)|Antwoord van (?:de )?(?:[Mm]inister|[Ss]taatssecretaris))\b"  # an Aanhangsel's head
     r"|https?://|\bwww\.\w"  # footnotes with their links
 )
@@ -102,9 +113,16 @@ class QuestionView:
     weights: dict[str, float]
     asks: tuple[str, ...]
 
+    @property
+    def asks_sum(self) -> bool:
+        """An amount or a sum of money, which a sentence either states or not (dates hide in many phrasings)."""
+        return "amount" in self.asks or "money" in self.asks
+
     @classmethod
     def of(cls, text: str, vector: np.ndarray, idf: dict[str, float]) -> QuestionView:
         asks = tuple(kind for kind, pattern in _ASKS.items() if pattern.search(text))
+        if "money" in asks:  # the narrower kind decides
+            asks = tuple(kind for kind in asks if kind != "amount")
         return cls(text, np.asarray(vector, dtype=np.float32).reshape(-1), idf, asks)
 
 
@@ -124,7 +142,12 @@ def coverage(text: str, weights: dict[str, float]) -> float:
     if not total:
         return 0.0
     present = set(tokenize(text))
-    return sum(weight for term, weight in weights.items() if term in present) / total
+    return sum(weight for term, weight in weights.items() if term in present or _compound_head(term, present)) / total
+
+
+def _compound_head(term: str, tokens: set[str]) -> bool:
+    """Dutch compounds end in their head: "aanvraagkosten" and "registratiekosten" are kinds of "kosten"."""
+    return len(term) >= COMPOUND_HEAD_MIN and any(len(token) >= len(term) + 3 and token.endswith(term) for token in tokens)
 
 
 def is_question(sentence: str) -> bool:
@@ -139,6 +162,15 @@ def can_answer(sentence: str) -> bool:
     if sentence.isupper() or BLOCK_HEADING.match(sentence) or _LETTERHEAD.search(sentence):
         return False
     return bool(_ENDS_SENTENCE.search(sentence)) or len(sentence) > 120
+
+
+def is_title_line(sentence: str, title: str | None) -> bool:
+    """The letter's own title (or its start) repeated in the text is a heading, not an answer."""
+    words, title_words = sentence.lower().split(), (title or "").lower().split()
+    if len(words) < 4 or not title_words:
+        return False
+    joined, title_joined = " ".join(words), " ".join(title_words)
+    return joined in title_joined or (title_joined in joined and len(words) <= len(title_words) + 4)
 
 
 def has_fact(kind: str, sentence: str) -> bool:
@@ -158,7 +190,7 @@ def candidates(question: QuestionView, passages: Sequence[ReadPassage]) -> list[
         cosines = np.asarray(read.vectors, dtype=np.float32) @ question.vector if len(read.spans) else np.zeros(0)
         for j, (start, end) in enumerate(read.spans.tolist()):
             sentence = letter.text[start:end]
-            if not can_answer(sentence):
+            if not can_answer(sentence) or is_title_line(sentence, letter.title):
                 continue
             fact = 0.0
             if question.asks:

@@ -1,6 +1,6 @@
 from qa.answering import DECLINE, DEFAULT_POLICY
 from qa.engine import Turn, retrieval_query
-from qa.reader import load_model
+from qa.reader import has_fact, load_model
 from qa.retrieval import Filters
 
 
@@ -68,6 +68,15 @@ def test_the_answering_sentence_leads_not_the_question(engine) -> None:
                      "Tot wanneer loopt de internetconsultatie over de huisvesting van Nederlandse evacués?"):
         for citation in engine.ask(question).citations:
             assert not citation.quote.rstrip().endswith("?"), citation.quote
+
+
+def test_a_price_is_answered_with_the_sum_and_only_quotes_that_hold_one(engine) -> None:
+    """README example: the letter states the Dutch fees in a sentence that shares no word with the question."""
+    drone = engine.ask("Hoeveel kost de registratie van een drone?")
+    assert "€23" in drone.citations[0].quote, drone.text
+    assert all(has_fact("money", c.quote) for c in drone.citations), drone.text  # "€13", "gratis"
+    sluis = engine.ask("Hoeveel heeft de bouw van de sluis in de Oesterdam gekost?")  # the letter gives its size, not its cost
+    assert sluis.abstained, sluis.text
 
 
 def test_a_follow_up_is_answered_as_well_as_its_spelled_out_form(engine) -> None:

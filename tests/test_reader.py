@@ -102,3 +102,40 @@ def test_letterheads_and_signatures_are_not_answers() -> None:
     assert not reader.can_answer("BRIEF VAN DE STAATSSECRETARIS VAN VERKEER EN WATERSTAAT Aan de Voorzitter van de Tweede Kamer der Staten-Generaal")
     assert not reader.can_answer("'s-Gravenhage, 5 februari 1980 Hierbij zend ik u de nota over de luchtvaart.")
     assert not reader.can_answer("De Staatssecretaris van Verkeer en Waterstaat, N. Smit-Kroes")
+    assert not reader.can_answer("De Staatssecretaris van Defensie, J. van Houwelingen.")
+
+
+def test_a_price_asks_for_a_sum_of_money_not_any_number() -> None:
+    def asks(question: str) -> tuple[str, ...]:
+        return QuestionView.of(question, np.zeros(4, np.float32), {}).asks
+
+    assert asks("Hoeveel kost de registratie van een drone?") == ("money",)
+    assert asks("Hoeveel heeft de bouw van de sluis in de Oesterdam gekost?") == ("money",)
+    assert "money" in asks("Welke boete heeft de AP opgelegd?")
+    assert asks("Hoeveel inspecteurs werken er bij de inspectie?") == ("amount",)
+    assert "money" not in asks("Wie betaalt de kosten van de opvang?")
+    assert reader.has_fact("money", "In 2023 zijn de aanvraagkosten €23 en de verlengkosten €13 per jaar.")
+    assert reader.has_fact("money", "Daartoe heb ik f 1,7 min. toegezegd.")
+    assert not reader.has_fact("money", "De sluis wordt 34 m lang en 6,5 m breed.")
+    assert reader.has_fact("amount", "De sluis wordt 34 m lang en 6,5 m breed.")
+
+
+def test_a_question_word_counts_in_a_compound_that_ends_with_it() -> None:
+    weights = {term: 1.0 for term in reader.tokenize("Hoeveel kost de registratie?")}
+    assert reader.coverage("In 2023 zijn de aanvraagkosten €23.", weights) > 0
+    assert reader.coverage("De tarieven zijn vastgesteld.", weights) == 0
+    assert reader.coverage("Hij is erg kostbaar.", {"as": 1.0}) == 0  # short words are not compound heads
+
+
+def test_the_letters_own_title_is_not_an_answer() -> None:
+    title = "Vaststelling van de begroting van de uitgaven en van de ontvangsten van hoofdstuk X (Ministerie van Defensie) voor het jaar 1990"
+    assert reader.is_title_line(title + " Nr. 42", title)
+    assert reader.is_title_line("Vaststelling van de begroting van de uitgaven", title)
+    assert not reader.is_title_line("De uitgaven voor defensie stijgen in 1990 met twee procent ten opzichte van 1989.", title)
+    assert not reader.is_title_line("Een zin van vijf woorden.", None)
+
+
+def test_numbers_in_names_and_references_are_not_amounts() -> None:
+    assert not reader.has_fact("amount", "de vervolgaankopen van het oorspronkelijke F-16 programma")
+    assert not reader.has_fact("amount", "ter implementatie van Richtlijn (EU) 2019/1937")
+    assert reader.has_fact("amount", "met meer dan 1.000 basisscholen")
