@@ -79,19 +79,30 @@ PATHOLOGICAL = {
 }
 
 
+def _seconds_to_split_and_clean(text: str) -> float:
+    """Best of three, so a busy machine's pauses do not decide it."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        split_sentences(text)
+        clean(text)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 @pytest.mark.parametrize("name", sorted(PATHOLOGICAL))
-def test_a_megabyte_of_pathological_text_is_split_and_cleaned_in_well_under_a_second(name: str) -> None:
-    """Were 39.6 s ("." × 40,000 + " x"), 70 s ("?" × 40,000) and 18.9 s at 40 kB: quadratic. Now one pass.
-    The budget is 1 s on a busy 2-core machine (measured 0.05–0.4 s); 250,000 printed lines cost ~4 µs
-    each to clean (measured 1.1 s), so that case gets 3 s."""
+def test_a_megabyte_of_pathological_text_is_split_and_cleaned_in_linear_time(name: str) -> None:
+    """Were 39.6 s ("." x 40,000 + " x"), 70 s ("?" x 40,000) and 18.9 s at 40 kB: quadratic. Now one pass:
+    ten times the text takes about ten times as long (a quadratic pass would take a hundred times),
+    whatever else the machine is doing; measured 0.05-1.1 s for the megabyte on 2 busy cores."""
     text = PATHOLOGICAL[name]
-    started = time.perf_counter()
     spans = split_sentences(text)
     cleaned = clean(text)
-    seconds = time.perf_counter() - started
-    assert seconds < (3.0 if name == "hyphenated lines" else 1.0), f"{name}: {seconds:.2f} s"
     assert spans and all(0 <= start < end <= len(text) for start, end in spans)
     assert cleaned.text.strip()
+    tenth = text[: len(text) // 10]
+    small, full = _seconds_to_split_and_clean(tenth), _seconds_to_split_and_clean(text)
+    assert full < 30 * max(small, 0.005), f"{name}: {small:.3f} s for 100 kB, {full:.2f} s for 1 MB"
 
 
 def test_the_linear_splitter_still_knows_abbreviations_and_initials() -> None:
