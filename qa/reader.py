@@ -67,7 +67,13 @@ _HAS = {
     "reason": re.compile(r"\b(omdat|doordat|vanwege|daarom|reden|teneinde|zodat|aangezien|gezien|met het oog op|als gevolg van|om te)\b", re.I),
     "who": re.compile(r"\b(minister|staatssecretaris|kabinet|ministerie|dienst|inspectie|gemeenten?|autoriteit|toezichthouder|[A-Z][a-z]+\s[A-Z][a-z]+|[A-Z]{2,})\b"),
 }
-_ANAPHOR = re.compile(r"^(dit|deze|dat|die|hij|zij|ze|hiermee|daarmee|hierbij|daarbij|hiervoor|daarvoor|hierdoor|daardoor|het gaat)\b", re.I)
+# A sentence that leans on the one before it: it opens with a pointing word, or has one among its first
+# three words ("Voorbeelden daarvan zijn MST en MDFT.", "Op grond daarvan kan ...").
+_ANAPHOR = re.compile(
+    r"^(dit|deze|dat|die|hij|zij|ze|het gaat)\b"
+    r"|^(?:\S+\s+){0,2}(hiermee|daarmee|daarbij|hiervoor|daarvoor|hierdoor|daardoor|hiervan|daarvan|hierin|daarin)\b",  # not "Ik stel hierbij vast"
+    re.I,
+)
 BLOCK_HEADING = re.compile(r"^(Vraag|Antwoord)\s+(\d+[a-z]?)\s*$", re.M | re.I)  # "Vraag 3" / "Antwoord 3" of an Aanhangsel
 # Letter heads, addressee, place-and-date lines, signatures and publication furniture, which the
 # sentence splitter may join to the first sentence after them.

@@ -139,3 +139,10 @@ def test_numbers_in_names_and_references_are_not_amounts() -> None:
     assert not reader.has_fact("amount", "de vervolgaankopen van het oorspronkelijke F-16 programma")
     assert not reader.has_fact("amount", "ter implementatie van Richtlijn (EU) 2019/1937")
     assert reader.has_fact("amount", "met meer dan 1.000 basisscholen")
+
+
+def test_a_sentence_pointing_back_is_read_with_the_one_before() -> None:
+    assert reader.leans_back("Voorbeelden daarvan zijn MST (Multi Systeem Therapie) en MDFT.")
+    assert reader.leans_back("Dit is in juli 2021 afgerond.")
+    assert not reader.leans_back("Ik stel hierbij vast dat er een sluis komt.")  # "hereby", not "with that"
+    assert not reader.leans_back("De afronding van de terugkeer is in juli 2021 voorzien.")
