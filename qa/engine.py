@@ -24,6 +24,8 @@ _ANAPHOR = re.compile(
     r"\b(dat|dit|die|deze|daar\w*|hier(van|over|mee|door|na|voor|bij|in|uit|op|aan)|ervan|erover|ermee|erna|erdoor|hij|zij|ze|hem|hun|zo'n|dezelfde|datzelfde)\b",
     re.I,
 )
+# A short question with a pointing word leans on the turn before; one opening with "En"/"Maar" does so
+# up to twice this length ("En op welke dag ging de nota zelf naar de Kamer?" has 11 words).
 FOLLOW_UP_WORDS = 10
 # In a follow-up, the earlier question's words help the reader this much less than the follow-up's own:
 # they found the passages, but the sentence must answer what is asked now.
@@ -170,6 +172,7 @@ def retrieval_query(question: str, history: Sequence[Turn]) -> str:
     itself with its context when it was a follow-up too, so a third "En waarom?" still knows the topic."""
     if not history:
         return question
-    if len(question.split()) <= FOLLOW_UP_WORDS and (_CONTINUATION.search(question) or _ANAPHOR.search(question)):
+    words = len(question.split())
+    if (_CONTINUATION.search(question) and words <= 2 * FOLLOW_UP_WORDS) or (words <= FOLLOW_UP_WORDS and _ANAPHOR.search(question)):
         return f"{retrieval_query(history[-1].question, history[:-1])} {question}"
     return question

@@ -38,7 +38,7 @@ COMPOUND_HEAD_MIN = 4
 
 # The kind of fact a question asks for, and what a sentence holding it looks like.
 _ASKS = {
-    "time": re.compile(r"\b(wanneer|welke datum|per wanneer|tot wanneer|hoe lang|welk jaar|welke termijn|vanaf wanneer|op welke termijn|welke periode)\b", re.I),
+    "time": re.compile(r"\b(wanneer|welke datum|(?:op |sinds |vanaf )?welke dag|welke maand|in welk jaar|per wanneer|tot wanneer|hoe lang|welk jaar|welke termijn|vanaf wanneer|op welke termijn|welke periode)\b", re.I),
     "amount": re.compile(r"\b(hoeveel|hoe groot|hoe hoog|welk bedrag|hoe veel|wat kost|wat kosten|hoeveelheid|aantal|welk percentage|hoe duur)\b", re.I),
     # A price, cost or fine asks for a sum of money, not any number (a size, a year, a footnote).
     "money": re.compile(

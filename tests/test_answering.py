@@ -1,6 +1,8 @@
+import numpy as np
+
 from qa.answering import DECLINE, DEFAULT_POLICY
 from qa.engine import Turn, retrieval_query
-from qa.reader import has_fact, load_model
+from qa.reader import QuestionView, has_fact, load_model
 from qa.retrieval import Filters
 
 
@@ -93,3 +95,6 @@ def test_follow_up_borrows_the_previous_question() -> None:
     standalone = "Wat kost de registratie van een drone in Nederland?"
     assert retrieval_query(standalone, history) == standalone
     assert retrieval_query("En wanneer is dat afgerond?", []) == "En wanneer is dat afgerond?"
+    longer = "En op welke dag ging de nota zelf naar de Kamer?"  # 11 words, opening with "En"
+    assert retrieval_query(longer, history).endswith(longer) and retrieval_query(longer, history) != longer
+    assert QuestionView.of(longer, np.zeros(4, np.float32), {}).asks == ("time",)
