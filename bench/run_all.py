@@ -32,6 +32,7 @@ def main() -> None:
         for script, extra in (
             ("indexing.py", ["--keep", str(index), *(["--documents", args.documents] if args.documents else [])]),
             ("latency.py", ["--index", str(index)]),
+            ("cold.py", ["--index", str(index)]),
             ("scale.py", ["--sizes", args.sizes] if args.sizes else []),
             ("peer.py", []),
             ("watches.py", ["--index", str(index)]),

@@ -55,3 +55,9 @@ def test_watches_and_kamervragen(sample_index_dir: Path, shared_corpus: Path, tm
     text = section(report, "watches")
     assert re.search(r"\| passages read \| (\d+) \(the new letters have \1;", text), text  # only the new letters' passages
     assert re.search(r"`GET /api/kamervragen\?q=…` over HTTP \(0 errors\)", section(report, "kamervragen"))
+
+
+def test_cold(sample_index_dir: Path, tmp_path: Path) -> None:
+    text = section(run("cold.py", tmp_path / "report.md", "--index", str(sample_index_dir)), "cold")
+    assert re.search(r"\| `qa ask --url` against a running `qa serve` .*\| \*\*[\d.]+ s\*\*", text)
+    assert re.search(r"\| load the model's weights \| [\d.]+ \|", text)
