@@ -350,7 +350,7 @@ def ask(question: str, k: int, use_llm: bool, concept: bool, show_unsupported: b
             raise click.UsageError("--llm asks a chat model from this machine; with --url the server answers with its own (if it has one)")
         with remote:
             body = remote.ask(question, k, chosen)
-        answer = {key: value for key, value in body.items() if key not in ("query", "timings_ms")}  # the local answer's fields
+        answer = {key: value for key, value in body.items() if key not in ("query", "timings_ms", "mode")}  # the local answer's fields
     elif use_llm:
         from qa.llm.client import LLMSettings
         from qa.schemas import generation_out, to_json

@@ -46,7 +46,9 @@ class Remote:
         self._client.close()
 
     def ask(self, question: str, k: int, filters: Filters) -> dict[str, Any]:
-        return self._request("POST", "/api/ask", json={"question": question, "k": k, "filters": _given(filters)})
+        """The extractive answer, as `qa ask` gives locally (a server with a chat model would otherwise generate one)."""
+        body = {"question": question, "k": k, "filters": _given(filters), "mode": "extractive"}
+        return self._request("POST", "/api/ask", json=body)
 
     def search(self, query: str, k: int, filters: Filters, mode: str) -> dict[str, Any]:
         return self._request("GET", "/api/search", params={"q": query, "k": k, "mode": mode, **_given(filters)})
