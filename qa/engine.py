@@ -14,7 +14,7 @@ from qa import index as index_store
 from qa.answering import DEFAULT_POLICY, Answer, AnswerPolicy, Evidence, Reading, answer, unknown_names
 from qa.embedding import Embedder, TextEmbedder
 from qa.lexical import tokenize
-from qa.reader import BLOCK_HEADING, QuestionView, ReadPassage, has_fact
+from qa.reader import BLOCK_HEADING, QuestionView, ReadPassage, block_numbers, has_fact
 from qa.retrieval import Filters, Hit, Mode, search
 
 # A follow-up starts like one ("En ...") or points back ("dat", "daarover"); "het" and "er" are too
@@ -164,7 +164,7 @@ def _unanswered_questions(text: str) -> list[str]:
 
 def _block_numbers(text: str, kind: str) -> list[str]:
     """The numbers of a text's "Vraag N" or "Antwoord N" headings, in order."""
-    return [m.group(2).lower() for m in BLOCK_HEADING.finditer(text) if m.group(1).lower() == kind]
+    return [number for m in BLOCK_HEADING.finditer(text) if m.group(1).lower() == kind for number in block_numbers(m.group(2))]
 
 
 def retrieval_query(question: str, history: Sequence[Turn]) -> str:

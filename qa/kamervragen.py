@@ -29,17 +29,12 @@ from qa.chunking import Passage
 from qa.index import Index
 from qa.letters import Letter, parse_dutch_date
 from qa.lexical import tokenize
-from qa.reader import QuestionView, ReadPassage
+from qa.reader import BLOCK_HEADING, QuestionView, ReadPassage, block_numbers
 from qa.retrieval import Filters, Hit
 
 if TYPE_CHECKING:
     from qa.engine import Engine
 
-# "Vraag 3", "Vraag 3, 4 en 5", "Antwoord 5 en 6", "Antwoord 7, 8, 9 10 en 11": a heading paragraph of an
-# Aanhangsel. A superset of the reader's BLOCK_HEADING (one number), which the engine uses to read an
-# Antwoord beside its Vraag; answers that take several questions together need the list.
-HEADING = re.compile(r"(Vraag|Antwoord)\s+(\d+[a-z]?(?:(?:\s*,\s*|\s+en\s+|\s+)\d+[a-z]?)*)", re.I)
-_NUMBER = re.compile(r"\d+[a-z]?", re.I)
 _PARAGRAPH = re.compile(r"[^\n]+(?:\n(?!\n)[^\n]+)*")
 # Paragraphs that are page furniture, not the Vraag or Antwoord: a footnote number or a page number alone,
 # a footnote with its link, the publication footer ("ah-tk-20232024-1292", "ISSN", "'s-Gravenhage 2024",
@@ -93,10 +88,10 @@ def blocks(text: str) -> list[Block]:
     paragraphs = _paragraphs(text)
     headings: list[tuple[int, str, str, tuple[str, ...]]] = []  # paragraph index, kind, label, numbers
     for i, (start, end) in enumerate(paragraphs):
-        match = HEADING.fullmatch(text[start:end].strip())
+        match = BLOCK_HEADING.fullmatch(text[start:end].strip())
         if match:
             headings.append((i, match.group(1).lower(), " ".join(text[start:end].split()),
-                             tuple(n.lower() for n in _NUMBER.findall(match.group(2)))))
+                             block_numbers(match.group(2))))
     found = []
     for position, (i, kind, label, numbers) in enumerate(headings):
         last = headings[position + 1][0] if position + 1 < len(headings) else len(paragraphs)

@@ -74,7 +74,15 @@ _ANAPHOR = re.compile(
     r"|^(?:\S+\s+){0,2}(hiermee|daarmee|daarbij|hiervoor|daarvoor|hierdoor|daardoor|hiervan|daarvan|hierin|daarin)\b",  # not "Ik stel hierbij vast"
     re.I,
 )
-BLOCK_HEADING = re.compile(r"^(Vraag|Antwoord)\s+(\d+[a-z]?)\s*$", re.M | re.I)  # "Vraag 3" / "Antwoord 3" of an Aanhangsel
+# An Aanhangsel's block heading, alone on its line: "Vraag 3", "Vraag 3, 4 en 5", "Antwoord 5 en 6",
+# "Antwoord 7, 8, 9 10 en 11" (answers that take several questions together list them all).
+BLOCK_HEADING = re.compile(r"^(Vraag|Antwoord)\s+(\d+[a-z]?(?:(?:\s*,\s*|\s+en\s+|\s+)\d+[a-z]?)*)\s*$", re.M | re.I)
+_BLOCK_NUMBER = re.compile(r"\d+[a-z]?", re.I)
+
+
+def block_numbers(heading_numbers: str) -> tuple[str, ...]:
+    """The question numbers a heading's list names: "5 en 6" -> ("5", "6")."""
+    return tuple(number.lower() for number in _BLOCK_NUMBER.findall(heading_numbers))
 # Letter heads, addressee, place-and-date lines, signatures and publication furniture, which the
 # sentence splitter may join to the first sentence after them.
 _LETTERHEAD = re.compile(
