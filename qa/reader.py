@@ -92,6 +92,12 @@ _LETTERHEAD = re.compile(
     r"|^(?:Vragen van (?:het lid|de leden)|Antwoord van (?:de )?(?:[Mm]inister|[Ss]taatssecretaris))\b"  # an Aanhangsel's head
     r"|https?://|\bwww\.\w"  # footnotes with their links
 )
+# A question told, not answered: "U heeft mij gevraagd ...", "Leden hebben gevraagd wie ...", "is gevraagd naar ...".
+_REPORTED_QUESTION = re.compile(
+    r"\b(?:heeft|hebben|is|zijn|werd|werden|wordt)\s+(?:(?:mij|ons|u|de regering|het kabinet)\s+)?(?:ge)?vraagd\s+(?:naar|of|wie|wat|wanneer|waarom|hoe|welke|om)\b"
+    r"|^U\s+(?:vraagt|vroeg)\b|\bvraagt (?:u|het lid|de leden)\b",
+    re.I,
+)
 _ENDS_SENTENCE = re.compile(r"[.!?;:][\"'”’»)]*$")
 
 # What the sentence scorer weighs (`AnswerPolicy.sentence_weights`). Only relative signals: raw
@@ -173,7 +179,7 @@ def can_answer(sentence: str) -> bool:
     words = sentence.split()
     if len(words) < 4 or is_heading(sentence) or is_question(sentence):
         return False
-    if sentence.isupper() or BLOCK_HEADING.match(sentence) or _LETTERHEAD.search(sentence):
+    if sentence.isupper() or BLOCK_HEADING.match(sentence) or _LETTERHEAD.search(sentence) or _REPORTED_QUESTION.search(sentence):
         return False
     return bool(_ENDS_SENTENCE.search(sentence)) or len(sentence) > 120
 

@@ -146,3 +146,10 @@ def test_a_sentence_pointing_back_is_read_with_the_one_before() -> None:
     assert reader.leans_back("Dit is in juli 2021 afgerond.")
     assert not reader.leans_back("Ik stel hierbij vast dat er een sluis komt.")  # "hereby", not "with that"
     assert not reader.leans_back("De afronding van de terugkeer is in juli 2021 voorzien.")
+
+
+def test_a_question_told_is_not_an_answer() -> None:
+    assert not reader.can_answer("Bij het Commissiedebat Vliegveiligheid van 6 september jl. is gevraagd naar de kosten van de registratie.")
+    assert not reader.can_answer("Leden hebben gevraagd wie de kosten van de opvang draagt.")
+    assert not reader.can_answer("U vraagt of het kabinet bereid is de regeling te verlengen.")
+    assert reader.can_answer("De gemeenten dragen de kosten van de opvang, zoals gevraagd door de VNG in 2022.")
