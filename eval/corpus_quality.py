@@ -24,7 +24,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # $PYTHONPATH (another checkout) wins
 
 from qa.chunking import Passage, chunk_letter  # noqa: E402
 from qa.evaluation import normalise, read_questions  # noqa: E402
@@ -69,7 +69,7 @@ _FURNITURE = {name: re.compile(pattern, re.MULTILINE) for name, pattern in FURNI
 _MONTHS = "januari|februari|maart|april|mei|juni|juli|augustus|september|oktober|november|december"
 # A date line of a letter: place (OCR variants of 's-Gravenhage), day, month, year.
 DATE_LINE = re.compile(
-    r"(?:Den\s+Haag|[’'`‘]?s[-\s]?Gravenhage|Gravenhage|Datum)[,.:\s]+\d{1,2}\s+(?:" + _MONTHS + r")\s+(?:19|20)\d\d",
+    r"(?:Den\s+Haag|s[-.\s]?Gravenhage|Gravenhage|Datum)[,.:\s]+\d{1,2}\s*(?:" + _MONTHS + r")\s*(?:19|20)\d\d",
     re.IGNORECASE,
 )
 

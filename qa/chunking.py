@@ -37,6 +37,35 @@ _HEADING_WORDS = re.compile(r"^(?:Vraag|Antwoord|Vragen)\s+\d+[a-z]?$|^(?:\d+(?:
 _NOT_A_HEADING = re.compile(r"\b(?:1[89]|20)\d{2}\b|^(?:Aan|Den Haag|Datum|Nr\.|Vergaderjaar|Kamerstuk)\b", re.IGNORECASE)
 _ANSWER_HEADING = re.compile(r"^Antwoord\s+\d+[a-z]?$", re.IGNORECASE)
 
+# Paragraphs that are not the letter's body: its head, the addressee, the ministry's reference block and
+# sidebar, the printer's colophon and footnotes. None of them is a section heading (issue 15: 37 % of the
+# passages had "Tweede Kamer der Staten-Generaal", "Voorgesteld" or "Kenmerk" as their section).
+_BLOCK_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("letterhead", re.compile(
+        r"^(?:(?:Tweede\s+)?Kamer\s+der\s+Stat|Eerste\s+Kamer\s+der|Vergaderjaar|Zitting\s+\d{4}|Kamerstuk(?:ken)?\b"
+        r"|Aanhangsel\s+van\s+de\s+Handelingen|Vragen\s+gesteld\s+door|Voorgesteld\b|Nr\.?\s*\d*$|I?Nr\.\s*\d+|Hoofdstuk\s+[IVXL]+[A-Z]?\b|Ter\s+griffie|De\s+vroegere\s+stukken"
+        r"|\d{1,3}(?:\s?[\dO]{3})+\b|MOTIE\s+VAN|BRIEF\s+VAN|De\s+Kamer,$|gehoord\s+de\s+beraadslaging)", re.IGNORECASE)),
+    ("addressee", re.compile(
+        r"^(?:Aan\s+de\s+Voorzitter|De\s+voorzitter\s+van\s+de\s+Tweede\s+Kamer|der\s+Staten-Generaal|P\s?ostbus\b|\d{4}\s?[A-Z]{2}\b"
+        r"|>?\s*Retouradres|Geachte\s+voorzitter)", re.IGNORECASE)),
+    ("reference", re.compile(
+        r"^(?:Kenmerk|Ons\s+kenmerk|Uw\s+(?:brief|kenmerk)|Datum|Betreft|Onderwerp:|Bijlage\(n\)|Bijlagen?\s*$|Contactpersoon|Onze\s+referentie"
+        r"|Ministerie\s+van\b|Inf\s?rastructuur\s+en\s*$|Waterstaat\s*$|Rijnstraat|[A-Z][a-z]+straat\s+\d+|[TF]\s+0\s?7|www\.)", re.IGNORECASE)),
+    ("colophon", re.compile(r"^(?:ISSN|Sdu\b|Tweede\s+Kamer,\s+(?:vergaderjaar|zitting)|kst-|ah-tk-|Naar\s+boven|P\s?agina\s+\d)", re.IGNORECASE)),
+    ("footnote", re.compile(
+        r"^(?:\d{1,2}|[¹²³⁴⁵⁶⁷⁸⁹⁰]+)\s+(?!\d)(?!(?:Vraag|Antwoord|januari|februari|maart|april|mei|juni|juli|augustus|september"
+        r"|oktober|november|december)\b)\S")),
+)
+# The paragraph after which the body begins: the date line, the salutation, a motie's "De Kamer,", the
+# first question of an Aanhangsel.
+_BODY_OPENS_AFTER = re.compile(
+    r"^(?:[’'`‘]?\s*s[-.\s]?Gravenhage|Den\s+Haag)[,\s]+\d|^Geachte\s|^De\s+Kamer,$|^gehoord\s+de\s+beraadslaging,?$"
+    r"|^Aan\s+de\s+Voorzitter\s+van\s+de\s+Tweede", re.IGNORECASE)
+_LONE_NUMBER = re.compile(r"^\d{1,2}$")  # a footnote's number on its own line (pdftotext); its text follows
+HEAD_BLOCK = 200  # characters: a longer paragraph after an opening is body text, so the head has ended
+_BODY_OPENS_AT = re.compile(r"^Vraag\s+1\b|^Vragen\s+van\s+het\s+lid", re.IGNORECASE)
+HEAD_PARAGRAPHS = 30  # a letter head is shorter; beyond it no opening is looked for
+
 
 @dataclass(frozen=True)
 class Passage:
@@ -117,10 +146,35 @@ def paragraphs(text: str) -> Iterator[tuple[int, int]]:
         yield match.start(), match.end()
 
 
+def block_kind(paragraph: str) -> str | None:
+    """'letterhead', 'addressee', 'reference', 'colophon' or 'footnote' for a paragraph that is no part of
+    the letter's body; None for body text."""
+    for kind, pattern in _BLOCK_KINDS:
+        if pattern.match(paragraph):
+            return kind
+    return None
+
+
+def body_start(text: str) -> int:
+    """Offset where the letter's body begins: after its head (letterhead, addressee, date line, salutation);
+    0 when no head is recognised."""
+    body = 0
+    for number, (start, end) in enumerate(paragraphs(text)):
+        if number >= HEAD_PARAGRAPHS or (body and end - start > HEAD_BLOCK):
+            break
+        paragraph = text[start:end]
+        if _BODY_OPENS_AT.match(paragraph):
+            return start
+        if _BODY_OPENS_AFTER.match(paragraph):
+            body = end  # the head may go on: "Aan de Voorzitter", then the date line, then "Geachte voorzitter,"
+    return body
+
+
 def is_heading(paragraph: str) -> bool:
     words = paragraph.split()
     return (
-        len(paragraph) <= 90
+        block_kind(paragraph) is None
+        and len(paragraph) <= 90
         and 1 <= len(words) <= 12
         and bool(_HEADING_WORDS.match(paragraph))
         and "," not in paragraph
@@ -136,9 +190,12 @@ def chunk_letter(letter: Letter) -> list[Passage]:
     # Sentences, each marked with its section and whether it opens a paragraph or a section.
     pieces: list[tuple[int, int, str | None, bool, bool]] = []
     section: str | None = None
+    body = body_start(text) if letter.type != "motie" else len(text)  # a motie has no sections
+    after_note_number = False
     for start, end in paragraphs(text):
         paragraph = text[start:end]
-        if is_heading(paragraph):
+        is_note_text, after_note_number = after_note_number, bool(_LONE_NUMBER.match(paragraph))
+        if start >= body and not is_note_text and is_heading(paragraph):
             opens_section = not _ANSWER_HEADING.match(paragraph)  # "Antwoord 3" stays with "Vraag 3"
             if opens_section:
                 section = paragraph

@@ -93,11 +93,12 @@ def _split_pages(raw: str) -> list[list[str]]:
     """Pages by form feed (pdftotext) or, failing that, by printed footers."""
     raw = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\u00ad", "")
     pages: list[list[str]] = []
+    by_footer = PAGE_BREAK not in raw  # a PDF's pages are its form feeds; pypdf may put the footer at a page's top
     for form_feed_page in raw.split(PAGE_BREAK):
         current: list[str] = []
         for line in form_feed_page.split("\n"):
             current.append(line)
-            if _ends_page(line.strip()) and _FOOTER_LINE.match(line.strip()):
+            if by_footer and _ends_page(line.strip()) and _FOOTER_LINE.match(line.strip()):
                 pages.append(current)
                 current = []
         pages.append(current)

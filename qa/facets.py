@@ -4,33 +4,25 @@ letters overview and the JSON API. The one place that says what a letter's minis
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from qa.index import Index
 from qa.letters import Letter
-
-_OFFICE = re.compile(r"(?i:minister|staatssecretaris)\s+(?:van|voor)\s+(?:de\s+)?(.+?)(?=\s*\(|,|\s+mede\b|\s+en\s+van\b|$)")
-_PARENS = re.compile(r"\(([^)]+)\)")
-MAX_SENDER = 300  # characters of a sender read for its ministry; real ones are under 150
+from qa.ministries import first_signer, ministry_label
 
 
 def ministry(sender: str | None) -> str | None:
-    """'Minister van Defensie' -> 'Defensie'; 'Minister De Jonge (Binnenlandse Zaken ...)' -> 'Binnenlandse Zaken ...'.
+    """'Minister van Defensie' -> 'Defensie'; 'Minister De Jonge (Binnenlandse Zaken en Koninkrijksrelaties)' ->
+    'Binnenlandse Zaken en Koninkrijksrelaties (BZK)': the register's label of the first signer's ministry
+    (qa/ministries.py; linear on any sender, issue 12). A letter's own is `letter_ministry` (its type, title and year help)."""
+    return ministry_label(first_signer(sender))
 
-    Whitespace is collapsed and the sender cut to MAX_SENDER first: `_OFFICE`'s lazy group retries its
-    lookaheads over every run of spaces, which made "Minister van x" + 30,000 spaces + "y" take 8.8 s on
-    the event loop for every page that lists senders (issue 12). With runs of one space it is linear."""
-    if not sender:
-        return None
-    sender = " ".join(sender[: MAX_SENDER * 4].split())[:MAX_SENDER]
-    if office := _OFFICE.search(sender):
-        return office.group(1).strip()
-    if parens := _PARENS.search(sender):
-        return parens.group(1).split(" – ")[0].strip()
-    return None
+
+def letter_ministry(letter: Letter) -> str | None:
+    """The facet value of a letter: the label of its sender's ministry in the register."""
+    return ministry_label(letter.signer)
 
 
 def year(letter: Letter) -> str | None:
@@ -59,7 +51,7 @@ def count(letters: Iterable[Letter]) -> Facets:
         total += 1
         if letter.type:
             types[letter.type] += 1
-        if name := ministry(letter.sender):
+        if name := letter_ministry(letter):
             ministries[name] += 1
         if when := year(letter):
             years[when] += 1

@@ -11,6 +11,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from qa import rules
+from qa.ministries import sender_matches
 
 if TYPE_CHECKING:
     from qa.letters import Letter
@@ -21,7 +22,7 @@ class Filters:
     date_from: str | None = None  # ISO dates, inclusive
     date_to: str | None = None
     dossier: str | None = None
-    sender: str | None = None  # case-insensitive part of the sender, e.g. "defensie"
+    sender: str | None = None  # the sender's ministry or person, e.g. "defensie", "IenW" (qa.ministries.sender_matches)
     type: str | None = None
 
     @classmethod
@@ -49,6 +50,6 @@ class Filters:
             return False
         if self.dossier and (letter.dossier or "").replace(" ", "").lower() != self.dossier.replace(" ", "").lower():
             return False
-        if self.sender and self.sender.lower() not in (letter.sender or "").lower():
+        if self.sender and not sender_matches(self.sender, letter.signer, letter.sender):
             return False
         return not (self.type and letter.type != self.type)

@@ -15,11 +15,14 @@ import re
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from qa import ministries
 from qa.cleaning import PAGE_BREAK, clean
 from qa.errors import LetterError
+from qa.ministries import Ministry, Signer
 from qa.rules import MONTH_NAMES
 
 if TYPE_CHECKING:
@@ -47,6 +50,20 @@ class Letter:
     page_starts: tuple[int, ...] = (0,)
     source: str | None = None  # the file it was read from
 
+    @cached_property
+    def signers(self) -> tuple[Signer, ...]:
+        """Who signed, from the ministry register: the sender first, then co-senders ("mede namens")."""
+        return ministries.signers(self.sender, self.type, self.title)
+
+    @property
+    def signer(self) -> Signer | None:
+        return self.signers[0] if self.signers else None
+
+    @property
+    def ministry(self) -> Ministry | None:
+        """The sender's ministry (the first signer's): what the ministry filter and facets use."""
+        return self.signer.ministry if self.signer else None
+
     def content_hash(self) -> str:
         """Changes whenever anything we index about the letter changes."""
         payload = json.dumps(asdict(replace(self, source=None)), sort_keys=True, ensure_ascii=False)
@@ -67,14 +84,19 @@ MONTHS = {
     for number, (full, short) in enumerate(zip(MONTH_NAMES, _MONTH_ABBREVIATIONS, strict=True), start=1)
     for name in (full, *short)
 }
+# "12 mei 2021"; OCR glues day and month ("19april 1993").
 _DATE = re.compile(
-    r"(?P<day>\d{1,2})\s+(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?\s+(?P<year>(?:1[89]|20)\d{2})",
+    r"(?P<day>\d{1,2})\s*(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\b\.?\s*(?P<year>(?:1[89]|20)\d{2})\b",
     re.IGNORECASE,
 )
-_DATE_LINE = re.compile(
-    r"(?:Den\s+Haag|[’'`]s[-\s]?Gravenhage|Datum|ontvangen|Voorgesteld)[,:\s]+(?:\S+\s+)?" + _DATE.pattern,
+# The letter's own date line: "Den Haag, 12 mei 2021", "'s-Gravenhage, 3 maart 1986" and its OCR variants
+# ("'\ns-Gravenhage", "'s.Gravenhage", "s Gravenhage"); a weekday may stand before the day.
+_PLACE_DATE_LINE = re.compile(
+    r"(?:Den\s+Haag|s[-.\s]?Gravenhage|Gravenhage)[,.:\s]+(?:[a-z]+dag\s+)?" + _DATE.pattern,
     re.IGNORECASE,
 )
+# Where there is none: the reference block's "Datum", an answer's "ontvangen", a motie's "Voorgesteld".
+_DATE_LINE = re.compile(r"(?:Datum|ontvangen|Voorgesteld)[,:\s]+(?:\S+\s+)?" + _DATE.pattern, re.IGNORECASE)
 _SENDER = re.compile(r"BRIEF\s+VAN\s+DE\s+(?P<who>[A-ZÀ-Ý ,\-–]+?)\s*(?:\n|Aan\s|$)")
 _ANSWER_SENDER = re.compile(r"Antwoord\s+van\s+(?P<who>[^\n(]+\([^)]+\))")
 _MOTION = re.compile(r"MOTIE\s+VAN\s+(?:HET\s+LID|DE\s+LEDEN)\s+(?P<who>[^\n]+)")
@@ -108,7 +130,7 @@ def metadata_from_text(text: str) -> dict[str, str | None]:
     """Best-effort metadata from the printed letter head and footers."""
     head = text[:4000]
     found: dict[str, str | None] = {}
-    date_line = _DATE_LINE.search(head)
+    date_line = _PLACE_DATE_LINE.search(head) or _DATE_LINE.search(head)
     found["date"] = parse_dutch_date(date_line.group(0)) if date_line else None
     if sender := _SENDER.search(head):
         found["sender"] = _title_case_office(sender["who"])

@@ -34,8 +34,8 @@ class Ministry:
 
     @property
     def label(self) -> str:
-        """'Verkeer en Waterstaat (V&W)': what a filter or a card shows."""
-        return f"{self.name} ({self.abbreviation})"
+        """'Verkeer en Waterstaat (V&W)', 'Defensie': what a filter or a card shows."""
+        return self.name if self.abbreviation == self.name else f"{self.name} ({self.abbreviation})"
 
 
 # Official names and years from the Parlement.com / Rijksoverheid histories of the departments.
@@ -113,14 +113,16 @@ class Signer:
     ministry: Ministry | None
     person: str | None = None  # "De Jonge", "drs. V.L.W.A. Heijnen", "Erkens en Grinwis"
     portfolio: str | None = None  # what follows the role as the sender says it ("Financiën – Fiscaliteit en Belastingdienst")
+    without_portfolio: bool = False  # "minister voor Ontwikkelingssamenwerking": a minister in another's department
 
     @property
     def description(self) -> str:
         """'Minister De Jonge (Binnenlandse Zaken en Koninkrijksrelaties)', 'Kamerleden Erkens en Grinwis'."""
         role = (self.role or "").capitalize() if self.role not in (ROLE_MEMBERS, ROLE_MEMBER) else self.role
         parts = [part for part in (role, self.person) if part]
-        if self.ministry:
-            parts.append(f"({self.ministry.name})" if self.person else f"van {self.ministry.name}")
+        name = self.portfolio if self.without_portfolio and self.portfolio else self.ministry.name if self.ministry else None
+        if name:
+            parts.append(f"({name})" if self.person else f"{'voor' if self.without_portfolio else 'van'} {name}")
         return " ".join(parts)
 
 
@@ -281,38 +283,36 @@ def _office(piece: str, role: str | None, co_list: bool) -> list[Signer]:
     ministry = ministry_named(portfolio, after_voor)
     if ministry is None and co_list and ("," in portfolio or " en " in portfolio):
         names = [name for name in re.split(r",\s*|\s+en\s+", portfolio) if name]
-        return [Signer(role, ministry_named(name, after_voor), None, name) for name in names]
-    return [Signer(role, ministry, person, portfolio or None)]
+        return [Signer(role, ministry_named(name, after_voor), None, name, after_voor) for name in names]
+    return [Signer(role, ministry, person, portfolio or None, after_voor and named_first)]
 
 
-def sender_matches(query: str, sender: str | None, letter_type: str | None = None) -> bool:
-    """The one sender filter rule (API, pages, CLI): the query names the sender's ministry (its official name,
-    abbreviation or an alias; a facet value matches only that ministry) or is part of its official name, of the
-    person or, for a motie, of its indieners. A co-sender's ministry does not count: a letter "mede namens"
-    the minister of SZW is IenW's."""
-    wanted = _name_key(query).strip()
+def sender_matches(query: str, signer: Signer | None, sender: str | None = None) -> bool:
+    """The one sender filter rule (API, pages, CLI), on a letter's first signer: a facet value
+    (`Ministry.label`) or an abbreviation ("IenW", "V&W") matches that ministry only; other text matches
+    when it is part of the ministry's official name, of the signer's office ("minister van Defensie",
+    "Ontwikkelingssamenwerking") or person, or, without a ministry (moties), of the sender. A co-sender
+    does not count: a letter "mede namens" the minister of SZW is IenW's."""
+    wanted = _name_key(query[:MAX_SENDER])
     if not wanted:
         return True
-    signer = first_signer(sender, letter_type)
     if signer is None:
         return False
+    exact = _LABELS.get(wanted) or _ABBREVIATIONS.get(wanted)
+    if exact is not None:
+        return signer.ministry is exact
     if signer.ministry is None:
-        return wanted in fold(sender or "")
-    named = _NAMES.get(wanted)
-    label = _LABELS.get(wanted)
-    if label is not None:
-        return signer.ministry is label
-    if named is not None and (named.abbreviation.lower() == wanted or len(wanted) <= 5):
-        return signer.ministry is named
-    if wanted in _name_key(signer.ministry.name) or wanted in fold(signer.ministry.abbreviation):
-        return True
-    return bool(signer.person and wanted in fold(signer.person))
+        return wanted in _name_key(sender or signer.person or "")
+    preposition = "voor" if signer.without_portfolio else "van"
+    office = " ".join(part for part in (signer.role, preposition, signer.portfolio or signer.ministry.name, signer.person) if part)
+    return wanted in _name_key(signer.ministry.name) or wanted in _name_key(office)
 
 
 _LABELS = {_name_key(ministry.label): ministry for ministry in REGISTER}
+_ABBREVIATIONS = {_name_key(ministry.abbreviation): ministry for ministry in REGISTER} | {
+    _name_key(alias): ministry for ministry in REGISTER for alias in ministry.aliases if len(alias) <= 5}
 
 
-def ministry_label(sender: str | None, letter_type: str | None = None) -> str | None:
-    """The facet value of a letter: its sender's ministry as `Ministry.label`."""
-    signer = first_signer(sender, letter_type)
+def ministry_label(signer: Signer | None) -> str | None:
+    """The facet value of a letter: its first signer's ministry as `Ministry.label`."""
     return signer.ministry.label if signer and signer.ministry else None

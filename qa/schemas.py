@@ -15,6 +15,7 @@ from qa.answering import Answer, Citation
 from qa.chunking import Passage
 from qa.kamervragen import Match
 from qa.letters import Letter
+from qa.ministries import Signer, first_signer
 from qa.retrieval import Hit
 from qa.rules import dutch_date, type_label, web_url
 from qa.watches import Watch, WatchHit, feed_path, page_path
@@ -54,6 +55,10 @@ class PassageOut(msgspec.Struct):
     date_label: str
     type: str | None = None  # the letter's document type (brief_regering, antwoord_kamervragen, motie, ...)
     type_label: str = ""  # that type as the pages show it ("Motie van Kamerleden")
+    ministry: str | None = None  # the sender's ministry, official name (qa/ministries.py)
+    ministry_abbreviation: str | None = None
+    role: str | None = None  # minister, staatssecretaris, minister-president, Kamerlid, Kamerleden
+    person: str | None = None
 
 
 class CitationOut(msgspec.Struct):
@@ -76,6 +81,10 @@ class CitationOut(msgspec.Struct):
     date_label: str
     type: str | None = None  # the cited letter's document type
     type_label: str = ""  # that type as the pages show it: a motie is the Kamer's, not the government's
+    ministry: str | None = None  # the sender's ministry, official name; what the source card shows with person and role
+    ministry_abbreviation: str | None = None
+    role: str | None = None
+    person: str | None = None
 
 
 class AnswerOut(msgspec.Struct, omit_defaults=True):
@@ -127,6 +136,11 @@ class LetterMeta(msgspec.Struct):
     type: str | None
     url: str | None
     passages: int
+    ministry: str | None = None
+    ministry_abbreviation: str | None = None
+    role: str | None = None
+    person: str | None = None
+    co_senders: list[str] = []  # "mede namens" and joint signers, e.g. "Minister van Sociale Zaken en Werkgelegenheid"
 
 
 class PassageSpan(msgspec.Struct):
@@ -139,7 +153,7 @@ class PassageSpan(msgspec.Struct):
     page: int
 
 
-class LetterOut(LetterMeta):
+class LetterOut(LetterMeta, kw_only=True):
     text: str
     page_starts: list[int]
     passage_spans: list[PassageSpan]  # where each of its `passages` lies in `text`
@@ -169,24 +183,33 @@ def facets_out(counted: facet_counts.Facets) -> Facets:
     )
 
 
+def signer_fields(signer: Signer | None) -> dict[str, str | None]:
+    """The register's reading of a sender, as the wire carries it (PassageOut, CitationOut, LetterMeta)."""
+    ministry = signer.ministry if signer else None
+    return {"ministry": ministry.name if ministry else None, "ministry_abbreviation": ministry.abbreviation if ministry else None,
+            "role": signer.role if signer else None, "person": signer.person if signer else None}
+
+
 def passage_out(hit: Hit, score: float | None = None) -> PassageOut:
     passage, letter = hit.passage, hit.letter
     return PassageOut(
         passage_id=passage.id, letter_id=letter.id, title=letter.title, date=letter.date, sender=letter.sender,
         section=passage.section, page=passage.page, url=web_url(letter.url), text=passage.text, score=round(hit.score if score is None else score, 5),
-        href=letter_href(letter.id, passage.id), date_label=dutch_date(letter.date), type=letter.type, type_label=type_label(letter.type),
+        href=letter_href(letter.id, passage.id), date_label=dutch_date(letter.date), type=letter.type, type_label=type_label(letter.type), **signer_fields(letter.signer),
     )
 
 
 def citation_out(citation: Citation, letter: Letter | None = None) -> CitationOut:
-    """`letter`: the cited letter, for its type (a Citation carries only what the answer needs)."""
+    """`letter`: the cited letter, for its type and its signers (a motie's indieners are named in its title); without
+    it the sender is read alone (a Citation carries only what the answer needs)."""
     kind = letter.type if letter else None
+    signer = letter.signer if letter is not None else first_signer(citation.sender)
     return CitationOut(
         n=citation.n, passage_id=citation.passage_id, letter_id=citation.letter_id, title=citation.title, date=citation.date,
         sender=citation.sender, section=citation.section, page=citation.page, url=web_url(citation.url), quote=citation.quote,
         quote_start=citation.quote_start, quote_end=citation.quote_end, score=citation.score,
         href=letter_href(citation.letter_id, citation.passage_id, citation.quote_start, citation.quote_end),
-        date_label=dutch_date(citation.date), type=kind, type_label=type_label(kind) if kind else "",
+        date_label=dutch_date(citation.date), type=kind, type_label=type_label(kind) if kind else "", **signer_fields(signer),
     )
 
 
@@ -208,7 +231,8 @@ def answer_out(answer: Answer, timings_ms: dict[str, float] | None = None) -> An
 def letter_meta(letter: Letter, passages: int) -> LetterMeta:
     return LetterMeta(
         id=letter.id, title=letter.title, date=letter.date, dossier=letter.dossier, number=letter.number,
-        sender=letter.sender, type=letter.type, url=letter.url, passages=passages,
+        sender=letter.sender, type=letter.type, url=letter.url, passages=passages, **signer_fields(letter.signer),
+        co_senders=[signer.description for signer in letter.signers[1:]],
     )
 
 

@@ -68,3 +68,32 @@ def test_index_text_adds_context_once() -> None:
     passage = chunk_letter(replace(letter))[0]
     indexed = passage.index_text(letter.title)
     assert indexed.startswith("Afghanistan; Brief\n") and indexed.count("Veiligheidssituatie") == 1
+
+
+def test_letter_heads_reference_blocks_and_footnotes_are_no_sections() -> None:
+    """Real letters of each source: OCR, a PDF answer to Kamervragen, a motie's XML, a ministry PDF's text layer."""
+    from conftest import FIXTURE_LETTERS
+
+    from qa.chunking import block_kind
+    from qa.letters import read_file
+
+    expected = {
+        "sgd-0000001421.txt": None,
+        "ah-tk-20232024-1076.pdf": None,  # the head ("Vragen van het lid ...") is its own passage; "Vraag 1" follows
+        "kst-36749-6.xml": None,
+        "rijksoverheid-kamerbrief-2023-02-03-npce.txt": None,
+        "kst-27925-781.txt": None,
+    }
+    for name, first_section in expected.items():
+        letter = read_file(FIXTURE_LETTERS / name)
+        passages = chunk_letter(letter)
+        sections = [p.section for p in passages if p.section]
+        assert passages[0].section == first_section, (name, passages[0].section)
+        assert not [s for s in sections if block_kind(s)], (name, sections)
+        for bad in ("Tweede Kamer der Staten-Generaal", "Voorgesteld", "Kamerstukken", "Kenmerk", "Aanhangsel van de Handelingen"):
+            assert bad not in sections, (name, bad)
+    answer = chunk_letter(read_file(FIXTURE_LETTERS / "ah-tk-20232024-1076.pdf"))
+    assert answer[1].section == "Vraag 1" and answer[0].page == 1
+    npce = chunk_letter(read_file(FIXTURE_LETTERS / "rijksoverheid-kamerbrief-2023-02-03-npce.txt"))
+    assert "De circulaire transitie versnellen" in [p.section for p in npce]
+    assert not any((p.section or "").startswith("1 Zie ook") for p in npce)  # a footnote is no section

@@ -132,3 +132,19 @@ def test_metadata_patterns() -> None:
                                "Den Haag, 3 februari 2023\n...\nTweede Kamer, vergaderjaar 2022–2023, 32 140, nr. 12 1")
     assert found == {"date": "2023-02-03", "sender": "Staatssecretaris van Financiën", "type": "brief_regering",
                      "dossier": "32140", "number": "12"}
+
+
+@pytest.mark.parametrize(("name", "date"), [
+    ("sgd-0000033223.txt", "1991-03-07"),  # "'" on its own line before "s-Gravenhage, 7 maart 1991"
+    ("sgd-0000038600.txt", "1990-01-19"),  # "19januari 1990": OCR glued day and month
+    ("sgd-0000001421.txt", "1994-10-17"),
+])
+def test_dates_from_the_date_line_of_ocr_letters(name: str, date: str) -> None:
+    assert read_file(FIXTURE_LETTERS / name).date == date
+
+
+def test_date_line_variants() -> None:
+    for line, date in (("Den Haag, 12 mei 2021", "2021-05-12"), ("'s-Gravenhage, 3 maart 1986", "1986-03-03"),
+                       ("'s.Gravenhage, 26 februari 1991", "1991-02-26"), ("s Gravenhage, 15januari 1980", "1980-01-15"),
+                       ("Den Haag, maandag 4 september 2023", "2023-09-04")):
+        assert metadata_from_text(f"BRIEF VAN DE MINISTER VAN DEFENSIE\n{line}\nTekst.")["date"] == date, line

@@ -29,7 +29,6 @@ from qa.answering import Citation
 from qa.chunking import Passage
 from qa.engine import Engine, Turn
 from qa.errors import InvalidQuery
-from qa.facets import ministry
 from qa.letters import Letter
 from qa.lexical import term_spans
 from qa.retrieval import CANDIDATES, Filters, Hit, matching_letters, sort_hits, word_matches
@@ -250,8 +249,7 @@ def _history(raw: str) -> list[PastTurn]:
 
 
 def _choices(service: Service) -> dict[str, Any]:
-    ministries = sorted({name for sender in service.senders if (name := ministry(sender))})
-    return {"ministries": ministries, "types": [(value, type_label(value)) for value in service.types]}
+    return {"ministries": service.ministries, "types": [(value, type_label(value)) for value in service.types]}
 
 
 class ChatController(Controller):

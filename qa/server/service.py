@@ -12,6 +12,7 @@ from typing import TypeVar
 from qa import index as index_store
 from qa.engine import Engine
 from qa.kamervragen import PairIndex, RankedPairs
+from qa.ministries import ministry_label
 
 T = TypeVar("T")
 
@@ -29,6 +30,7 @@ class Service:
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-engine")
         letters = engine.index.letters.values()
         self.senders = sorted({letter.sender for letter in letters if letter.sender})
+        self.ministries = sorted({label for letter in letters if (label := ministry_label(letter.signer))})  # the facet
         self.types = sorted({letter.type for letter in letters if letter.type})
         self.kamervragen = RankedPairs(PairIndex.build(engine.index))  # the index's earlier Kamervragen (milliseconds)
 

@@ -1,0 +1,60 @@
+"""Issue 15's 'done when', measured on the shared corpus with eval/corpus_quality.py (one home of the patterns)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from qa.letters import read_letters
+
+SCRIPT = Path(__file__).resolve().parent.parent / "eval" / "corpus_quality.py"
+MAX_NON_BODY_SECTION_SHARE = 0.01  # the issue's bound: at most 1 % of the passages
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("corpus_quality", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["corpus_quality"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def figures(shared_corpus: Path) -> dict:
+    quality = load_script()
+    report = read_letters([shared_corpus])
+    assert not report.errors
+    return quality.measure(report.letters)
+
+
+def test_sections_are_headings_of_the_body(figures: dict) -> None:
+    assert figures["non_body_section_share"] <= MAX_NON_BODY_SECTION_SHARE, figures["non_body_sections_by_kind"]
+
+
+def test_every_sender_has_a_register_ministry_and_the_filter_no_fragments(figures: dict) -> None:
+    assert figures["letters_with_sender"] > 100
+    assert figures["without_ministry_ids"] == []
+    assert figures["facet_fragments"] == []
+    assert figures["ministry_facets"] >= 20
+
+
+def test_letters_with_a_date_line_have_a_date(figures: dict) -> None:
+    assert figures["letters_with_date_line"] >= 90
+    assert figures["date_line_but_no_date"] == []
+
+
+def test_cleaning_keeps_every_answer_span_of_the_question_set(figures: dict) -> None:
+    assert figures["answer_spans"] > 150
+    assert figures["answer_spans_lost"] == []
+
+
+def test_the_section_patterns_catch_what_the_corpus_had() -> None:
+    quality = load_script()
+    for section in ("Tweede Kamer der Staten-Generaal", "Tweede Kamer der Staten Genetaai", "Voorgesteld tijdens het notaoverleg van",
+                    "Kamerstukken", "Kenmerk", "Aanhangsel van de Handelingen", "Postbus 20018", "Bijlage(n)", "Rijnstraat 8",
+                    "1 Zie ook de Nationale Grondstoffenstrategie (Kamerstuk 2022Z24775)", "Hoofdstuk VI Ministerie van Justitie"):
+        assert quality.section_kind(section), section
+    for section in ("Veiligheidssituatie", "Beëindiging van de operatie", "Vraag 3", "3. Tiende update zomerdrukte Schiphol", "Tot slot"):
+        assert quality.section_kind(section) is None, section
