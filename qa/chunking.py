@@ -29,10 +29,10 @@ _ABBREVIATIONS = {
 # gives back what it took (possessive quantifiers), so "." * 1,000,000 costs one pass, not n² (issue 12).
 # Only the whole run can ever end a sentence, so this finds exactly what the backtracking form did.
 _SENTENCE_END = re.compile(
-    r"(?<![.?!;])[.?!;]++[\"'”’»)]*+(?=\s++[\"'“‘«(]?[A-ZÀ-Ý0-9•\-–])"
+    r"(?<![.?!;])[.?!;]++[\"'”’»)⁰¹²³⁴⁵⁶⁷⁸⁹]*+(?=\s++[\"'“‘«(]?[A-ZÀ-Ý0-9•\-–])"
     r"|(?<![?!])[?!]++(?=\s)"
 )
-_CLOSERS = "\"'”’»)"
+_CLOSERS = "\"'”’»)⁰¹²³⁴⁵⁶⁷⁸⁹"  # a footnote marker ("Schiphol.⁴") closes its sentence
 _HEADING_WORDS = re.compile(r"^(?:Vraag|Antwoord|Vragen)\s+\d+[a-z]?$|^(?:\d+(?:\.\d+)*\.?\s+)?[A-ZÀ-Ý][^.;:!?]{1,90}$")
 _NOT_A_HEADING = re.compile(r"\b(?:1[89]|20)\d{2}\b|^(?:Aan|Den Haag|Datum|Nr\.|Vergaderjaar|Kamerstuk)\b", re.IGNORECASE)
 _ANSWER_HEADING = re.compile(r"^Antwoord\s+\d+[a-z]?$", re.IGNORECASE)

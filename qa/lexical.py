@@ -17,6 +17,8 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_DUTCH
 
+from qa.cleaning import without_note_markers
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Question words, and words so frequent in letters that they carry no topic.
 _EXTRA_STOPWORDS = {"wanneer", "waarom", "hoeveel", "welke", "welk", "waarover", "waarmee", "hoelang",
@@ -38,7 +40,7 @@ def _stem(word: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Stemmed content words of a text, in order."""
-    words = _WORD.findall(fold(text))
+    words = _WORD.findall(fold(without_note_markers(text)))  # "grondstoffen¹" is the word "grondstoffen"
     return [_stem(word) for word in words if word not in STOPWORDS and (len(word) > 1 or word.isdigit())]
 
 

@@ -79,3 +79,43 @@ def test_seed_letter_is_clean() -> None:
     assert "Uiterlijk 11 september dient dit te zijn afgerond." in text
     assert "Buitenlandse Zaken" in text and "Buiten- landse" not in text
     assert "aanwezigheid" in text and "ISSN" not in text
+
+
+def test_ministry_pdf_text_layer_loses_its_furniture_and_keeps_its_words() -> None:
+    """The 7-page Word export of the verzamelbrief (pdftotext): sidebar, "P agina x van 7", letter-spaced
+    words, footnote markers glued to words and footnotes in the middle of a sentence across pages."""
+    raw = (FIXTURE_LETTERS / "rijksoverheid-kamerbrief-2023-10-18-verzamelbrief-luchtvaart.txt").read_text(encoding="utf-8")
+    result = clean(raw)
+    text = result.text
+    for furniture in ("P agina", "Pagina 2 van 7", "Kamers tuk", "I E NW/BSK", "Retouradres", "veiligheidsregio e n de"):
+        assert furniture not in text, furniture
+    assert text.count("Kenmerk") <= 1 and text.count("IENW/BSK-2023/297705") <= 1  # the head keeps its own, once
+    assert "samen met de veiligheidsregio en de omgevingsdienst" in text
+    assert "uitgevoerd op Schiphol.⁴ In die zin" in text  # the marker no longer reads as a number
+    assert "De inschrijving in het register is geldig" in text  # the footnote no longer splits the sentence
+    assert "\n\n¹ Kamerstuk" in text and text.index("¹ Kamerstuk") > text.index("Mark Harbers")  # notes close the letter
+    assert len(result.page_starts) == 7 and result.page_at(text.index("Verbod korte vluchten Benelux.")) == 1
+
+
+def test_letter_spaced_npce_and_private_use_bullets() -> None:
+    raw = (FIXTURE_LETTERS / "rijksoverheid-kamerbrief-2023-02-03-npce.txt").read_text(encoding="utf-8")
+    text = clean(raw).text
+    assert "\uf0b7" not in text and "\n\n• Circulair uitvoeren andere transities" in text
+    assert "Inf rastructuur" not in text and "Ministerie van\n\nInfrastructuur" not in text  # the sidebar is gone
+    assert "die als bijlage is toegevoegd" in text and "a ls" not in text
+    assert "afhankelijk we als Nederland zijn van andere landen voor onze grondstoffen¹." in text
+
+
+def test_rejoining_needs_a_fragment_and_a_word() -> None:
+    raw = "De A snelweg en de A rbeidsinspectie.\nDe Arbeidsinspectie en de snelweg. Ook de e n en u zelf.\n"
+    text = clean(raw).text
+    assert "De A snelweg" in text and "de Arbeidsinspectie." in text and "de en en u zelf" in text
+
+
+def test_ocr_footnote_without_its_number_becomes_note_one() -> None:
+    raw = ("BRIEF VAN DE MINISTER VAN JUSTITIE\nEen kopie van de beschikking voeg ik hierbij.1 De aanvang volgt.\n"
+           "De Minister van Justitie, ' Ter inzage gelegd op de bibliotheek.\nF. Korthals Altes\n")
+    text = clean(raw).text
+    assert "voeg ik hierbij.¹ De aanvang volgt." in text
+    assert text.rstrip().endswith("¹ Ter inzage gelegd op de bibliotheek.") and "De Minister van Justitie," in text
+    assert "ter inzage gelegd" not in clean("Het rapport is ter inzage gelegd.").text.replace("ter inzage gelegd.", "")

@@ -33,6 +33,23 @@ def test_sections_are_headings_of_the_body(figures: dict) -> None:
     assert figures["non_body_section_share"] <= MAX_NON_BODY_SECTION_SHARE, figures["non_body_sections_by_kind"]
 
 
+def test_no_furniture_pattern_of_the_corpus_stands_in_a_passage(figures: dict) -> None:
+    """FURNITURE_PATTERNS (eval/corpus_quality.py) lists what the corpus's passages held before issue 15."""
+    assert figures["furniture_patterns"] == {}, figures["furniture_examples"]
+
+
+def test_the_furniture_patterns_catch_what_the_corpus_had() -> None:
+    quality = load_script()
+    seen = ["P agina 1 van 7", "Kamers tuk 3 6200-XII- 60", "I E NW/BSK-2023/297705", "Inf rastructuur en", "2515 XP D en Haag",
+            "veiligheidsregio e n de omgevingsdienst", "die a ls bijlage", "Kenmerk I E NW/BSK-2023/33017", "T 0 7 0-456 0000",
+            "> Retouradres Postbus 20901", "ISSN 0921 • 7371", "\uf0b7 Circulair", "uitgevoerd op Schiphol.4 In die zin"]
+    for text in seen:
+        assert quality.furniture_in(text), text
+    for text in ("uitgevoerd op Schiphol.⁴ In die zin", "de veiligheidsregio en de omgevingsdienst", "Kamerstuk 36200-XII-60",
+                 "CO2-opslag en 5 procent", "artikel 3.2 van de wet"):
+        assert not quality.furniture_in(text), text
+
+
 def test_every_sender_has_a_register_ministry_and_the_filter_no_fragments(figures: dict) -> None:
     assert figures["letters_with_sender"] > 100
     assert figures["without_ministry_ids"] == []
