@@ -83,12 +83,45 @@ class Passage:
         return "\n".join([*context, self.text])
 
     def sentences(self) -> list[tuple[int, int]]:
-        """Sentence spans (offsets in the letter): what an answer can quote."""
-        return [
-            span
-            for start, end in paragraphs(self.text)
-            for span in split_sentences(self.text[start:end], self.start + start)
-        ]
+        """Sentence spans (offsets in the letter): what an answer can quote. A motie's dictum ("De Kamer, ...
+        constaterende ...; overwegende ...; verzoekt ..., en gaat over tot de orde van de dag.") is one sentence:
+        its request is quoted with its considerations, in their order."""
+        return [(start + self.start, end + self.start) for start, end in sentence_spans(self.text)]
+
+
+_MOTION_OPENING = re.compile(r"^De\s+Kamer,$")
+_MOTION_CLAUSE = re.compile(
+    r"^(?:gehoord|constaterende|overwegende|van\s+mening|is\s+van\s+mening|verzoekt|spreekt\s+uit|roept|draagt|besluit|stelt\s+vast"
+    r"|wijst|vraagt|dringt|en\s+gaat\s+over)\b", re.IGNORECASE)
+_MOTION_CLOSING = re.compile(r"gaat\s+over\s+tot\s+de\s+orde\s+van\s+de\s+dag\b\.?", re.IGNORECASE)
+
+
+MAX_DICTUM_PARAGRAPHS = 40  # a motie's dictum is shorter; a text layer may break a clause into several lines
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Sentence spans of cleaned text (offsets in it): the sentences of each paragraph, and a motie's dictum
+    (from "De Kamer," or its first clause to "... gaat over tot de orde van de dag.") as one."""
+    spans: list[tuple[int, int]] = []
+    blocks = list(paragraphs(text))
+    index = 0
+    while index < len(blocks):
+        start, end = blocks[index]
+        paragraph = text[start:end]
+        if _MOTION_OPENING.match(paragraph) or _MOTION_CLAUSE.match(paragraph):
+            closing = next((later for later in range(index, min(len(blocks), index + MAX_DICTUM_PARAGRAPHS))
+                            if _MOTION_CLOSING.search(text, blocks[later][0], blocks[later][1])), None)
+            if closing is not None:
+                close_start, close_end = blocks[closing]
+                found = _MOTION_CLOSING.search(text, close_start, close_end)
+                assert found is not None
+                spans.append((start, found.end()))
+                spans.extend(split_sentences(text[found.end() : close_end], found.end()))  # "... van de dag. Ergin"
+                index = closing + 1
+                continue
+        spans.extend(split_sentences(paragraph, start))
+        index += 1
+    return spans
 
 
 def split_sentences(text: str, offset: int = 0) -> list[tuple[int, int]]:
@@ -192,17 +225,23 @@ def chunk_letter(letter: Letter) -> list[Passage]:
     section: str | None = None
     body = body_start(text) if letter.type != "motie" else len(text)  # a motie has no sections
     after_note_number = False
+    sentences = iter(sentence_spans(text))
+    sentence = next(sentences, None)
     for start, end in paragraphs(text):
         paragraph = text[start:end]
         is_note_text, after_note_number = after_note_number, bool(_LONE_NUMBER.match(paragraph))
-        if start >= body and not is_note_text and is_heading(paragraph):
+        heading = start >= body and not is_note_text and is_heading(paragraph)
+        first = True
+        while sentence is not None and sentence[0] < end:  # the paragraph's sentences (a dictum spans paragraphs)
+            if sentence[0] >= start and not heading:
+                pieces.append((sentence[0], sentence[1], section, first, False))
+                first = False
+            sentence = next(sentences, None)
+        if heading:
             opens_section = not _ANSWER_HEADING.match(paragraph)  # "Antwoord 3" stays with "Vraag 3"
             if opens_section:
                 section = paragraph
             pieces.append((start, end, section, True, opens_section))
-            continue
-        for index, (s, e) in enumerate(split_sentences(paragraph, start)):
-            pieces.append((s, e, section, index == 0, False))
 
     blocks: list[tuple[int, int, str | None]] = []
     block: list[tuple[int, int]] = []

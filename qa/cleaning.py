@@ -418,6 +418,33 @@ def _lift_notes(lines: list[str], collected: list[str]) -> list[str]:
     return kept
 
 
+@dataclass(frozen=True)
+class Footnote:
+    """A footnote of the cleaned text and the markers that point to it (offsets into the text)."""
+
+    number: int
+    start: int  # the note paragraph, marker included ("¹ Zie ook ...")
+    end: int
+    markers: tuple[int, ...]  # where its superscript marker stands in the body ("grondstoffen¹")
+
+
+_NOTE_PARAGRAPH = re.compile(r"(?:^|(?<=\n\n))([⁰¹²³⁴⁵⁶⁷⁸⁹]+) [^\n]+")
+_MARKER = re.compile(r"(?<=\S)[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
+_FROM_SUPERSCRIPT = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
+
+
+def footnotes(text: str) -> list[Footnote]:
+    """The footnotes of cleaned text, each linked to its markers: what the letter page and the API show."""
+    markers: dict[int, list[int]] = {}
+    for match in _MARKER.finditer(text):
+        markers.setdefault(int(match.group(0).translate(_FROM_SUPERSCRIPT)), []).append(match.start())
+    notes = []
+    for match in _NOTE_PARAGRAPH.finditer(text):
+        number = int(match.group(1).translate(_FROM_SUPERSCRIPT))
+        notes.append(Footnote(number, match.start(), match.end(), tuple(markers.get(number, ()))))
+    return notes
+
+
 def without_note_markers(text: str) -> str:
     """The text with its footnote markers (superscript digits) taken out: what a word index should see."""
     return text.translate({ord(char): None for char in NOTE_MARKERS})

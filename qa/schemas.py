@@ -13,6 +13,7 @@ import msgspec
 from qa import facets as facet_counts
 from qa.answering import Answer, Citation
 from qa.chunking import Passage
+from qa.cleaning import footnotes
 from qa.kamervragen import Match
 from qa.letters import Letter
 from qa.ministries import Signer, first_signer
@@ -153,10 +154,20 @@ class PassageSpan(msgspec.Struct):
     page: int
 
 
+class FootnoteSpan(msgspec.Struct):
+    """A footnote: its paragraph in the letter text and the markers in the body that point to it."""
+
+    number: int
+    start: int
+    end: int
+    markers: list[int]
+
+
 class LetterOut(LetterMeta, kw_only=True):
     text: str
     page_starts: list[int]
     passage_spans: list[PassageSpan]  # where each of its `passages` lies in `text`
+    footnotes: list[FootnoteSpan] = []
 
 
 class FacetValue(msgspec.Struct):
@@ -243,6 +254,7 @@ def letter_out(letter: Letter, passages: list[Passage]) -> LetterOut:
         text=letter.text,
         page_starts=list(letter.page_starts),
         passage_spans=[PassageSpan(p.id, p.start, p.end, p.section, p.page) for p in passages],
+        footnotes=[FootnoteSpan(note.number, note.start, note.end, list(note.markers)) for note in footnotes(letter.text)],
     )
 
 

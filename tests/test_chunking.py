@@ -97,3 +97,35 @@ def test_letter_heads_reference_blocks_and_footnotes_are_no_sections() -> None:
     npce = chunk_letter(read_file(FIXTURE_LETTERS / "rijksoverheid-kamerbrief-2023-02-03-npce.txt"))
     assert "De circulaire transitie versnellen" in [p.section for p in npce]
     assert not any((p.section or "").startswith("1 Zie ook") for p in npce)  # a footnote is no section
+
+
+def test_a_motie_reads_in_document_order_with_its_dictum_whole() -> None:
+    """officielebekendmakingen XML of a motie: constaterende, overwegende and verzoekt are one quotable sentence."""
+    from conftest import FIXTURE_LETTERS
+
+    from qa.letters import read_file
+
+    letter = read_file(FIXTURE_LETTERS / "kst-36749-6.xml")
+    passages = chunk_letter(letter)
+    assert all(p.section is None for p in passages)
+    dictum = [letter.text[s:e] for p in passages for s, e in p.sentences() if letter.text[s:e].startswith("De Kamer,")]
+    assert len(dictum) == 1
+    text = dictum[0]
+    assert text.endswith("en gaat over tot de orde van de dag.")
+    assert text.index("constaterende dat het Omnibusvoorstel") < text.index("overwegende dat blijvend grasland") \
+        < text.index("verzoekt de regering om een afname van grasland")
+    assert letter.signer is not None and (letter.signer.role, letter.signer.person) == ("Kamerleden", "Bromet en Holman")
+
+
+def test_motie_text_layer_keeps_its_dictum_together(shared_corpus) -> None:
+    """The plain-text moties of the corpus ('roept ... op', 'verzoekt ...'): every dictum whole, in one passage."""
+    from qa.letters import read_letters
+
+    moties = [letter for letter in read_letters([shared_corpus]).letters if letter.type == "motie"]
+    assert len(moties) == 60
+    for letter in moties:
+        spans = [(s, e) for p in chunk_letter(letter) for s, e in p.sentences()]
+        dicta = [letter.text[s:e] for s, e in spans if letter.text[s:e].startswith("De Kamer,")]
+        assert len(dicta) == 1, letter.id
+        assert "orde van de dag" in dicta[0] and ("verzoekt" in dicta[0] or "roept" in dicta[0] or "spreekt" in dicta[0]
+                                                  or "draagt" in dicta[0] or "besluit" in dicta[0]), letter.id

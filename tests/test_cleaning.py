@@ -119,3 +119,19 @@ def test_ocr_footnote_without_its_number_becomes_note_one() -> None:
     assert "voeg ik hierbij.¹ De aanvang volgt." in text
     assert text.rstrip().endswith("¹ Ter inzage gelegd op de bibliotheek.") and "De Minister van Justitie," in text
     assert "ter inzage gelegd" not in clean("Het rapport is ter inzage gelegd.").text.replace("ter inzage gelegd.", "")
+
+
+def test_footnotes_are_linked_to_their_markers() -> None:
+    """The NPCE letter (a PDF text layer): footnote 1 closes the letter and its marker stands after "grondstoffen"."""
+    from qa.cleaning import footnotes
+
+    text = clean((FIXTURE_LETTERS / "rijksoverheid-kamerbrief-2023-02-03-npce.txt").read_text(encoding="utf-8")).text
+    notes = {note.number: note for note in footnotes(text)}
+    first = notes[1]
+    assert text[first.start : first.end].startswith("¹ Zie ook de Nationale Grondstoffenstrategie")
+    assert [text[marker - 12 : marker + 1] for marker in first.markers] == ["grondstoffen¹"]
+    assert all(note.start > text.index("Geachte voorzitter") for note in notes.values())
+    letter = clean((FIXTURE_LETTERS / "rijksoverheid-kamerbrief-2023-10-18-verzamelbrief-luchtvaart.txt").read_text(encoding="utf-8")).text
+    sixth = next(note for note in footnotes(letter) if note.number == 6)
+    assert letter[sixth.start : sixth.end].startswith("⁶ Jaarverslag Nederlandse Arbeidsinspectie")
+    assert [letter[marker - 9 : marker + 1] for marker in sixth.markers] == ["jaarplan.⁶"]
