@@ -84,7 +84,7 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--from", "date_from", help="Only letters from this date (YYYY-MM-DD)."),
         click.option("--to", "date_to", help="Only letters up to this date (YYYY-MM-DD)."),
         click.option("--dossier", help="Only this Kamerstuk dossier, e.g. 27925."),
-        click.option("--sender", help="Only letters whose sender contains this, e.g. Defensie."),
+        click.option("--sender", help="Only letters of this ministry or person, e.g. Defensie, IenW, Harbers (the sender, not a co-sender)."),
         click.option("--type", "doc_type", help=f"Only this type: {', '.join(rules.DOCUMENT_TYPES)}."),
     ]):
         command = option(command)

@@ -111,3 +111,19 @@ def test_settings_reach_worker_processes_whole(tmp_path: Path) -> None:
     settings = Settings(index_dir=tmp_path / "i", web_dir=tmp_path, max_body_bytes=1234, admin_key="k", rate_limit="5/minute",
                         watch_seconds=2.5, workers=3, state_dir=tmp_path / "state", build_sample=False)
     assert Settings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
+
+
+def test_letters_and_citations_carry_the_register_reading_of_their_sender(client: TestClient) -> None:
+    """Ministry, role and person (qa/ministries.py) on the wire; the ministry filter uses the register's names."""
+    letter = client.get(f"/api/letters/{LETTER}").json()
+    assert (letter["ministry"], letter["ministry_abbreviation"], letter["role"]) == ("Defensie", "Defensie", "minister")
+    assert letter["co_senders"] == [] and isinstance(letter["footnotes"], list)
+    body = client.post("/api/ask", json={"question": RESOLUTE}).json()
+    for item in body["citations"] + body["passages"]:
+        assert {"ministry", "ministry_abbreviation", "role", "person"} <= set(item)
+    listed = client.get("/api/letters", params={"sender": "Defensie"}).json()["letters"]
+    assert listed and all(item["ministry"] == "Defensie" for item in listed)
+    page = client.get("/").text
+    assert '<option value="Defensie"' in page and "Onderwijs, Cultuur en Wetenschap (OCW)" in page
+    for fragment in ('<option value="Cultuur"', '<option value="Onderwijs"', '<option value="Welzijn"'):
+        assert fragment not in page
