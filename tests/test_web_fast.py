@@ -127,3 +127,10 @@ def test_letters_and_citations_carry_the_register_reading_of_their_sender(client
     assert '<option value="Defensie"' in page and "Onderwijs, Cultuur en Wetenschap (OCW)" in page
     for fragment in ('<option value="Cultuur"', '<option value="Onderwijs"', '<option value="Welzijn"'):
         assert fragment not in page
+
+
+def test_the_letter_page_links_footnote_markers_to_their_notes(client: TestClient) -> None:
+    page = client.get("/letters/rijksoverheid-kamerbrief-2023-02-03-npce").text
+    assert '<a class="note-ref" href="#noot-1">¹</a>' in page and 'id="noot-1"' in page
+    assert page.index('href="#noot-1"') < page.index('id="noot-1"')  # the marker in the body, the note at the end
+    assert "P agina" not in page and "Inf rastructuur" not in page

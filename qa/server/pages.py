@@ -27,6 +27,7 @@ from litestar.template import TemplateConfig
 from qa import facets, rules
 from qa.answering import Citation
 from qa.chunking import Passage
+from qa.cleaning import footnotes
 from qa.engine import Engine, Turn
 from qa.errors import InvalidQuery
 from qa.letters import Letter
@@ -314,6 +315,7 @@ class Segment:
     level: int  # 0 plain, 1 in the cited passage, 2 in the quoted span
     ids: list[str] = field(default_factory=list)  # anchors that start here
     page: int | None = None  # a page of the printed letter starts here
+    link: str | None = None  # a footnote marker ("¹") links to its note
 
 
 @dataclass
@@ -330,7 +332,10 @@ def letter_paragraphs(
     p_start, p_end = (passage.start, passage.end) if passage else (-1, -1)
     q_start, q_end = span or (-1, -1)
     page_at = {start: number for number, start in enumerate(letter.page_starts, start=1) if number > 1}
-    cuts = {p_start, p_end, q_start, q_end, *page_at}
+    notes = footnotes(text)
+    note_at = {note.start: f"noot-{note.number}" for note in notes}  # the note paragraph's anchor
+    marker_at = {marker: (marker + len(str(note.number)), f"#noot-{note.number}") for note in notes for marker in note.markers}
+    cuts = {p_start, p_end, q_start, q_end, *page_at, *note_at, *marker_at, *(end for end, _ in marker_at.values())}
     paragraphs: list[Paragraph] = []
     seen: set[str] = set()
     position = 0
@@ -346,7 +351,10 @@ def letter_paragraphs(
                 if wanted and anchor not in seen:
                     seen.add(anchor)
                     ids.append(anchor)
-            segments.append(Segment(text[a:b], level, ids, page_at.get(a)))
+            if a in note_at:
+                ids.append(note_at[a])
+            link = marker_at[a][1] if a in marker_at and marker_at[a][0] == b else None
+            segments.append(Segment(text[a:b], level, ids, page_at.get(a), link))
         if segments and any(segment.text.strip() for segment in segments):
             paragraphs.append(Paragraph(segments, block.strip() in headings))
     return paragraphs
