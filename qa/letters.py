@@ -97,8 +97,13 @@ _PLACE_DATE_LINE = re.compile(
 )
 # Where there is none: the reference block's "Datum", an answer's "ontvangen", a motie's "Voorgesteld".
 _DATE_LINE = re.compile(r"(?:Datum|ontvangen|Voorgesteld)[,:\s]+(?:\S+\s+)?" + _DATE.pattern, re.IGNORECASE)
-_SENDER = re.compile(r"BRIEF\s+VAN\s+DE\s+(?P<who>[A-ZÀ-Ý ,\-–]+?)\s*(?:\n|Aan\s|$)")
-_ANSWER_SENDER = re.compile(r"Antwoord\s+van\s+(?P<who>[^\n(]+\([^)]+\))")
+# "BRIEF VAN DE MINISTER VAN WELZIJN, VOLKSGEZONDHEID\nEN CULTUUR": the heading may go on over capital lines.
+_SENDER = re.compile(r"BRIEF\s+VAN\s+DE\s+(?P<who>[A-ZÀ-Ý][A-ZÀ-Ý .,\-–]*(?:\n[A-ZÀ-Ý][A-ZÀ-Ý .,\-–]*(?![a-zà-ÿ]))*)")
+_ANSWER_SENDER = re.compile(r"(?:Antwoord|Mededeling)\s+van\s+(?P<who>[^\n(]+\([^)]+\))")
+# The signature of a ministry's own PDF, which has no "BRIEF VAN DE ..." heading: "DE MINISTER VAN INFRASTRUCTUUR EN WATERSTAAT,".
+_SIGNATURE = re.compile(r"^(?:DE|De)\s+(?P<who>(?:MINISTER|STAATSSECRETARIS|Minister|Staatssecretaris)\s+(?:VAN|VOOR|van|voor)\s+[^\n,]{3,120}),\s*$",
+                        re.MULTILINE)
+SIGNATURE_TAIL = 4000  # characters at the end of a letter searched for its signature
 _MOTION = re.compile(r"MOTIE\s+VAN\s+(?:HET\s+LID|DE\s+LEDEN)\s+(?P<who>[^\n]+)")
 _NUMBER = re.compile(r"\bNr\.\s*(?P<number>\d+)\b")
 _FOOTER_REF = re.compile(
@@ -133,16 +138,20 @@ def metadata_from_text(text: str) -> dict[str, str | None]:
     date_line = _PLACE_DATE_LINE.search(head) or _DATE_LINE.search(head)
     found["date"] = parse_dutch_date(date_line.group(0)) if date_line else None
     if sender := _SENDER.search(head):
-        found["sender"] = _title_case_office(sender["who"])
+        who = re.sub(r"\s+[A-ZÀ-Ý]$", "", sender["who"].strip(" .,-–\n"))  # "ZAKEN Aan de ..." leaves a stray "A"
+        found["sender"] = _title_case_office(who.replace(".", ","))
         found["type"] = "brief_regering"
     elif answer := _ANSWER_SENDER.search(head):
         found["sender"] = " ".join(answer["who"].split())
-        found["type"] = "antwoord_kamervragen"
+        found["type"] = "mededeling_kamervragen" if answer.group(0).startswith("Mededeling") else "antwoord_kamervragen"
     elif motion := _MOTION.search(head):
         found["sender"] = _title_case_office(motion["who"])
         found["type"] = "motie"
     elif _AANHANGSEL.search(head):
         found["type"] = "antwoord_kamervragen"
+    elif signature := _SIGNATURE.search(text[-SIGNATURE_TAIL:]):
+        found["sender"] = _title_case_office(signature["who"])
+        found["type"] = "brief_regering"
     if footer := _FOOTER_REF.search(text):
         found["dossier"] = re.sub(r"\s+", "", footer["dossier"]).replace("–", "-")
         found["number"] = footer["number"]

@@ -156,6 +156,14 @@ _NAMES.update({
 _PORTFOLIO_KEYS = {_name_key(key): value for key, value in PORTFOLIOS.items()}
 
 
+def _compact(text: str) -> str:
+    """Letters only: OCR's hyphens and spaces inside words ("Ruimte-lijke", "Ruimte Lijke", "BinnenlandseZaken") vanish."""
+    return "".join(char for char in fold(text) if char.isalpha())
+
+
+MIN_SIMILARITY = 0.88  # difflib ratio of an OCR'd name to a register name: "Binneimlandse Zaken" 0.94, "Defensie"/"Justitie" 0.62
+
+
 def ministry_named(text: str | None, portfolio: bool = False) -> Ministry | None:
     """The ministry a name or abbreviation stands for ("Verkeer en Waterstaat", "IenW", "Financiën –
     Fiscaliteit en Belastingdienst"); `portfolio`: it followed "minister voor", so a minister without
@@ -170,20 +178,37 @@ def ministry_named(text: str | None, portfolio: bool = False) -> Ministry | None
         return _NAMES[key]
     if key in _PORTFOLIO_KEYS:
         return BY_ABBREVIATION[_PORTFOLIO_KEYS[key]]
-    best: Ministry | None = None
-    best_length = 0
-    for name, ministry in _prefix_names():
-        if len(name) > best_length and key.startswith(name) and (len(key) == len(name) or not key[len(name)].isalnum()):
-            best, best_length = ministry, len(name)
+    return _ocr_named(key, portfolio)
+
+
+def _ocr_named(key: str, portfolio: bool) -> Ministry | None:
+    """The register name a portfolio starts with ("Financiën – Fiscaliteit en Belastingdienst"), compared letters
+    only so OCR's hyphens and spaces do not count, the longest first; else the most similar whole name (difflib, on
+    at most the name's length plus a few letters: cheap on any input)."""
+    import difflib
+
+    compact = _compact(key)
+    if not compact:
+        return None
+    names = _compact_names(portfolio)
+    starting = [(name, ministry) for name, ministry in names if len(name) > 3 and compact.startswith(name)]
+    if starting:
+        return max(starting, key=lambda item: len(item[0]))[1]
+    best, best_ratio = None, MIN_SIMILARITY
+    for name, ministry in names:
+        if len(name) < 6:
+            continue
+        ratio = difflib.SequenceMatcher(None, compact[: len(name) + 3], name, autojunk=False).ratio()
+        if ratio > best_ratio:
+            best, best_ratio = ministry, ratio
     return best
 
 
-@lru_cache(maxsize=1)
-def _prefix_names() -> tuple[tuple[str, Ministry], ...]:
-    """Names long enough to be read as the start of a portfolio ("financien – fiscaliteit ...")."""
-    names = [(name, ministry) for name, ministry in _NAMES.items() if len(name) > 4]
-    names += [(name, BY_ABBREVIATION[value]) for name, value in _PORTFOLIO_KEYS.items() if len(name) > 4]
-    return tuple(names)
+@lru_cache(maxsize=2)
+def _compact_names(portfolio: bool) -> tuple[tuple[str, Ministry], ...]:
+    names = [(_compact(name), ministry) for name, ministry in _NAMES.items()]
+    portfolios = [(_compact(name), BY_ABBREVIATION[value]) for name, value in _PORTFOLIO_KEYS.items()]
+    return tuple(portfolios + names if portfolio else names + portfolios)
 
 
 # "minister", "ministers", "staatssecretaris(sen)", "minister-president" at the start of an office.
@@ -194,13 +219,14 @@ _CO_SENDERS = re.compile(r",?\s*\bmede\s+namens\s+", re.IGNORECASE)
 _PARENS = re.compile(r"\(([^()]*)\)")
 _MOTION_SPLIT = re.compile(r"\s*(?:,|\ben\b|\bc\.s\.?)\s*")
 _GLUED = re.compile(r"(minister|staatssecretaris)(van|voor)\b", re.IGNORECASE)
+_HYPHENATED_ROLE = re.compile(r"\b(minis|staatssecre|staatsse|secre)-\s?(ter|taris|cretaris)\b", re.IGNORECASE)
 _LEADING_ARTICLE = re.compile(r"^(?:de|het)\s+", re.IGNORECASE)
 
 
 def _prepare(sender: str) -> str:
     """One space, at most MAX_SENDER characters, OCR glue undone ("Ministervan" -> "Minister van")."""
     text = " ".join(sender[: MAX_SENDER * 4].split())[:MAX_SENDER]
-    return _GLUED.sub(r"\1 \2", text)
+    return _GLUED.sub(r"\1 \2", _HYPHENATED_ROLE.sub(r"\1\2", text))
 
 
 _MOTION_TITLE = re.compile(r"\bMotie\s+van\s+(?:het\s+lid|de\s+leden)\s+(?P<who>.{1,200}?)(?:\s+(?:over|ter|inzake|betreffende)\b|$)",

@@ -148,3 +148,18 @@ def test_date_line_variants() -> None:
                        ("'s.Gravenhage, 26 februari 1991", "1991-02-26"), ("s Gravenhage, 15januari 1980", "1980-01-15"),
                        ("Den Haag, maandag 4 september 2023", "2023-09-04")):
         assert metadata_from_text(f"BRIEF VAN DE MINISTER VAN DEFENSIE\n{line}\nTekst.")["date"] == date, line
+
+
+def test_senders_from_the_text_of_letters_without_a_sidecar() -> None:
+    """OCR headings over two lines and with hyphenation, a ministry PDF signed at the end: all in the register."""
+    cases = {
+        "sgd-0000033223.txt": ["Defensie", "BZ", "Defensie"],  # "BUITEN-LANDSE ZAKEN"
+        "sgd-0000038600.txt": ["Justitie"],
+        "rijksoverheid-kamerbrief-2023-10-18-verzamelbrief-luchtvaart.txt": ["IenW"],  # "DE MINISTER VAN ... WATERSTAAT,"
+        "rijksoverheid-kamerbrief-2023-02-03-npce.txt": ["IenW"],
+    }
+    for name, expected in cases.items():
+        letter = read_file(FIXTURE_LETTERS / name)
+        assert [s.ministry.abbreviation if s.ministry else None for s in letter.signers] == expected, (name, letter.sender)
+    heading = metadata_from_text("BRIEF VAN DE MINISTER VAN WELZIJN, VOLKSGEZONDHEID\nEN CULTUUR\nAan de Voorzitter van de Tweede Kamer\n")
+    assert heading["sender"] == "Minister van Welzijn, Volksgezondheid en Cultuur"
