@@ -53,7 +53,8 @@ class Letter:
     @cached_property
     def signers(self) -> tuple[Signer, ...]:
         """Who signed, from the ministry register: the sender first, then co-senders ("mede namens")."""
-        return ministries.signers(self.sender, self.type, self.title)
+        year = int(self.date[:4]) if self.date and self.date[:4].isdigit() else None
+        return ministries.signers(self.sender, self.type, self.title, year)
 
     @property
     def signer(self) -> Signer | None:

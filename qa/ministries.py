@@ -139,20 +139,25 @@ def _name_key(name: str) -> str:
     return fold(name).replace(",", "")
 
 
-# Every official name, alias and abbreviation, folded, to its ministry; longest first so that
-# "binnenlandse zaken en koninkrijksrelaties" wins over "binnenlandse zaken".
+# Every official name, alias and abbreviation, folded, to its ministry (the first of a name used twice:
+# `_of_year` picks by the letter's year).
 _NAMES: dict[str, Ministry] = {}
 for _ministry in REGISTER:
     for _key in (_ministry.name, *_ministry.aliases):
         _NAMES.setdefault(_name_key(_key), _ministry)
     _NAMES.setdefault(_name_key(_ministry.abbreviation), _ministry)
-# OCR and typing variants seen in the corpus.
-_NAMES.update({
-    "binnenlandsezaken": BY_ABBREVIATION["BiZa"],
-    "buitenlandsezaken": BY_ABBREVIATION["BZ"],
-    "economischezaken": BY_ABBREVIATION["EZ"],
-    "volksgezondheid welzijn en sport – jeugd preventie en sport": BY_ABBREVIATION["VWS"],
-})
+_SAME_NAME = {name: [ministry for ministry in REGISTER if ministry.name == name]
+              for name in {ministry.name for ministry in REGISTER}
+              if sum(ministry.name == name for ministry in REGISTER) > 1}  # "Volkshuisvesting en Ruimtelijke Ordening" 1965-1982, 2024-
+
+
+def _of_year(ministry: Ministry | None, year: int | None) -> Ministry | None:
+    """Of the ministries that bore this name, the one that bore it in `year`."""
+    if ministry is None or year is None or ministry.name not in _SAME_NAME:
+        return ministry
+    return next((m for m in _SAME_NAME[ministry.name] if m.since <= year < (m.until or 10_000)), ministry)
+
+
 _PORTFOLIO_KEYS = {_name_key(key): value for key, value in PORTFOLIOS.items()}
 
 
@@ -164,10 +169,14 @@ def _compact(text: str) -> str:
 MIN_SIMILARITY = 0.88  # difflib ratio of an OCR'd name to a register name: "Binneimlandse Zaken" 0.94, "Defensie"/"Justitie" 0.62
 
 
-def ministry_named(text: str | None, portfolio: bool = False) -> Ministry | None:
+def ministry_named(text: str | None, portfolio: bool = False, year: int | None = None) -> Ministry | None:
     """The ministry a name or abbreviation stands for ("Verkeer en Waterstaat", "IenW", "Financiën –
     Fiscaliteit en Belastingdienst"); `portfolio`: it followed "minister voor", so a minister without
-    portfolio is looked up first. The longest known name the text starts with wins."""
+    portfolio is looked up first; `year`: the letter's, for a name two ministries bore."""
+    return _of_year(_named(text, portfolio), year)
+
+
+def _named(text: str | None, portfolio: bool) -> Ministry | None:
     if not text:
         return None
     key = _name_key(text[:MAX_SENDER])
@@ -233,7 +242,7 @@ _MOTION_TITLE = re.compile(r"\bMotie\s+van\s+(?:het\s+lid|de\s+leden)\s+(?P<who>
                            re.IGNORECASE)
 
 
-def signers(sender: str | None, letter_type: str | None = None, title: str | None = None) -> tuple[Signer, ...]:
+def signers(sender: str | None, letter_type: str | None = None, title: str | None = None, year: int | None = None) -> tuple[Signer, ...]:
     """Who signed: the sender first, then the co-senders of "mede namens" and of joint letters. A motie's
     indieners come from its title ("Motie van de leden Bromet en Holman over ...") when it names them all."""
     if letter_type == "motie" and title and (named := _MOTION_TITLE.search(title[:MAX_SENDER * 2])):
@@ -244,9 +253,9 @@ def signers(sender: str | None, letter_type: str | None = None, title: str | Non
     if letter_type == "motie":
         return (_motion_signer(text),)
     main, *co = _CO_SENDERS.split(text, maxsplit=1)
-    found = _offices(main)
+    found = _offices(main, year=year)
     for part in co:
-        found += _offices(part, co_list=True)
+        found += _offices(part, co_list=True, year=year)
     return tuple(found)
 
 
@@ -263,7 +272,7 @@ def _motion_signer(sender: str) -> Signer:
     return Signer(role, None, sender.strip(" ,"))
 
 
-def _offices(text: str, co_list: bool = False) -> list[Signer]:
+def _offices(text: str, co_list: bool = False, year: int | None = None) -> list[Signer]:
     """The signers of one part of a sender: "minister van x en van y", "minister De Jonge (x)",
     "de ministers voor VRO, EZK en BHO" (a list of abbreviations, each its own signer)."""
     result: list[Signer] = []
@@ -279,7 +288,7 @@ def _offices(text: str, co_list: bool = False) -> list[Signer]:
             parens = _PARENS.findall(piece)
             result.append(Signer(role, BY_ABBREVIATION["AZ"], parens[0].strip() if parens else None, "Algemene Zaken"))
             continue
-        result.extend(_office(piece, role, co_list))
+        result.extend(_office(piece, role, co_list, year))
     return result
 
 
@@ -290,7 +299,7 @@ def _role(word: str) -> str:
     return ROLE_STATE_SECRETARY if word.startswith("staatssecretaris") else ROLE_MINISTER
 
 
-def _office(piece: str, role: str | None, co_list: bool) -> list[Signer]:
+def _office(piece: str, role: str | None, co_list: bool, year: int | None = None) -> list[Signer]:
     """One office: "van X", "voor X", "De Jonge (X)", "van X (drs. V. Heijnen)", "voor VRO, EZK, LNV"."""
     person: str | None = None
     lowered = piece.lower()
@@ -306,10 +315,10 @@ def _office(piece: str, role: str | None, co_list: bool) -> list[Signer]:
         person = piece.split("(", 1)[0].strip(" ,") or None
     else:
         portfolio = piece
-    ministry = ministry_named(portfolio, after_voor)
+    ministry = ministry_named(portfolio, after_voor, year)
     if ministry is None and co_list and ("," in portfolio or " en " in portfolio):
         names = [name for name in re.split(r",\s*|\s+en\s+", portfolio) if name]
-        return [Signer(role, ministry_named(name, after_voor), None, name, after_voor) for name in names]
+        return [Signer(role, ministry_named(name, after_voor, year), None, name, after_voor) for name in names]
     return [Signer(role, ministry, person, portfolio or None, after_voor and named_first)]
 
 

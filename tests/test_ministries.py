@@ -38,6 +38,12 @@ def test_senders_map_to_register_ministries(sender: str, expected: list[str]) ->
     assert abbreviations(sender) == expected
 
 
+def test_a_name_two_ministries_bore_is_read_by_the_year() -> None:
+    assert abbreviations("Minister van Volkshuisvesting en Ruimtelijke Ordening") == ["VRO-1965"]
+    assert [s.ministry.abbreviation for s in signers("Minister van Volkshuisvesting en Ruimtelijke Ordening", year=2025) if s.ministry] == ["VRO"]
+    assert [s.ministry.abbreviation for s in signers("Minister voor Volkshuisvesting en Ruimtelijke Ordening", year=2023) if s.ministry] == ["BZK"]
+
+
 def test_first_signer_is_the_sender_with_person_and_role() -> None:
     signer = first_signer("Minister van Infrastructuur en Waterstaat (M. Harbers), mede namens de minister van Sociale Zaken en Werkgelegenheid")
     assert signer is not None and signer.ministry is not None
