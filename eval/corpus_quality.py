@@ -89,12 +89,12 @@ def furniture_in(text: str) -> list[str]:
 
 
 def facet_value(letter: Letter) -> str | None:
-    """What the ministry filter of the pages offers for this letter."""
-    from qa.server import pages
+    """What the ministry facet and filter of the pages and the API offer for this letter (qa/facets.py)."""
+    from qa import facets
 
-    if hasattr(pages, "ministry_facet"):
-        return pages.ministry_facet(letter)
-    return pages.ministry(letter.sender)
+    if hasattr(facets, "letter_ministry"):
+        return facets.letter_ministry(letter)
+    return facets.ministry(letter.sender)  # before issue 15: a part of the sender string
 
 
 def register_ministry(letter: Letter) -> str | None:
