@@ -49,8 +49,9 @@ def letters_with_word(engine: Engine, word: str) -> set[str]:
 
 def test_ministry_reads_the_office_and_stays_linear_on_hostile_senders() -> None:
     assert facets.ministry("Minister van Defensie") == "Defensie"
-    assert facets.ministry("De staatssecretaris van Infrastructuur en Waterstaat, mede namens") == "Infrastructuur en Waterstaat"
-    assert facets.ministry("Minister De Jonge (Binnenlandse Zaken en Koninkrijksrelaties)") == "Binnenlandse Zaken en Koninkrijksrelaties"
+    # The register's labels (qa/ministries.py, issue 15): the official name and its abbreviation.
+    assert facets.ministry("De staatssecretaris van Infrastructuur en Waterstaat, mede namens") == "Infrastructuur en Waterstaat (IenW)"
+    assert facets.ministry("Minister De Jonge (Binnenlandse Zaken en Koninkrijksrelaties)") == "Binnenlandse Zaken en Koninkrijksrelaties (BZK)"
     assert facets.ministry("Tweede Kamerlid Jansen") is None and facets.ministry(None) is None
     started = time.perf_counter()
     facets.ministry("Minister van x" + " " * 30_000 + "y")
