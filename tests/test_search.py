@@ -110,7 +110,8 @@ def test_api_letters_is_full_text_sortable_and_counts_facets(client: TestClient,
     everything = client.get("/api/letters", params={"per_page": 5, "sort": "oldest"}).json()
     assert sum(value["count"] for value in everything["facets"]["type"]) == everything["total"] == 43  # over all, not the page
     dated = sum(1 for letter in engine.index.letters.values() if letter.date)
-    assert sum(value["count"] for value in everything["facets"]["year"]) == dated < 43  # undated letters count under no year
+    assert sum(value["count"] for value in everything["facets"]["year"]) == dated <= 43  # undated letters count under no year
+    # (since issue 15 every sample letter has a date: the OCR date lines are read)
     dates = [letter["date"] or "" for letter in everything["letters"]]
     assert dates == sorted(dates)
     assert client.get("/api/letters", params={"sort": "random"}).status_code == 400
