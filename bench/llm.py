@@ -185,14 +185,16 @@ def main() -> None:
     arguments.add_argument("--llm-model", default="", help="Its model.")
     arguments.add_argument("--calibrate-only", action="store_true", help="Only the verifier's calibration.")
     arguments.add_argument("--calibration-sentences", type=int, default=600)
+    arguments.add_argument("--skip-calibration", action="store_true", help="Only the generated answers (the calibration takes minutes).")
     args = arguments.parse_args()
     if args.quick:
         args.limit, args.calibration_sentences = 2, 40
     engine = Engine.open(args.index)
     rows = questions(args.limit)
-    calibration = calibrate(engine, questions(max(args.limit, 24)), args.calibration_sentences)
-    print(calibration)
-    write_section(args.out, "llm-verifier", "Verifying generated sentences: calibration", calibration)
+    if not args.skip_calibration:
+        calibration = calibrate(engine, questions(max(args.limit, 24)), args.calibration_sentences)
+        print(calibration)
+        write_section(args.out, "llm-verifier", "Verifying generated sentences: calibration", calibration)
     if args.calibrate_only:
         return
     server = None
