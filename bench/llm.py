@@ -32,9 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from bench.common import QUESTIONS_FILE, parser, percentiles, table, write_section  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.lexical import tokenize  # noqa: E402
-from qa.llm.client import LLMClient, LLMSettings  # noqa: E402
-from qa.llm.generate import Finished, Generated, Token, claim_inputs, direct, events  # noqa: E402
-from qa.llm.prompt import build_messages, shown_passages  # noqa: E402
+from qa.llm.client import LLMClient, LLMError, LLMSettings  # noqa: E402
+from qa.llm.generate import Finished, Generated, Options, Token, claim_inputs, direct, events, prompt_for  # noqa: E402
 from qa.llm.verify import DEFAULT_VERIFY, VerifyPolicy, verify_sentence  # noqa: E402
 from qa.reader import can_answer  # noqa: E402
 from qa.retrieval import Filters  # noqa: E402
@@ -118,12 +117,17 @@ async def _generated(engine: Engine, client: LLMClient, question: str) -> tuple[
 
 
 async def _model_own_first_token(engine: Engine, client: LLMClient, question: str) -> float | None:
-    """The model server's own time to first token for the same messages (no retrieval, no checks)."""
+    """The model server's own time to first token for the same messages (no retrieval, no checks); None if it failed."""
+    from qa.answering import answer
+
     reading = engine.read(question, 5)
-    messages = build_messages(question, reading.passages[: shown_passages(reading.passages)])
+    _, messages = prompt_for(question, (), reading, answer(reading, engine.policy), Options(), client.settings.max_prompt_chars)
     started = time.perf_counter()
-    async for _ in client.stream(messages):
-        return (time.perf_counter() - started) * 1000
+    try:
+        async for _ in client.stream(messages, max_tokens=1):
+            return (time.perf_counter() - started) * 1000
+    except LLMError as error:
+        print(f"model's own first token failed: {error}", flush=True)
     return None
 
 
@@ -143,6 +147,9 @@ def compare(engine: Engine, settings: LLMSettings, rows: Sequence[dict[str, Any]
                 generated, first = await _generated(engine, client, row["question"])
                 out.append((generated, first, (time.perf_counter() - started) * 1000))
                 print(f"{generated.mode:10} {generated.kept}/{generated.total} {row['question'][:70]}", flush=True)
+                for verdict in generated.sentences:
+                    if verdict.kept:
+                        print(f"    kept: {verdict.text[:160]}", flush=True)
             # The same prompts again, straight to the model, in the same order (so each prompt follows a different one,
             # as in the first pass, and llama.cpp's prefix reuse helps neither pass more).
             own = [await _model_own_first_token(engine, client, row["question"]) for row in rows]

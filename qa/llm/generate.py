@@ -15,7 +15,7 @@ module holds no lock and does no I/O but the model server's stream.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
@@ -29,6 +29,7 @@ from qa.lexical import tokenize
 from qa.llm.client import LLMClient, LLMError
 from qa.llm.prompt import DEFAULT_BUDGET, PromptBudget, Task, build_messages, shown_passages
 from qa.llm.verify import DEFAULT_VERIFY, NOT_FOUND, Verdict, VerifyPolicy, markers, split_sentences, strip_markers, verify_sentence
+from qa.reader import ReadPassage
 from qa.retrieval import Filters
 
 T = TypeVar("T")
@@ -145,6 +146,16 @@ class Composer:
         return Answer(reading.query, " ".join(self.parts), False, list(self.citations), hits)
 
 
+def prompt_for(question: str, history: Sequence[Turn], reading: Reading, extractive: Answer, options: Options,
+               max_prompt_chars: int) -> tuple[list[ReadPassage], list[dict[str, str]]]:
+    """The passages the model is shown (within the budget) and its messages, with the extractive quotes as hints."""
+    budget = replace(options.budget, max_total_chars=min(options.budget.max_total_chars, max_prompt_chars))
+    passages = reading.passages[: shown_passages(reading.passages, budget)]
+    shown_ids = [p.hit.passage.id for p in passages]
+    hints = [(shown_ids.index(c.passage_id) + 1, c.quote) for c in extractive.citations if c.passage_id in shown_ids] if options.hints else []
+    return passages, build_messages(question, passages, [(t.question, t.answer) for t in history], options.task, budget, hints)
+
+
 def claim_inputs(engine: Engine, text: str) -> tuple[np.ndarray, dict[str, float]]:
     """What the verifier needs of a sentence from the engine: its query vector and its words' idf."""
     vector = engine.embedder.embed_query(text)[0]
@@ -156,19 +167,15 @@ def _ms(since: float) -> float:
 
 
 async def events(question: str, k: int, filters: Filters, history: Sequence[Turn], *, run: Runner, client: LLMClient,
-                 options: Options = Options()) -> AsyncIterator[Event]:
+                 options: Options = Options()) -> AsyncGenerator[Event, None]:
     """Sources first, then the model's text as it comes, each sentence's verdict as it completes, and the answer."""
     started = time.perf_counter()
     reading = await run(lambda engine: engine.read(question, k, filters, history, policy=engine.policy))
     timings = {"retrieval": _ms(started)}
     yield Sources(reading)
-    budget = replace(options.budget, max_total_chars=min(options.budget.max_total_chars, client.settings.max_prompt_chars))
-    passages = reading.passages[: shown_passages(reading.passages, budget)]
     # The extractive answer of the same reading: the hints of the prompt, and the fallback (milliseconds, no model run).
     extractive = await run(lambda engine: extractive_answer(reading, engine.policy))
-    shown_ids = [p.hit.passage.id for p in passages]
-    hints = [(shown_ids.index(c.passage_id) + 1, c.quote) for c in extractive.citations if c.passage_id in shown_ids] if options.hints else []
-    messages = build_messages(question, passages, [(t.question, t.answer) for t in history], options.task, budget, hints)
+    passages, messages = prompt_for(question, history, reading, extractive, options, client.settings.max_prompt_chars)
     composer = Composer(reading, options.show_unsupported)
     verdicts: list[Verdict] = []
     error: LLMError | None = None

@@ -12,7 +12,7 @@ import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator
-from contextlib import closing
+from contextlib import aclosing, closing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -326,22 +326,25 @@ class AskController(Controller):
         started = time.perf_counter()
         yield _sse("start", {"question": data.question, "mode": "generative"})
         try:
-            async for event in llm_answers.events(data.question, data.k, data.query_filters(), data.turns(), run=_runner(service),
-                                                  client=llm, options=_options(data)):
-                if isinstance(event, llm_answers.Sources):
-                    hits = [passage_out(hit) for hit in event.reading.hits]
-                    yield _sse("sources", {"abstained": False, "citations": [], "passages": msgspec.to_builtins(hits),
-                                           "query": event.reading.query, "mode": "generative"})
-                elif isinstance(event, llm_answers.Token):
-                    yield _sse("token", {"text": event.text})
-                elif isinstance(event, llm_answers.Checked):
-                    yield _sse("sentence", {"index": event.index, "kept": event.verdict.kept, "text": event.shown,
-                                            "reason": event.verdict.reason, "citations": [msgspec.to_builtins(citation_out(c)) for c in event.citations]})
-                elif isinstance(event, llm_answers.Finished):
-                    if event.generated.error:
-                        log.warning("chat model: %s", event.generated.error)
-                    out = generated_out(event.generated, {"total": round((time.perf_counter() - started) * 1000, 2)})
-                    yield _sse("done", msgspec.to_builtins(out))
+            # aclosing: a browser that goes away (the stop button) closes the model's stream too, at once.
+            stream = llm_answers.events(data.question, data.k, data.query_filters(), data.turns(), run=_runner(service), client=llm,
+                                        options=_options(data))
+            async with aclosing(stream):
+                async for event in stream:
+                    if isinstance(event, llm_answers.Sources):
+                        hits = [passage_out(hit) for hit in event.reading.hits]
+                        yield _sse("sources", {"abstained": False, "citations": [], "passages": msgspec.to_builtins(hits),
+                                               "query": event.reading.query, "mode": "generative"})
+                    elif isinstance(event, llm_answers.Token):
+                        yield _sse("token", {"text": event.text})
+                    elif isinstance(event, llm_answers.Checked):
+                        yield _sse("sentence", {"index": event.index, "kept": event.verdict.kept, "text": event.shown,
+                                                "reason": event.verdict.reason, "citations": [msgspec.to_builtins(citation_out(c)) for c in event.citations]})
+                    elif isinstance(event, llm_answers.Finished):
+                        if event.generated.error:
+                            log.warning("chat model: %s", event.generated.error)
+                        out = generated_out(event.generated, {"total": round((time.perf_counter() - started) * 1000, 2)})
+                        yield _sse("done", msgspec.to_builtins(out))
         except Exception:
             log.exception("generated answer failed")
             yield _sse("error", {"detail": "Internal error: the server could not answer this question."})
