@@ -63,7 +63,7 @@ _HAS = {
         r"|\b(miljoen|miljard|procent|duizend|honderd|tientallen|enkele|twee|drie|vier|vijf|zes|zeven|acht|negen|tien|elf|twaalf|vijftien|twintig|dertig|veertig|vijftig|zestig|zeventig|tachtig|negentig|honderden|duizenden|helft|halveren|halvering|verdubbel\w*|verdrievoudig\w*)\b)",
         re.I,
     ),
-    "money": re.compile(r"€|ƒ|\b(?:EUR|euro|gulden|Hfl|f\s?\d|miljoen|miljard|kosteloos|gratis)\b", re.I),
+    "money": re.compile(r"€|ƒ|\b(?:EUR|euro|gulden|Hfl|f\s?\d|miljoen|miljard)\b", re.I),  # "gratis" elsewhere outranked the asked fee
     "reason": re.compile(r"\b(omdat|doordat|vanwege|daarom|reden|teneinde|zodat|aangezien|gezien|met het oog op|als gevolg van|om te)\b", re.I),
     "who": re.compile(r"\b(minister|staatssecretaris|kabinet|ministerie|dienst|inspectie|gemeenten?|autoriteit|toezichthouder|[A-Z][a-z]+\s[A-Z][a-z]+|[A-Z]{2,})\b"),
 }
