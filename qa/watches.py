@@ -221,13 +221,21 @@ def sync_letters(connection: sqlite3.Connection, index: Index) -> int:
     return int(connection.execute("SELECT coalesce(max(seq), 0) FROM index_letters").fetchone()[0])
 
 
+def new_token() -> str:
+    """144 random bits, URL-safe, never opening with "-" (a shell would read "qa watch remove -m4C..." as an option)."""
+    while True:
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        if not token.startswith("-"):
+            return token
+
+
 def add(connection: sqlite3.Connection, index: Index, question: str, threshold: float | None = None,
         filters: Filters = Filters()) -> Watch:
     """Save a question; only letters indexed after this moment can fire it (the index's letters are logged first)."""
     question = rules.check_question(question)
     threshold = check_threshold(threshold)
     through = sync_letters(connection, index)
-    token = secrets.token_urlsafe(TOKEN_BYTES)
+    token = new_token()
     cursor = connection.execute(
         "INSERT INTO watches (token, question, threshold, filters, created_at, checked_through) VALUES (?, ?, ?, ?, ?, ?)",
         (token, question, threshold, _filters_json(filters), now(), through))

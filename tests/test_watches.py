@@ -237,3 +237,9 @@ def test_a_saved_question_fires_for_the_letter_that_answers_it_not_the_one_that_
     assert removed_watch.returncode == 0 and qa("watch", "list", "--index", str(index)).stdout.strip() == "No saved questions."
     bad = qa("watch", "remove", "999", "--index", str(index))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_a_token_never_reads_as_a_command_line_option() -> None:
+    from qa.watches import new_token
+    tokens = [new_token() for _ in range(2000)]  # about 1 in 64 raw tokens opens with "-"
+    assert not any(token.startswith("-") for token in tokens) and len(set(tokens)) == len(tokens)
