@@ -118,6 +118,23 @@ def web_engine(web_index: Path, embedder: Embedder) -> Engine:
     return Engine(index_store.load(web_index), embedder)
 
 
+def wait_until_ready(process: subprocess.Popen, url: str, log: Path, seconds: float = 180) -> None:
+    """Poll a starting `qa serve` until /api/health says ready; fail with its log when it exits or stalls."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"qa serve exited with {process.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/health", timeout=5) as response:
+                if json.load(response)["ready"]:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"qa serve did not become ready within {seconds:.0f} s")
+        time.sleep(0.5)
+
+
 def stop_process(process: subprocess.Popen) -> None:
     """Stop a `qa serve` (or any) child: politely, then for sure."""
     process.terminate()
@@ -148,19 +165,7 @@ def live_server(web_index: Path) -> Iterator[str]:
     command = [sys.executable, "-m", "qa", "serve", "--host", "127.0.0.1", "--port", str(port), "--index", str(web_index), "--no-build-sample"]
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ARTIFACTS.parent)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"qa serve exited with {process.returncode}; see {ARTIFACTS / 'server.log'}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:
-                    if json.load(response)["ready"]:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("qa serve did not become ready within 180 s")
-            time.sleep(0.5)
+        wait_until_ready(process, url, ARTIFACTS / "server.log")
         yield url
     finally:
         stop_process(process)

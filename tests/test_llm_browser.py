@@ -11,13 +11,11 @@ import os
 import re
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ARTIFACTS, stop_process
+from conftest import ARTIFACTS, stop_process, wait_until_ready
 from llm_servers import LlamaServer, free_port, missing
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -43,19 +41,7 @@ def llm_server(web_index: Path) -> Iterator[str]:
                "--no-build-sample", "--llm-url", llama.url]
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "QA_LLM_PROMPT_CHARS": "2400"})
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"qa serve exited with {process.returncode}; see {ARTIFACTS / 'server-llm.log'}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/health", timeout=5) as response:
-                    if json.load(response)["ready"]:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("qa serve did not become ready within 180 s")
-            time.sleep(0.5)
+        wait_until_ready(process, url, ARTIFACTS / "server-llm.log")
         yield url
     finally:
         stop_process(process)
