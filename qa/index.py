@@ -6,6 +6,8 @@ Layout of an index folder::
     index/gen-<time>/       manifest.json, letters.jsonl, passages.jsonl, vectors.faiss, bm25/,
                             sentence_spans.npy + sentence_vectors.npy (each passage's sentences, for answers)
     index/.lock             held while a build or update writes
+    index/.build/           vectors of the batches an unfinished build embedded, so that running it again
+                            resumes (qa/batches.py); removed when a change completes
 
 Every change writes a complete new generation and then swaps CURRENT, so a failed or killed
 build leaves the previous index untouched and readers never see a half-written one.
@@ -27,7 +29,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from qa import progress as reporting
 from qa import vectors as vector_index
+from qa.batches import BatchedEmbedding, LocalRunner, Runner
 from qa.chunking import CHUNKER_VERSION, Passage, chunk_letter
 from qa.embedding import TextEmbedder
 from qa.errors import IndexStateError
@@ -36,6 +40,7 @@ from qa.lexical import LexicalIndex
 
 FORMAT_VERSION = 2
 POINTER = "CURRENT"
+BUILD_FOLDER = ".build"  # checkpoints of an unfinished build's batches (qa/batches.py)
 KEEP_GENERATIONS = 2  # the live one and its predecessor, which a running server may still read
 
 
@@ -206,8 +211,9 @@ class UpdateSummary:
     unchanged: int
     letters: int
     passages: int
-    embedded: int
+    embedded: int  # passages run through the model now
     seconds: float
+    resumed: int = 0  # passages whose vectors an interrupted build had saved
 
 
 def update(
@@ -218,10 +224,14 @@ def update(
     replace_all: bool = False,
     log: Progress = lambda message: None,
     progress_bar: bool = False,
+    runner: Runner | None = None,
+    batch_size: int | None = None,
 ) -> UpdateSummary:
     """Write a new generation with letters added, replaced or removed, then swap it in.
 
-    Unchanged letters keep their vectors, so only new and changed letters are embedded.
+    Unchanged letters keep their vectors, so only new and changed letters are embedded, in checkpointed
+    batches (qa/batches.py): by `runner` (default: `embedder` in this process; qa/cluster.py's on Ray), and
+    an interrupted update run again embeds only the batches it had not finished.
     With `replace_all` the new index holds exactly the letters given (a full build). Without an
     `embedder` (removing letters) nothing may need embedding, and the model is not loaded at all."""
     started = time.perf_counter()
@@ -286,14 +296,29 @@ def update(
             text_spans.append(sentences + (len(text) - len(passage.text) - passage.start))  # the passage ends its index text
         vectors = np.zeros((len(passages), dimension), dtype=np.float32)
         sentences_by_row: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros((0, 2), np.int64), np.zeros((0, dimension)))] * len(passages)
+        embedded = resumed = 0
         if new_positions:
             if embedder is None:
                 raise ValueError(f"{len(new_positions)} passages to embed, but no embedder was given")
-            log(f"embedding {len(new_positions)} passages of {len(fresh)} letters with {model}")
-            new_vectors, new_sentence_vectors = embedder.embed_passages_with_spans(texts, text_spans, progress=progress_bar)
-            vectors[new_positions] = new_vectors
-            for i, spans, span_vectors in zip(new_positions, letter_spans, new_sentence_vectors):
-                sentences_by_row[i] = (spans, span_vectors)
+            job = BatchedEmbedding(model, dimension, texts, text_spans, folder / BUILD_FOLDER, batch_size)
+            saved = job.resumable
+            log(f"embedding {len(new_positions)} passages of {len(fresh)} letters with {model}"
+                + (f"; {saved} were embedded by an interrupted build and are read back" if saved else ""))
+            bar = reporting.progress(len(new_positions) - saved, "Embedding", "passages") if progress_bar and len(new_positions) > saved else None
+            try:
+                for done in job.run(runner or LocalRunner(embedder)):
+                    for j, vector, span_vectors in zip(done.batch.positions, done.vectors, done.sentence_vectors):
+                        vectors[new_positions[j]] = vector
+                        sentences_by_row[new_positions[j]] = (letter_spans[j], span_vectors)
+                    if done.resumed:
+                        resumed += len(done.batch.positions)
+                    else:
+                        embedded += len(done.batch.positions)
+                        if bar is not None:
+                            bar.update(len(done.batch.positions))
+            finally:
+                if bar is not None:
+                    bar.close()
         if reuse_rows and old is not None:
             vectors[reuse_positions] = old.passage_vectors(reuse_rows)
             for i, row in zip(reuse_positions, reuse_rows):
@@ -309,8 +334,9 @@ def update(
         unchanged=len(letters) - len(fresh),
         letters=len(letters),
         passages=len(passages),
-        embedded=len(new_positions),
+        embedded=embedded,
         seconds=time.perf_counter() - started,
+        resumed=resumed,
     )
 
 
@@ -397,6 +423,7 @@ def _collect_garbage(folder: Path, live: str) -> None:
             shutil.rmtree(path, ignore_errors=True)
     for leftover in folder.glob(".gen-*.tmp"):
         shutil.rmtree(leftover, ignore_errors=True)
+    shutil.rmtree(folder / BUILD_FOLDER, ignore_errors=True)  # the change is complete: its checkpoints are spent
 
 
 def info(index: Index) -> dict[str, object]:
