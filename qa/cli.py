@@ -154,13 +154,23 @@ def _read_or_fail(paths: tuple[Path, ...]):
     return report
 
 
-def _update(index_dir: Path, model: str | None, progress: bool, **changes: Any) -> index_store.UpdateSummary:
+def _update(index_dir: Path, model: str | None, progress: bool, ray_address: str | None = None, **changes: Any) -> index_store.UpdateSummary:
+    from contextlib import nullcontext
+
     from qa.embedding import Embedder
 
     if model is None and index_store.exists(index_dir) and not changes.get("replace_all"):
         model = index_store.load(index_dir).model
-    embedder = Embedder(model)
-    summary = index_store.update(index_dir, embedder, log=_log, progress_bar=progress, **changes)
+    name = model or embedding.default_model_name()
+    if ray_address is not None:
+        from qa.cluster import RayRunner
+
+        runner: Any = RayRunner(name, ray_address, log=_log)  # the address is checked here, before any work
+    else:
+        runner = nullcontext(None)
+    with runner as started:  # with --ray: the cluster is joined (or started) and its actors have loaded the model
+        embedder = Embedder(name)
+        summary = index_store.update(index_dir, embedder, log=_log, progress_bar=progress, runner=started, **changes)
     _check_watches(index_dir, embedder, summary)
     return summary
 
@@ -186,7 +196,8 @@ def _report(summary: index_store.UpdateSummary, errors: list[str]) -> None:
     click.echo(
         f"{summary.letters} letters, {summary.passages} passages "
         f"(added {len(summary.added)}, replaced {len(summary.replaced)}, removed {len(summary.removed)}, "
-        f"unchanged {summary.unchanged}; embedded {summary.embedded} passages in {summary.seconds:.1f} s)"
+        f"unchanged {summary.unchanged}; embedded {summary.embedded} passages in {summary.seconds:.1f} s"
+        + (f", {summary.resumed} more read back from the interrupted build" if summary.resumed else "") + ")"
     )
     if errors:
         click.echo(f"{len(errors)} file(s) could not be read; see the messages above.", err=True)
@@ -198,13 +209,20 @@ def _report(summary: index_store.UpdateSummary, errors: list[str]) -> None:
 @index_option
 @model_option
 @progress_option
-def index_build(paths: tuple[Path, ...], index_dir: Path, model: str | None, progress: bool) -> None:
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Embed on Ray: a local cluster of all CPUs, or the cluster at ADDRESS (HOST:PORT, ray://HOST:PORT, auto). Needs the ray extra.")
+def index_build(paths: tuple[Path, ...], index_dir: Path, model: str | None, progress: bool, ray_address: str | None) -> None:
     """Build a new index from letter files or folders (default: the bundled sample letters).
 
     Reads .txt, .xml, .html, .pdf, folders with a letters.jsonl sidecar, and .jsonl(.gz)
-    records. The old index stays in place until the new one is complete."""
+    records. The old index stays in place until the new one is complete. An interrupted build
+    run again embeds only what it had not finished."""
+    if ray_address is not None:
+        from qa.cluster import check_address
+
+        check_address(ray_address)  # a wrong address is refused before the letters are read
     report = _read_or_fail(paths or (SAMPLE_CORPUS,))
-    summary = _update(index_dir, model or embedding.default_model_name(), progress, add=report.letters, replace_all=True)
+    summary = _update(index_dir, model or embedding.default_model_name(), progress, ray_address, add=report.letters, replace_all=True)
     _report(summary, report.errors)
 
 

@@ -1,0 +1,190 @@
+"""`qa index build --ray` (qa/cluster.py) and resumable builds (qa/batches.py), for real: the real model, a real
+local Ray cluster, a real SIGKILL. A Ray build equals the single-process build; a killed build run again embeds
+fewer batches and gives the same index, the live index intact throughout; bad input is one line and exit 2."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import TEST_MODEL
+
+import qa.embedding
+from qa import cluster
+from qa import index as index_store
+from qa.cli import main
+from qa.letters import read_letters
+from qa.settings import SAMPLE_CORPUS
+
+ROOT = Path(__file__).resolve().parents[1]
+# Six sample letters, 100-odd passages: four batches of 32, so a build can be killed between batches.
+LETTERS = ("rijksoverheid-kamerbrief-2023-02-03-npce.txt", "rijksoverheid-kamerbrief-2023-10-18-verzamelbrief-luchtvaart.txt",
+           "ah-tk-20232024-1786.txt", "ah-tk-20232024-1178.pdf", "ah-tk-20232024-1771.txt", "kst-27925-781.txt")
+
+
+@pytest.fixture(scope="module")
+def letters_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("letters")
+    for name in LETTERS:
+        shutil.copy(SAMPLE_CORPUS / "letters" / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, embedder, letters_dir: Path) -> Path:  # type: ignore[no-untyped-def]
+    """The same letters built in one process, as `qa index build` without --ray does."""
+    folder = tmp_path_factory.mktemp("reference") / "index"
+    index_store.update(folder, embedder, add=read_letters([letters_dir]).letters, replace_all=True)
+    return folder
+
+
+@pytest.fixture()
+def short_tmp() -> Iterator[Path]:
+    """The child's TMPDIR: Ray puts its sockets under it, and an AF_UNIX path (107 bytes) has no room for pytest's folders."""
+    folder = Path(tempfile.mkdtemp(prefix="qa-test-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_qa(*args: str, tmp: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "qa", *args], capture_output=True, text=True, env=_env(tmp), cwd=ROOT, timeout=timeout)
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    return {**os.environ, "QA_MODEL": TEST_MODEL, "TMPDIR": str(tmp), "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+
+
+def assert_same_index(built: Path, expected: Path) -> None:
+    a, b = index_store.load(built), index_store.load(expected)
+    assert a.manifest["letters"] == b.manifest["letters"] and a.manifest["model"] == b.manifest["model"]
+    assert [(p.id, p.start, p.end) for p in a.passages] == [(p.id, p.start, p.end) for p in b.passages]
+    rows = list(range(len(a.passages)))
+    assert np.allclose(a.passage_vectors(rows), b.passage_vectors(rows), atol=1e-5)
+    assert np.array_equal(a.sentence_spans, b.sentence_spans)
+    # float16 in the index: the same float32 rounds to the same value, and one step (~1e-3) covers a last-bit difference
+    assert np.allclose(a.sentence_vectors.astype(np.float32), b.sentence_vectors.astype(np.float32), atol=2e-3)
+
+
+def _ray_home() -> list[str]:
+    home = Path.home() / ".ray"
+    return sorted(f"{path}:{path.stat().st_mtime_ns}" for path in home.rglob("*")) if home.exists() else []
+
+
+@pytest.mark.slow
+def test_a_local_ray_build_equals_the_single_process_build(tmp_path: Path, short_tmp: Path, reference: Path, letters_dir: Path) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[ray]'")
+    home_before = _ray_home()
+    built = run_qa("index", "build", str(letters_dir), "--index", str(tmp_path / "index"), "--ray", tmp=short_tmp)
+    assert built.returncode == 0, built.stderr
+    assert "embedding on a local Ray cluster of" in built.stderr and "actors, one per CPU" in built.stderr, built.stderr
+    assert_same_index(tmp_path / "index", reference)
+    assert not list(short_tmp.glob("qa-ray-*"))  # the cluster's folder went with it
+    assert _ray_home() == home_before  # no token file or session written to ~/.ray
+
+
+@pytest.mark.slow
+def test_a_killed_build_resumes_with_fewer_batches_and_the_same_index(tmp_path: Path, short_tmp: Path, reference: Path,
+                                                                     letters_dir: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "index"
+    index_store.update(folder, embedder, add=read_letters([SAMPLE_CORPUS / "letters" / "kst-33279-1.txt"]).letters, replace_all=True)
+    live = (folder / "CURRENT").read_text()
+    checkpoints = folder / index_store.BUILD_FOLDER
+
+    child = subprocess.Popen([sys.executable, "-m", "qa", "index", "build", str(letters_dir), "--index", str(folder)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(short_tmp), cwd=ROOT)
+    deadline = time.monotonic() + 600
+    while not list(checkpoints.glob("*.npz")):
+        assert child.poll() is None, child.communicate()[1]
+        assert time.monotonic() < deadline, "no batch was checkpointed in 10 minutes"
+        assert (folder / "CURRENT").read_text() == live
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.communicate()
+    saved = len(list(checkpoints.glob("*.npz")))
+    assert (folder / "CURRENT").read_text() == live and set(index_store.load(folder).letters) == {"kst-33279-1"}  # intact
+
+    again = run_qa("index", "build", str(letters_dir), "--index", str(folder), tmp=short_tmp)
+    assert again.returncode == 0, again.stderr
+    match = re.search(r"(\d+) passages \(.*embedded (\d+) passages in [\d.]+ s, (\d+) more read back", again.stdout)
+    assert match, again.stdout
+    total, embedded, read_back = map(int, match.groups())
+    assert read_back >= 32 * saved - 31 and embedded + read_back == total and embedded < total
+    assert_same_index(folder, reference)
+    assert not checkpoints.exists()
+
+
+# --- bad input: one line, exit 2, the index as it was (no model, no cluster) ---------------------------------
+
+
+@pytest.fixture()
+def small_index(tmp_path: Path, fake_embedder) -> Path:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "index"
+    index_store.update(folder, fake_embedder, add=read_letters([SAMPLE_CORPUS / "letters" / "kst-33279-1.txt"]).letters, replace_all=True)
+    return folder
+
+
+def _no_model(*_: object, **__: object) -> None:
+    raise AssertionError("the embedding model was loaded")
+
+
+def _build(index: Path, *options: str) -> object:
+    return CliRunner().invoke(main, ["index", "build", str(SAMPLE_CORPUS / "letters" / "kst-27925-781.txt"), "--index", str(index), *options])
+
+
+def _intact(index: Path, before: str) -> None:
+    assert (index / "CURRENT").read_text() == before and set(index_store.load(index).letters) == {"kst-33279-1"}
+    assert not (index / index_store.BUILD_FOLDER).exists()
+
+
+@pytest.mark.parametrize("address", ["nonsense", "http://head:6379", "head:99999", "head:"])
+def test_a_malformed_ray_address_is_one_line(small_index: Path, address: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(qa.embedding, "Embedder", _no_model)
+    before = (small_index / "CURRENT").read_text()
+    result = _build(small_index, f"--ray={address}")
+    assert result.exit_code == 2, result.output  # type: ignore[attr-defined]
+    assert result.stderr.splitlines() == [f"Error: --ray {address!r} is not a Ray address: give HOST:PORT of the head node, ray://HOST:PORT "  # type: ignore[attr-defined]
+                                          "or auto (or nothing, for a local cluster; put --ray after the letter folders, or write --ray=ADDRESS)"]
+    _intact(small_index, before)
+
+
+def test_an_unreachable_ray_cluster_is_one_line(small_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    monkeypatch.setattr(qa.embedding, "Embedder", _no_model)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    before = (small_index / "CURRENT").read_text()
+    started = time.monotonic()
+    result = _build(small_index, "--ray", f"127.0.0.1:{port}")
+    assert result.exit_code == 2, result.output  # type: ignore[attr-defined]
+    assert result.stderr.startswith(f"Error: cannot reach the Ray cluster at 127.0.0.1:{port} (") and len(result.stderr.splitlines()) == 1  # type: ignore[attr-defined]
+    assert time.monotonic() - started < cluster.CONNECT_SECONDS + 30  # not Ray's own minutes of retrying
+    _intact(small_index, before)
+
+
+def test_without_ray_installed_the_build_says_what_to_install(small_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as where the extra is not installed
+    monkeypatch.setattr(qa.embedding, "Embedder", _no_model)
+    before = (small_index / "CURRENT").read_text()
+    result = _build(small_index, "--ray")
+    assert result.exit_code == 2, result.output  # type: ignore[attr-defined]
+    assert result.stderr.splitlines() == [f"Error: --ray needs Ray: pip install 'kamerbrieven-qa[ray]' (or {cluster.RAY_REQUIREMENT!r})"]  # type: ignore[attr-defined]
+    _intact(small_index, before)
+
+
+def test_the_ray_option_reads_an_address_or_none() -> None:
+    assert cluster.check_address(None) is None and cluster.check_address("local") is None
+    for address in ("auto", "10.0.0.5:6379", "ray://head.example:10001", "[::1]:6379"):
+        assert cluster.check_address(address) == address
