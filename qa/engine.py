@@ -148,9 +148,8 @@ def _passages_to_read(question: QuestionView, hits: Sequence[Hit], policy: Answe
     top = list(hits[: policy.passages_read])
     if not question.asks_sum:
         return top
-    kinds = [kind for kind in question.asks if kind in ("amount", "money")]
     def states(hit: Hit) -> bool:
-        return any(has_fact(kind, hit.passage.text) for kind in kinds)
+        return any(has_fact(kind, hit.passage.text) for kind in question.sum_kinds)
     if any(states(hit) for hit in top):
         return top
     return top + [hit for hit in hits[policy.passages_read : policy.fact_reading_depth] if states(hit)]

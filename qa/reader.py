@@ -134,9 +134,13 @@ class QuestionView:
     asks: tuple[str, ...]
 
     @property
+    def sum_kinds(self) -> tuple[str, ...]:
+        """The asked amount or sum of money, which a sentence either states or not (dates hide in many phrasings)."""
+        return tuple(kind for kind in self.asks if kind in ("amount", "money"))
+
+    @property
     def asks_sum(self) -> bool:
-        """An amount or a sum of money, which a sentence either states or not (dates hide in many phrasings)."""
-        return "amount" in self.asks or "money" in self.asks
+        return bool(self.sum_kinds)
 
     @classmethod
     def of(cls, text: str, vector: np.ndarray, idf: dict[str, float]) -> QuestionView:

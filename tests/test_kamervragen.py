@@ -187,6 +187,9 @@ def test_the_page_lists_pairs_and_opens_the_letter_with_the_pair_highlighted(cli
     assert letter.status_code == 200 and '<mark class="quote">Tot wanneer loopt deze internetconsultatie' in letter.text
     bad = client.get("/kamervragen", params={"q": EVACUEES, "date_from": "gisteren"})
     assert bad.status_code == 400 and "geen datum" in bad.text
+    past_the_end = client.get("/kamervragen", params={"q": EVACUEES, "page": 99}, follow_redirects=False)
+    assert past_the_end.status_code in (301, 302, 303, 307) and "page=99" not in past_the_end.headers["location"]
+    assert client.get(past_the_end.headers["location"]).status_code == 200
 
 
 @pytest.mark.model

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 import msgspec
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Controller, Request, Response, get, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter, URLEncodedBody
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
@@ -224,6 +224,41 @@ def _past_json(state: dict[str, Any]) -> dict[str, Any]:
             "context": state["context"], "cites": cites}
 
 
+def _page_href(path: str, query: dict[str, str], page: int) -> str:
+    """A link to page `page` of a paged list (the first page has no page number)."""
+    return f"{path}?{urlencode({**query, 'page': page})}" if page > 1 else f"{path}?{urlencode(query)}".rstrip("?")
+
+
+@dataclass(frozen=True)
+class FilterQuery:
+    """A page's filter fields as typed in its query string: validated later by `_filters_or_error`, so a page
+    can say in Dutch which rule was broken, and handed back to the form, chips and links as they were."""
+
+    date_from: str = ""
+    date_to: str = ""
+    sender: str = ""
+    type: str = ""
+    sort: str = ""
+
+    def query(self, **more: str) -> dict[str, str]:
+        """The non-blank fields (and `more`), stripped: what links to this page carry."""
+        fields = {"date_from": self.date_from, "date_to": self.date_to, "sender": self.sender, "type": self.type, "sort": self.sort}
+        return {key: value.strip() for key, value in {**more, **fields}.items() if value.strip()}
+
+
+def provide_filter_query(
+    date_from: Annotated[str, QueryParameter(max_length=20)] = "",
+    date_to: Annotated[str, QueryParameter(max_length=20)] = "",
+    sender: Annotated[str, QueryParameter(max_length=rules.MAX_FILTER_TEXT)] = "",
+    doc_type: Annotated[str, QueryParameter(name="type", max_length=60)] = "",
+    sort: Annotated[str, QueryParameter(max_length=20)] = "",
+) -> FilterQuery:
+    return FilterQuery(date_from, date_to, sender, doc_type, sort)
+
+
+PAGE_FILTERS = {"page_filters": Provide(provide_filter_query, sync_to_thread=False)}
+
+
 @dataclass
 class AskForm:
     """The chat form as posted without JavaScript; `history` is the conversation so far, as JSON."""
@@ -255,6 +290,7 @@ def _choices(service: Service) -> dict[str, Any]:
 
 class ChatController(Controller):
     include_in_schema = False
+    dependencies = PAGE_FILTERS
 
     def _page(self, service: Service, states: list[dict[str, Any]], form: AskForm, error: str | None = None) -> dict[str, Any]:
         history_json = json.dumps([_past_json(state) for state in states][-rules.MAX_HISTORY_TURNS :], ensure_ascii=False)
@@ -280,16 +316,14 @@ class ChatController(Controller):
     async def chat(
         self,
         service: NamedDependency[Service],
+        page_filters: NamedDependency[FilterQuery],
         q: Annotated[str, QueryParameter(max_length=rules.MAX_QUESTION * 2)] = "",
-        date_from: Annotated[str, QueryParameter(max_length=20)] = "",
-        date_to: Annotated[str, QueryParameter(max_length=20)] = "",
-        sender: Annotated[str, QueryParameter(max_length=rules.MAX_FILTER_TEXT)] = "",
-        doc_type: Annotated[str, QueryParameter(name="type", max_length=60)] = "",
         h: Annotated[list[str] | None, QueryParameter(max_items=rules.MAX_HISTORY_TURNS)] = None,
     ) -> Template:
         """`/?q=…` (a share link) asks on the server, so the link works without JavaScript; `h` are the earlier
         questions a follow-up leans on."""
-        form = AskForm(question=q, date_from=date_from, date_to=date_to, sender=sender, type=doc_type)
+        chosen = page_filters
+        form = AskForm(question=q, date_from=chosen.date_from, date_to=chosen.date_to, sender=chosen.sender, type=chosen.type)
         if not q:
             return Template("chat.html", context=self._page(service, [], form))
         context = [text[: rules.MAX_QUESTION] for text in h or [] if text.strip()]
@@ -498,21 +532,17 @@ def search_view(engine: Engine, text: str, filters: Filters) -> SearchView:
 class SearchPage(Controller):
     path = "/zoeken"
     include_in_schema = False
+    dependencies = PAGE_FILTERS
 
     @get("/", name="search")
     async def search(
         self,
         service: NamedDependency[Service],
+        page_filters: NamedDependency[FilterQuery],
         q: Annotated[str, QueryParameter(max_length=rules.MAX_QUESTION)] = "",
-        date_from: Annotated[str, QueryParameter(max_length=20)] = "",
-        date_to: Annotated[str, QueryParameter(max_length=20)] = "",
-        sender: Annotated[str, QueryParameter(max_length=200)] = "",
-        doc_type: Annotated[str, QueryParameter(name="type", max_length=60)] = "",
-        sort: Annotated[str, QueryParameter(max_length=20)] = "",
     ) -> Template:
         """Ranked passages, beside the chat: the query's words marked, facets to narrow by type, ministry and year."""
-        query = {key: value.strip() for key, value in
-                 {"q": q, "date_from": date_from, "date_to": date_to, "sender": sender, "type": doc_type, "sort": sort}.items() if value.strip()}
+        query = page_filters.query(q=q)
         filters, order, error = _filters_or_error(query)
         text = q.strip()
         view = SearchView([], 0, facets.count([]), False)
@@ -532,32 +562,28 @@ class SearchPage(Controller):
 class LetterPages(Controller):
     path = "/letters"
     include_in_schema = False
+    dependencies = PAGE_FILTERS
 
     @get("/", name="letters")
     async def letters(
         self,
         service: NamedDependency[Service],
-        q: Annotated[str, QueryParameter(max_length=200)] = "",
-        date_from: Annotated[str, QueryParameter(max_length=20)] = "",
-        date_to: Annotated[str, QueryParameter(max_length=20)] = "",
-        sender: Annotated[str, QueryParameter(max_length=200)] = "",
-        doc_type: Annotated[str, QueryParameter(name="type", max_length=60)] = "",
-        sort: Annotated[str, QueryParameter(max_length=20)] = "",
+        page_filters: NamedDependency[FilterQuery],
+        q: Annotated[str, QueryParameter(max_length=rules.MAX_FILTER_TEXT)] = "",
         page: Annotated[int, QueryParameter(ge=1)] = 1,
     ) -> Template | Redirect:
         """Full text: the letters that hold every word of `q` (or match it in id or title), sortable, with facet counts."""
-        query = {"q": q, "date_from": date_from, "date_to": date_to, "sender": sender, "type": doc_type, "sort": sort}
-        query = {key: value.strip() for key, value in query.items() if value.strip()}
+        query = page_filters.query(q=q)
         filters, order, error = _filters_or_error(query)
         found, _ = await service.run(lambda engine: matching_letters(engine.index, filters, q, order))
         shown = rules.paginate(found, page)
         if page > shown.pages:  # a page past the last one (an old link, a hand-made URL): the last page there is
-            return Redirect(f"/letters?{urlencode({**query, 'page': shown.pages})}" if shown.pages > 1 else f"/letters?{urlencode(query)}".rstrip("?"))
+            return Redirect(_page_href("/letters", query, shown.pages))
         context = {
             "letters": shown.items, "total": shown.total, "page": page, "pages": shown.pages, "error": error,
             "form": query, "passages": {letter_id: len(rows) for letter_id, rows in service.engine.index.letter_passages.items()},
-            "prev_href": f"/letters?{urlencode({**query, 'page': page - 1})}" if page > 1 else None,
-            "next_href": f"/letters?{urlencode({**query, 'page': page + 1})}" if page < shown.pages else None,
+            "prev_href": _page_href("/letters", query, page - 1) if page > 1 else None,
+            "next_href": _page_href("/letters", query, page + 1) if page < shown.pages else None,
             "facets": facet_links("/letters", query, facets.count(found)), "chips": removable_chips("/letters", query),
             "sorts": [(value, label, _href("/letters", query, sort=None if value == "relevance" else value), value == order)
                       for value, label in SORT_LABELS.items()],
@@ -606,18 +632,17 @@ class LetterPages(Controller):
 class KamervragenPages(Controller):
     path = "/kamervragen"
     include_in_schema = False
+    dependencies = PAGE_FILTERS
 
     @get("/", name="kamervragen")
     async def kamervragen(
         self,
         service: NamedDependency[Service],
+        page_filters: NamedDependency[FilterQuery],
         q: Annotated[str, QueryParameter(max_length=rules.MAX_QUESTION + 100)] = "",
         asker: Annotated[str, QueryParameter(max_length=200)] = "",
-        date_from: Annotated[str, QueryParameter(max_length=20)] = "",
-        date_to: Annotated[str, QueryParameter(max_length=20)] = "",
-        sender: Annotated[str, QueryParameter(max_length=200)] = "",
         page: Annotated[int, QueryParameter(ge=1)] = 1,
-    ) -> Template:
+    ) -> Template | Redirect:
         """Pairs ranked for a question (without one: all, newest first); each opens its letter with the pair highlighted."""
         from qa import kamervragen
         from qa.schemas import pair_out
@@ -625,17 +650,19 @@ class KamervragenPages(Controller):
         error = None
         try:
             question = rules.check_question(q, "q") if q.strip() else None
-            filters = Filters.parse(date_from, date_to, None, sender, None)
+            filters = Filters.parse(page_filters.date_from, page_filters.date_to, None, page_filters.sender, None)
         except InvalidQuery as problem:
             error, question, filters = dutch_message(problem), None, Filters()
         ranked = service.kamervragen
         found, _ = await service.run(lambda engine: kamervragen.find(engine, ranked, question, filters, rules.blank_to_none(asker), page))
-        query = {key: value for key, value in {"q": q, "asker": asker, "date_from": date_from, "date_to": date_to, "sender": sender}.items() if value}
+        query = FilterQuery(page_filters.date_from, page_filters.date_to, page_filters.sender).query(q=q, asker=asker)
+        if page > found.pages:  # past the last page (an old link): the last page there is, as the letters overview does
+            return Redirect(_page_href("/kamervragen", query, found.pages))
         context = {
             "pairs": [pair_out(match) for match in found.items], "total": found.total, "page": page, "pages": found.pages,
             "error": error, "form": query,
-            "prev_href": f"/kamervragen?{urlencode({**query, 'page': page - 1})}" if page > 1 else None,
-            "next_href": f"/kamervragen?{urlencode({**query, 'page': page + 1})}" if page < found.pages else None,
+            "prev_href": _page_href("/kamervragen", query, page - 1) if page > 1 else None,
+            "next_href": _page_href("/kamervragen", query, page + 1) if page < found.pages else None,
             **_choices(service),
         }
         return Template("kamervragen.html", context=context, status_code=400 if error else 200)
