@@ -237,7 +237,11 @@ def _note_numbers(pages: list[list[str]]) -> set[int]:
     return numbers
 
 
-_GLUED_MARKER = re.compile(r"(?<=[a-zà-ÿ)][.,;:?!)])(\d{1,2})(?=\s|$)|(?<=[a-zà-ÿ]{3})(\d{1,2})(?=[.,;:]?(?:\s|$))")
+# A marker glued to a word: after its punctuation ("Schiphol.4", "onvoldoende»»?1", "ADR.2"), after the word
+# ("grondstoffen1.") or after a quoted title ("«Leren van twee vuurwerkrampen»3").
+_GLUED_MARKER = re.compile(
+    r"(?<=[a-zà-ÿA-Z)»”’][.,;:?!)])(\d{1,2})(?=\s|$)|(?<=[a-zà-ÿ]{3})(\d{1,2})(?=[.,;:]?(?:\s|$))"
+    r"|(?<=[a-zà-ÿ][»”’])(\d{1,2})(?=[.,;:]?(?:\s|$))")
 
 
 def _detach_markers(line: str, notes: set[int]) -> str:
@@ -373,7 +377,11 @@ def repair_text_layer(pages: list[list[str]]) -> list[list[str]]:
         kept: list[str] = []
         in_sidebar = False
         pending_marker = ""
-        for line in lines:
+        heads = _series_numbers(lines)
+        for number, line in enumerate(lines):
+            if number in heads:  # the "2" over "Aanhangsel van de Handelingen" is no footnote 2
+                kept.append(line)
+                continue
             stripped = " ".join(line.split())
             if stripped in furniture:
                 in_sidebar = True
@@ -398,6 +406,24 @@ def repair_text_layer(pages: list[list[str]]) -> list[list[str]]:
     if collected and repaired:  # the footnotes close the letter, as in the XML: no note interrupts a sentence across pages
         repaired[-1].extend(["", *collected])
     return repaired
+
+
+# What follows the series number ("2") of a Tweede Kamer document head: the head goes on, no footnote starts.
+_HEAD_AFTER_NUMBER = re.compile(
+    r"^(?:Aanhangsel\s+van\s+de\s+Handelingen|Vergaderjaar|Zitting\s+\d|Kamerstuk(?:ken)?$|Tweede\s+Kamer\s+der|Vragen\s+gesteld)",
+    re.IGNORECASE)
+
+
+def _series_numbers(lines: list[str]) -> set[int]:
+    """Indexes of lone numbers that belong to the document head ("Vergaderjaar 2023–2024 / 2 / Aanhangsel van de
+    Handelingen"): read as footnote 2, the head line moved to the letter's end and the real note 2 lost its marker."""
+    heads = set()
+    for index, line in enumerate(lines):
+        if _LONE_NUMBER.match(line.strip()):
+            following = next((item.strip() for item in lines[index + 1 : index + 3] if item.strip()), "")
+            if _HEAD_AFTER_NUMBER.match(following):
+                heads.add(index)
+    return heads
 
 
 def _lift_notes(lines: list[str], collected: list[str]) -> list[str]:

@@ -135,3 +135,25 @@ def test_footnotes_are_linked_to_their_markers() -> None:
     sixth = next(note for note in footnotes(letter) if note.number == 6)
     assert letter[sixth.start : sixth.end].startswith("⁶ Jaarverslag Nederlandse Arbeidsinspectie")
     assert [letter[marker - 9 : marker + 1] for marker in sixth.markers] == ["jaarplan.⁶"]
+
+
+def test_an_answer_to_kamervragen_keeps_its_head_and_links_each_note_to_its_own_marker() -> None:
+    """An Aanhangsel's text layer (pdftotext of the TK API PDF): the series number "2" over "Aanhangsel van de
+    Handelingen" stays in the head (read as footnote 2 it moved the head line to the end, and the real note 2 lost
+    its marker); markers after a closing quote ("gevaarlijk»»?1", "vuurwerkrampen»3") and after an abbreviation
+    ("ADR.2") become superscripts; the page footers are gone."""
+    from qa.cleaning import footnotes
+
+    text = clean((FIXTURE_LETTERS / "ah-tk-20232024-1771.txt").read_text(encoding="utf-8")).text
+    assert text.startswith("Tweede Kamer der Staten-Generaal\n\nVergaderjaar 2023–2024\n\n2\n\nAanhangsel van de Handelingen\n\n")
+    notes = {note.number: note for note in footnotes(text)}
+    assert sorted(notes) == list(range(1, 9))
+    opening = {number: text[note.start : note.start + 24] for number, note in notes.items()}
+    assert opening[1] == "¹ EenVandaag, 28 maart 2" and opening[2] == "² Accord Européen relati"
+    assert opening[3].startswith("³ Torenvlied")
+    before = {number: [text[marker - 16 : marker + 1] for marker in note.markers] for number, note in notes.items()}
+    for number, glued in ((1, "gevaarlijk»»?¹"), (2, "in de ADR.²"), (3, "vuurwerkrampen»³")):
+        assert len(before[number]) == 1 and before[number][0].endswith(glued), (number, before[number])
+    assert sum(bool(note.markers) for note in notes.values()) == 7  # the text layer lost marker 4
+    assert "Tweede Kamer, vergaderjaar 2023–2024, Aanhangsel" not in text and "ISSN" not in text
+    assert all(note.start > text.index("Antwoord 6") for note in notes.values())  # the notes close the letter
