@@ -11,10 +11,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from qa.cleaning import CleanText
+from qa.cleaning import NOTE_MARKERS, CleanText, footnotes
 from qa.letters import Letter
 
-CHUNKER_VERSION = 1
+# The version of how letters are read and cut (qa/cleaning.py, qa/letters.py and this module): an index of another
+# version is refused (qa/index.py), `qa update` rebuilds it. 2: issue 15 (PDF text-layer repair, footnotes linked and
+# out of passages, sections of the body only, a motie quoted by its clauses, a long letter head its own passage).
+CHUNKER_VERSION = 2
 TARGET_CHARS = 900
 MAX_CHARS = 1400
 MIN_CHARS = 200  # smaller blocks (letter heads, signatures) join their neighbour
@@ -83,10 +86,15 @@ class Passage:
         return "\n".join([*context, self.text])
 
     def sentences(self) -> list[tuple[int, int]]:
-        """Sentence spans (offsets in the letter): what an answer can quote. A motie's dictum ("De Kamer, ...
-        constaterende ...; overwegende ...; verzoekt ..., en gaat over tot de orde van de dag.") is one sentence:
-        its request is quoted with its considerations, in their order."""
-        return [(start + self.start, end + self.start) for start, end in sentence_spans(self.text)]
+        """Sentence spans (offsets in the letter): what an answer can quote. A motie is quoted from a clause of
+        its dictum ("constaterende dat ...;", "overwegende dat ...;") on to its request ("verzoekt de regering ...,
+        en gaat over tot de orde van de dag."): in document order, and carrying what the motie asks."""
+        return [(start + self.start, end + self.start) for start, end, _, _ in _sentences(self.text)]
+
+    def sentence_cores(self) -> list[tuple[int, int]]:
+        """What each sentence's meaning is read from (offsets in the letter), one per `sentences()`: the sentence
+        itself, or the clause a motie's quote starts with (the whole rest of the dictum diluted its meaning)."""
+        return [(start + self.start, end + self.start) for _, _, start, end in _sentences(self.text)]
 
 
 _MOTION_OPENING = re.compile(r"^De\s+Kamer,$")
@@ -100,9 +108,22 @@ MAX_DICTUM_PARAGRAPHS = 40  # a motie's dictum is shorter; a text layer may brea
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Sentence spans of cleaned text (offsets in it): the sentences of each paragraph, and a motie's dictum
-    (from "De Kamer," or its first clause to "... gaat over tot de orde van de dag.") as one."""
-    spans: list[tuple[int, int]] = []
+    """Sentence spans of cleaned text (offsets in it): what an answer can quote (see `_sentences`)."""
+    return [(start, end) for start, end, _, _ in _sentences(text)]
+
+
+def _sentences(text: str) -> list[tuple[int, int, int, int]]:
+    """Each sentence of cleaned text as (start, end, core start, core end): the sentences of each paragraph, whose
+    core is themselves, and a motie's dictum (from "De Kamer," or its first clause to "... gaat over tot de orde van
+    de dag.") clause by clause, each clause quoted on to the end of the dictum with the clause as its core.
+
+    A clause is what one clause word opens (constaterende, overwegende, verzoekt, ...), with the lines a text
+    layer broke it into and the closing "en gaat over tot de orde van de dag." of the request; a list item of
+    "overwegende dat:" is a clause of its own. The whole dictum as one sentence (issue 15's first take) diluted its
+    in-context cosine over every consideration: on eval/questions.jsonl it answered off-topic questions with a
+    dictum that holds all their words somewhere and lost a follow-up whose answer is one consideration; a clause
+    alone lost the request the question asked about."""
+    spans: list[tuple[int, int, int, int]] = []
     blocks = list(paragraphs(text))
     index = 0
     while index < len(blocks):
@@ -115,13 +136,51 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
                 close_start, close_end = blocks[closing]
                 found = _MOTION_CLOSING.search(text, close_start, close_end)
                 assert found is not None
-                spans.append((start, found.end()))
-                spans.extend(split_sentences(text[found.end() : close_end], found.end()))  # "... van de dag. Ergin"
+                clauses = _dictum_clauses(text, blocks[index : closing + 1], found.end())
+                dictum_end = clauses[-1][1] if clauses else found.end()
+                for clause_start, clause_end in clauses:
+                    carries = _is_clause(text[clause_start:clause_end])  # not "De Kamer," nor "gehoord de beraadslaging,"
+                    spans.append((clause_start, dictum_end if carries else clause_end, clause_start, clause_end))
+                spans.extend((a, b, a, b) for a, b in split_sentences(text[found.end() : close_end], found.end()))  # "... van de dag. Ergin"
                 index = closing + 1
                 continue
-        spans.extend(split_sentences(paragraph, start))
+        spans.extend((a, b, a, b) for a, b in split_sentences(paragraph, start))
         index += 1
     return spans
+
+
+def _is_clause(clause: str) -> bool:
+    """A consideration or request of a dictum (or an item of its list), not its opening words."""
+    return len(clause.split()) >= 4 and not _MOTION_OPENING.match(clause) and not re.match(r"^gehoord\b", clause, re.IGNORECASE)
+
+
+_CLAUSE_DONE = re.compile(r"[;:,]$")  # a clause (or list item) ends its paragraph with one of these
+_BULLET_ONLY = re.compile(r"^[•\-–·]$")
+_MOTION_CONTINUES = re.compile(r"^en\s+gaat\s+over\b", re.IGNORECASE)  # closes the request, on its own line
+
+
+def _dictum_clauses(text: str, blocks: list[tuple[int, int]], stop: int) -> list[tuple[int, int]]:
+    """The clauses of a dictum whose paragraphs are `blocks`, the last one ending at `stop` (after "orde van de dag.")."""
+    clauses: list[list[int]] = []
+    for start, end in blocks:
+        end = min(end, stop)
+        paragraph = text[start:end]
+        previous = text[clauses[-1][0] : clauses[-1][1]].rstrip(" •\n") if clauses else ""
+        opens = (_MOTION_OPENING.match(paragraph) or _MOTION_CLAUSE.match(paragraph)) and not _MOTION_CONTINUES.match(paragraph)
+        if clauses and not opens and (not _CLAUSE_DONE.search(previous) or _BULLET_ONLY.match(previous.strip())
+                                      or _MOTION_CONTINUES.match(paragraph)):
+            clauses[-1][1] = end  # a broken line, the text after a bullet, "en gaat over tot de orde van de dag."
+        else:
+            clauses.append([start, end])
+    out = []
+    for start, end in clauses:
+        while end > start and (text[end - 1].isspace() or text[end - 1] in "•·"):
+            end -= 1  # "... gemotiveerd is; •": the next item's bullet
+        while start < end and (text[start].isspace() or text[start] in "•·"):
+            start += 1
+        if _has_text(text, start, end):
+            out.append((start, end))
+    return out
 
 
 def split_sentences(text: str, offset: int = 0) -> list[tuple[int, int]]:
@@ -165,11 +224,22 @@ def _has_text(text: str, start: int, end: int) -> bool:
     return any(not text[i].isspace() for i in range(start, end))
 
 
+_BEFORE_A_MARKER = ".?!;:)\"'”’»"
+
+
 def _trim(text: str, start: int, end: int, offset: int) -> tuple[int, int]:
+    """Without surrounding white space, and without the footnote marker after its closing punctuation
+    ("Schiphol.⁴", "(KOZP)?¹"): the marker links to a note, it is no part of what the sentence says, and a
+    quote ending in it no longer read as a question or as a finished sentence."""
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
+    marker = end
+    while marker > start and text[marker - 1] in NOTE_MARKERS:
+        marker -= 1
+    if marker < end and marker > start and text[marker - 1] in _BEFORE_A_MARKER:
+        end = marker
     return start + offset, end + offset
 
 
@@ -220,28 +290,47 @@ def chunk_letter(letter: Letter) -> list[Passage]:
     """Structure-aware passages of one letter."""
     text = letter.text
     clean = CleanText(text, letter.page_starts)
-    # Sentences, each marked with its section and whether it opens a paragraph or a section.
-    pieces: list[tuple[int, int, str | None, bool, bool]] = []
+    # Sentences and headings, each marked with its section, whether it opens a paragraph, whether it opens a
+    # section (or the body) and whether it is a heading.
+    pieces: list[tuple[int, int, str | None, bool, bool, bool]] = []
     section: str | None = None
     sections_from = body_start(text) if letter.type != "motie" else len(text)  # a motie has no sections
+    # The body opens a passage when the letter head (letterhead, addressee, date line) and the first paragraph do
+    # not fit in one: a head that rode along pushed that paragraph's second half into the next passage (an OCR
+    # letter's answer fell from rank 1 to 6 on eval/questions.jsonl). When they fit, or the head is short
+    # (< MIN_CHARS), they stay together: a passage of the head alone holds no answer and was found by the
+    # letter's title (three such passages pushed answers out of the top 5).
+    body_opened = sections_from in (0, len(text))
     after_note_number = False
+    # Footnotes are no passage: they close the letter (qa/cleaning.py) and the letter page shows them under it,
+    # linked to their markers. As passages they were found by their link texts ("NOS.nl, «... Bunq ...»") and
+    # took the place of the answer (a notes-only passage ranked 2nd for a question on that letter).
+    notes_from = notes_start(text)
     sentences = iter(sentence_spans(text))
     sentence = next(sentences, None)
     for start, end in paragraphs(text):
+        if start >= notes_from:
+            break
         paragraph = text[start:end]
         is_note_text, after_note_number = after_note_number, bool(_LONE_NUMBER.match(paragraph))
         heading = start >= sections_from and not is_note_text and is_heading(paragraph)
         first = True
         while sentence is not None and sentence[0] < end:  # the paragraph's sentences (a dictum spans paragraphs)
             if sentence[0] >= start and not heading:
-                pieces.append((sentence[0], sentence[1], section, first, False))
+                opens_body = not body_opened and sentence[0] >= sections_from
+                body_opened = body_opened or opens_body
+                if opens_body:
+                    head = sentence[0] - (pieces[0][0] if pieces else sentence[0])
+                    opens_body = head >= MIN_CHARS and end - (pieces[0][0] if pieces else start) > MAX_CHARS
+                pieces.append((sentence[0], sentence[1], section, first, opens_body, False))
                 first = False
             sentence = next(sentences, None)
         if heading:
+            body_opened = True
             opens_section = not _ANSWER_HEADING.match(paragraph)  # "Antwoord 3" stays with "Vraag 3"
             if opens_section:
                 section = paragraph
-            pieces.append((start, end, section, True, opens_section))
+            pieces.append((start, end, section, True, opens_section, True))
 
     # A motie's head (its title) and its dictum make one passage when they fit: a head alone would be found
     # by the title's words and hold no answer (on eval/questions.jsonl it took rank 1 from the dictum).
@@ -250,7 +339,7 @@ def chunk_letter(letter: Letter) -> list[Passage]:
     block: list[tuple[int, int]] = []
     block_section: str | None = None
     previous_was_heading = False
-    for start, end, piece_section, opens_paragraph, opens_section in pieces:
+    for start, end, piece_section, opens_paragraph, opens_section, is_heading_piece in pieces:
         size = end - block[0][0] if block else 0
         too_big = size > MAX_CHARS or (opens_paragraph and size > target)
         if block and ((opens_section and not previous_was_heading and size >= MIN_CHARS) or too_big):
@@ -261,7 +350,7 @@ def chunk_letter(letter: Letter) -> list[Passage]:
         if not block or opens_section:
             block_section = piece_section
         block.append((start, end))
-        previous_was_heading = opens_section
+        previous_was_heading = opens_section and is_heading_piece
     if block:
         if blocks and block[-1][1] - block[0][0] < MIN_CHARS:
             start, _, section = blocks.pop()
@@ -269,6 +358,7 @@ def chunk_letter(letter: Letter) -> list[Passage]:
             block_section = section
         blocks.append((block[0][0], block[-1][1], block_section))
 
+    blocks = [(start, _past_markers(text, end), section) for start, end, section in blocks]
     return [
         Passage(
             id=f"{letter.id}#{number}",
@@ -281,3 +371,17 @@ def chunk_letter(letter: Letter) -> list[Passage]:
         )
         for number, (start, end, section) in enumerate(blocks, start=1)
     ]
+
+
+def notes_start(text: str) -> int:
+    """Where the footnotes that close a cleaned letter begin (its length when it has none): the cleaning moves
+    every note of a text layer there, so what follows is notes (and a marker whose note the layout lost)."""
+    return min((note.start for note in footnotes(text)), default=len(text))
+
+
+def _past_markers(text: str, end: int) -> int:
+    """A passage ends after the footnote marker its last sentence leaves out ("Schiphol.⁴"): all of the letter's
+    body lies in some passage, and the letter page marks the marker with its sentence."""
+    while end < len(text) and text[end] in NOTE_MARKERS:
+        end += 1
+    return end

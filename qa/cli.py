@@ -877,17 +877,27 @@ def update(folder: Path, index_dir: Path, model: str | None, **network: Any) -> 
     from qa.embedding import Embedder
 
     source_name, query = sources.update_query(folder)
-    summary = _fetch(folder, source_name, query, **network)
     index_ids: set[str] = set()
+    rebuild = False
     if index_store.exists(index_dir):
-        current = index_store.load(index_dir)
-        index_ids, model = set(current.letters), current.model
+        try:
+            current = index_store.load(index_dir)
+            index_ids, model = set(current.letters), current.model
+        except index_store.IndexOutdated as outdated:  # a newer qa parses letters differently: all of them again
+            missing = sorted(set(outdated.letter_ids) - sources.stored_ids(folder))
+            if missing:
+                raise index_store.IndexStateError(
+                    f"{outdated}; it holds {len(missing)} letters that are not in {folder} ({', '.join(missing[:3])}"
+                    f"{', ...' if len(missing) > 3 else ''}), so `qa update` cannot rebuild it from there") from outdated
+            rebuild, model = True, model or outdated.model
+            _log(f"{index_dir} was built by an older version of qa: rebuilding it from all letters in {folder}")
+    summary = _fetch(folder, source_name, query, **network)
     letters, errors = sources.letters_to_index(folder, index_ids, summary.added + summary.replaced)
     for error in errors:
         _log(f"skipped: {error}")
     if letters:
         embedder = Embedder(model)
-        changed = index_store.update(index_dir, embedder, add=letters, log=_log, progress_bar=network["progress"])
+        changed = index_store.update(index_dir, embedder, add=letters, replace_all=rebuild, log=_log, progress_bar=network["progress"])
         _check_watches(index_dir, embedder, changed)
         _report(changed, errors)
     else:

@@ -48,6 +48,17 @@ class IndexBusy(IndexStateError):
     pass
 
 
+class IndexOutdated(IndexStateError):
+    """An index whose letters were parsed and cut by another version of qa (its manifest's format or chunker
+    version differs): its passages, sections and quotable sentences are not what this qa makes of the letters.
+    Refused, never read as if current; `qa index build` (or `qa update`, from its letters folder) rebuilds it."""
+
+    def __init__(self, message: str, letter_ids: tuple[str, ...] = (), model: str | None = None) -> None:
+        super().__init__(message)
+        self.letter_ids = letter_ids  # what the old index holds, for a rebuild from the same letters
+        self.model = model
+
+
 @dataclass
 class Index:
     folder: Path
@@ -125,9 +136,12 @@ def load(folder: Path) -> Index:
     if not isinstance(manifest, dict):
         raise IndexStateError(f"{generation}: damaged manifest (not a JSON object); rebuild with `qa index build`")
     if manifest.get("format_version") != FORMAT_VERSION or manifest.get("chunker_version") != CHUNKER_VERSION:
-        raise IndexStateError(
+        hashes, model = manifest.get("letters"), manifest.get("model")
+        raise IndexOutdated(
             f"{folder} was built by another version of qa (format {manifest.get('format_version')}, "
-            f"chunker {manifest.get('chunker_version')}); rebuild it with `qa index build`"
+            f"chunker {manifest.get('chunker_version')}; this qa writes format {FORMAT_VERSION}, chunker {CHUNKER_VERSION}, "
+            "which parses and cuts letters differently); rebuild it with `qa index build PATH ...` from its letters",
+            tuple(hashes) if isinstance(hashes, dict) else (), model if isinstance(model, str) else None,
         )
     try:
         letters = {letter.id: letter for letter in _read_letters(generation / "letters.jsonl")}
@@ -291,9 +305,10 @@ def update(
             passage = passages[i]
             text = passage.index_text(letters[passage.letter_id].title)
             sentences = np.asarray(passage.sentences(), dtype=np.int64).reshape(-1, 2)
+            cores = np.asarray(passage.sentence_cores(), dtype=np.int64).reshape(-1, 2)  # what each one's vector is read from
             texts.append(text)
             letter_spans.append(sentences)
-            text_spans.append(sentences + (len(text) - len(passage.text) - passage.start))  # the passage ends its index text
+            text_spans.append(cores + (len(text) - len(passage.text) - passage.start))  # the passage ends its index text
         vectors = np.zeros((len(passages), dimension), dtype=np.float32)
         sentences_by_row: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros((0, 2), np.int64), np.zeros((0, dimension)))] * len(passages)
         embedded = resumed = 0

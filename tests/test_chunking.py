@@ -1,6 +1,8 @@
+import re
 from dataclasses import replace
 
-from qa.chunking import MAX_CHARS, chunk_letter, split_sentences
+from qa.chunking import MAX_CHARS, chunk_letter, notes_start, split_sentences
+from qa.cleaning import footnotes
 from qa.letters import Letter, make_letter
 
 
@@ -15,8 +17,11 @@ def test_passages_are_exact_spans_with_sections_and_pages(sample_letters) -> Non
         covered = set()
         for passage in passages:
             covered.update(range(passage.start, passage.end))
-        body = {i for i, char in enumerate(letter.text) if not char.isspace()}
+        notes = set(range(notes_start(letter.text), len(letter.text)))  # shown under the letter, linked to their markers
+        assert not notes or footnotes(letter.text)
+        body = {i for i, char in enumerate(letter.text) if not char.isspace()} - notes
         assert body <= covered, f"{letter.id}: text outside every passage"
+        assert not notes & covered, f"{letter.id}: a footnote in a passage"
 
 
 def test_seed_letter_sections_and_pages(sample_letters) -> None:
@@ -100,8 +105,15 @@ def test_letter_heads_reference_blocks_and_footnotes_are_no_sections() -> None:
     assert not any((p.section or "").startswith("1 Zie ook") for p in npce)  # a footnote is no section
 
 
-def test_a_motie_reads_in_document_order_with_its_dictum_whole() -> None:
-    """officielebekendmakingen XML of a motie: constaterende, overwegende and verzoekt are one quotable sentence."""
+def _quotes_and_cores(letter: Letter) -> list[tuple[str, str]]:
+    return [(letter.text[s:e], letter.text[cs:ce]) for p in chunk_letter(letter)
+            for (s, e), (cs, ce) in zip(p.sentences(), p.sentence_cores(), strict=True)]
+
+
+def test_a_motie_is_quoted_from_a_clause_on_to_its_request() -> None:
+    """officielebekendmakingen XML of a motie: each constaterende and overwegende is read by its own meaning (the
+    core of its sentence) and quoted on to the request, "verzoekt ..., en gaat over tot de orde van de dag.", so a
+    quote reads in document order and carries what the motie asks; all in the passage of the motie's head."""
     from conftest import FIXTURE_LETTERS
 
     from qa.letters import read_file
@@ -109,24 +121,59 @@ def test_a_motie_reads_in_document_order_with_its_dictum_whole() -> None:
     letter = read_file(FIXTURE_LETTERS / "kst-36749-6.xml")
     passages = chunk_letter(letter)
     assert all(p.section is None for p in passages)
-    dictum = [letter.text[s:e] for p in passages for s, e in p.sentences() if letter.text[s:e].startswith("De Kamer,")]
-    assert len(dictum) == 1
-    text = dictum[0]
-    assert text.endswith("en gaat over tot de orde van de dag.")
-    assert text.index("constaterende dat het Omnibusvoorstel") < text.index("overwegende dat blijvend grasland") \
-        < text.index("verzoekt de regering om een afname van grasland")
+    clauses = [(quote, core) for quote, core in _quotes_and_cores(letter) if core.split()[0] in ("constaterende", "overwegende", "verzoekt")]
+    assert [core.split()[0] for _, core in clauses] == ["constaterende", "overwegende", "overwegende", "overwegende", "verzoekt"]
+    request = clauses[-1][1]
+    assert request.startswith("verzoekt de regering om een afname van grasland") and request.endswith("en gaat over tot de orde van de dag.")
+    for quote, core in clauses:
+        assert quote.startswith(core) and quote.endswith(request)  # the clause, the clauses after it, the request
+        assert core == request or core.endswith(";")  # a clause's meaning is its own
+    assert clauses[0][1].startswith("constaterende dat het Omnibusvoorstel") and clauses[3][1].startswith("overwegende evidente oplossingen")
+    starts = [letter.text.index(core) for _, core in clauses]
+    assert starts == sorted(starts)
+    dictum = next(p for p in passages if clauses[0][0] in p.text)
+    assert "MOTIE VAN" in dictum.text  # head and dictum: one passage
     assert letter.signer is not None and (letter.signer.role, letter.signer.person) == ("Kamerleden", "Bromet en Holman")
 
 
-def test_motie_text_layer_keeps_its_dictum_together(shared_corpus) -> None:
-    """The plain-text moties of the corpus ('roept ... op', 'verzoekt ...'): every dictum whole, in one passage."""
+def test_dictum_clauses_keep_broken_lines_list_items_and_the_closing() -> None:
+    """A text layer breaks a clause over lines ("motie-Stoffer c.s. (" / "36 169, nr. 37" / ") over ..."), lists
+    considerations after "overwegende dat:" with bullets, and puts "en gaat over tot de orde van de dag." on a line
+    of its own (the moties kst-36169-41 and kst-32013-300 of the corpus)."""
+    text = ("De Kamer,\n\ngehoord de beraadslaging,\n\nconstaterende dat de motie-Stoffer c.s. (\n\n36 169, nr. 37\n\n"
+            ") niet is uitgevoerd;\n\noverwegende dat:\n\n•\n\nhet ATR constateert dat dit onvoldoende gemotiveerd is; •\n\n"
+            "in het hoofdlijnenakkoord is afgesproken om af te zien van nationale koppen;\n\n"
+            "verzoekt de regering daarom deze nationale kop te voorkomen,\n\nen gaat over tot de orde van de dag.\n\nVermeer")
+    request = "verzoekt de regering daarom deze nationale kop te voorkomen,\n\nen gaat over tot de orde van de dag."
+    pairs = _quotes_and_cores(Letter(id="kst-32013-300", text=text, type="motie"))
+    assert [core for _, core in pairs] == [
+        "De Kamer,", "gehoord de beraadslaging,",
+        "constaterende dat de motie-Stoffer c.s. (\n\n36 169, nr. 37\n\n) niet is uitgevoerd;",
+        "overwegende dat:",
+        "het ATR constateert dat dit onvoldoende gemotiveerd is;",
+        "in het hoofdlijnenakkoord is afgesproken om af te zien van nationale koppen;",
+        request,
+        "Vermeer",
+    ]
+    quotes = dict((core, quote) for quote, core in pairs)
+    assert quotes["De Kamer,"] == "De Kamer," and quotes["overwegende dat:"] == "overwegende dat:"  # no answer: not carried on
+    assert quotes["het ATR constateert dat dit onvoldoende gemotiveerd is;"] == text[text.index("het ATR") : text.index("\n\nVermeer")]
+
+
+def test_motie_text_layer_reads_its_dictum_clause_by_clause(shared_corpus) -> None:
+    """The 60 plain-text moties of the corpus: every dictum's request (verzoekt, roept ... op, spreekt uit, draagt ...
+    op, besluit) is read as one clause that ends with the closing, no clause holds two, and every quote of a clause
+    ends with the request."""
+    from qa.chunking import _MOTION_CLAUSE
     from qa.letters import read_letters
 
     moties = [letter for letter in read_letters([shared_corpus]).letters if letter.type == "motie"]
     assert len(moties) == 60
     for letter in moties:
-        spans = [(s, e) for p in chunk_letter(letter) for s, e in p.sentences()]
-        dicta = [letter.text[s:e] for s, e in spans if letter.text[s:e].startswith("De Kamer,")]
-        assert len(dicta) == 1, letter.id
-        assert "orde van de dag" in dicta[0] and ("verzoekt" in dicta[0] or "roept" in dicta[0] or "spreekt" in dicta[0]
-                                                  or "draagt" in dicta[0] or "besluit" in dicta[0]), letter.id
+        pairs = _quotes_and_cores(letter)
+        requests = [core for _, core in pairs if "gaat over tot de orde van de dag" in core]
+        assert len(requests) == 1 and _MOTION_CLAUSE.match(requests[0]), (letter.id, requests)
+        assert requests[0].split()[0] in ("verzoekt", "roept", "spreekt", "draagt", "besluit", "en"), (letter.id, requests[0][:60])
+        for quote, core in pairs:
+            assert not re.search(r";\s*\n\n(constaterende|overwegende|verzoekt)\b", core), (letter.id, core[:80])
+            assert quote == core or (quote.startswith(core) and quote.endswith(requests[0])), (letter.id, core[:60])

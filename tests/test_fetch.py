@@ -291,3 +291,60 @@ def test_fetch_then_update_adds_new_letters_to_the_index_and_answers(tmp_path: P
     assert f"embedded {len(index.passages) - old_passages} passages" in result.output  # old letters not embedded again
     answer = Engine(index, embedder).ask("Wat vraagt de Kamer over de afname van grasland?")
     assert not answer.abstained and answer.citations[0].letter_id == GRASLAND[1]
+
+
+def _parsed_by_an_older_qa(index_dir: Path, extra_letter: str | None = None) -> str:
+    """Make the live generation look built by the previous chunker (what an index from before an upgrade is);
+    returns CURRENT, which a refusal must leave as it was."""
+    from qa.chunking import CHUNKER_VERSION
+
+    generation = index_store.live_generation(index_dir)
+    assert generation is not None
+    path = generation / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["chunker_version"] = CHUNKER_VERSION - 1
+    manifest["letters"].pop("kst-1-1", None)
+    if extra_letter:
+        manifest["letters"][extra_letter] = "0" * 16
+    path.chmod(0o644)
+    path.write_text(json.dumps(manifest))
+    return (index_dir / "CURRENT").read_text()
+
+
+def test_an_index_of_an_older_chunker_is_refused_and_update_rebuilds_it(tmp_path: Path, fake_embedder, monkeypatch) -> None:
+    """After an upgrade that parses letters differently (CHUNKER_VERSION), an old index is never read as if current:
+    every command says what to run (exit 2, the index untouched), and `qa update` rebuilds it from its letters folder
+    when that folder holds all its letters, before fetching anything otherwise."""
+    import qa.embedding
+    from qa.chunking import CHUNKER_VERSION
+
+    monkeypatch.setattr(qa.embedding, "Embedder", lambda name=None, device=None: fake_embedder)
+    letters, index_dir = tmp_path / "letters", tmp_path / "index"
+    runner = CliRunner()
+    with FakeServer() as server:
+        serve_tk(server)
+        server.route(f"/tk/DocumentPublicatie(pub-{BROKEN[0]})/Resource", Reply((FIXTURE_LETTERS / "kst-27925-998.xml").read_bytes()))
+        common = ["--out", str(letters), "--tk-url", f"{server.url}/tk/", "--rate", "100", "--no-progress"]
+        assert runner.invoke(main, ["fetch", "--dossier", "27925", "--since", "2021-01-01", *common]).exit_code == 0
+        built = runner.invoke(main, ["index", "build", str(letters), "--index", str(index_dir), "--model", fake_embedder.name, "--no-progress"])
+        assert built.exit_code == 0, built.output
+        held = set(index_store.load(index_dir).letters)
+
+        live = _parsed_by_an_older_qa(index_dir, extra_letter="kst-1-1")
+        for command in (["index", "info"], ["index", "add", str(letters)], ["search", "grasland"]):
+            refused = runner.invoke(main, [*command, "--index", str(index_dir)])
+            assert refused.exit_code == 2, (command, refused.output)
+            assert f"chunker {CHUNKER_VERSION - 1}; this qa writes format" in refused.output and "qa index build" in refused.output
+            assert "Traceback" not in refused.output and (index_dir / "CURRENT").read_text() == live
+        server.log.clear()
+        refused = runner.invoke(main, ["update", *common, "--index", str(index_dir)])
+        assert refused.exit_code == 2 and "1 letters that are not in" in refused.output and "kst-1-1" in refused.output, refused.output
+        assert not server.log and (index_dir / "CURRENT").read_text() == live  # nothing fetched, nothing written
+
+        _parsed_by_an_older_qa(index_dir)  # now the folder holds every letter of the index
+        rebuilt = runner.invoke(main, ["update", *common, "--index", str(index_dir)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "built by an older version of qa: rebuilding it from all letters" in rebuilt.output
+    index = index_store.load(index_dir)
+    assert index.manifest["chunker_version"] == CHUNKER_VERSION and set(index.letters) == held
+    assert f"embedded {len(index.passages)} passages" in rebuilt.output  # every letter cut again, none reused

@@ -180,6 +180,11 @@ def update_query(folder: Path) -> tuple[str, Query]:
     return str(state.get("source") or DEFAULT_SOURCE), Query(**{**asked, "modified_since": since})
 
 
+def stored_ids(folder: Path) -> set[str]:
+    """The ids of the letters the folder holds (its sidecar's records)."""
+    return set(LetterStore(folder).records)
+
+
 def letters_to_index(folder: Path, index_ids: set[str], changed: list[str]) -> tuple[list[Any], list[str]]:
     """The letters of the folder that the index lacks or that changed in this run, read from disk;
     a run that fetched but was killed before indexing is caught up by the next `qa update`."""
