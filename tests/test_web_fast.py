@@ -133,4 +133,8 @@ def test_the_letter_page_links_footnote_markers_to_their_notes(client: TestClien
     page = client.get("/letters/rijksoverheid-kamerbrief-2023-02-03-npce").text
     assert '<a class="note-ref" href="#noot-1">¹</a>' in page and 'id="noot-1"' in page
     assert page.index('href="#noot-1"') < page.index('id="noot-1"')  # the marker in the body, the note at the end
+    # the note is shown as a footnote, and its number leads back to where the letter cites it
+    assert '<p class="footnote"><span id="noot-1" class="anchor"></span><a class="note-ref" href="#verwijzing-1">¹</a> Zie ook' in page
+    assert page.index('id="verwijzing-1"') < page.index('href="#noot-1"') < page.index('href="#verwijzing-1"')
+    assert page.count('class="footnote"') == 5  # all five notes, also 2 and 4, whose markers the text layer lost
     assert "P agina" not in page and "Inf rastructuur" not in page

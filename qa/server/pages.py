@@ -356,6 +356,7 @@ class Segment:
 class Paragraph:
     segments: list[Segment]
     heading: bool  # a section heading of the letter ("Veiligheidssituatie")
+    note: bool = False  # a footnote, under the letter; its marker links back to where it is cited
 
 
 def letter_paragraphs(
@@ -369,6 +370,10 @@ def letter_paragraphs(
     notes = footnotes(text)
     note_at = {note.start: f"noot-{note.number}" for note in notes}  # the note paragraph's anchor
     marker_at = {marker: (marker + len(str(note.number)), f"#noot-{note.number}") for note in notes for marker in note.markers}
+    # The body's first marker of each note is its anchor ("verwijzing-N"), and the note's own number links back to it.
+    cited_at = {note.markers[0]: f"verwijzing-{note.number}" for note in notes if note.markers}
+    marker_at |= {note.start: (note.start + len(str(note.number)), f"#verwijzing-{note.number}") for note in notes if note.markers}
+    note_spans = [(note.start, note.end) for note in notes]
     cuts = {p_start, p_end, q_start, q_end, *page_at, *note_at, *marker_at, *(end for end, _ in marker_at.values())}
     paragraphs: list[Paragraph] = []
     seen: set[str] = set()
@@ -387,10 +392,13 @@ def letter_paragraphs(
                     ids.append(anchor)
             if a in note_at:
                 ids.append(note_at[a])
+            if a in cited_at:
+                ids.append(cited_at[a])
             link = marker_at[a][1] if a in marker_at and marker_at[a][0] == b else None
             segments.append(Segment(text[a:b], level, ids, page_at.get(a), link))
         if segments and any(segment.text.strip() for segment in segments):
-            paragraphs.append(Paragraph(segments, block.strip() in headings))
+            is_note = any(note_start <= start < note_end for note_start, note_end in note_spans)
+            paragraphs.append(Paragraph(segments, block.strip() in headings, is_note))
     return paragraphs
 
 
