@@ -146,8 +146,10 @@ class RayRunner:
                 # This package's code is shipped with the job, so the workers run the driver's version of it.
                 ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING, configure_logging=False,
                          runtime_env={"py_modules": [str(PACKAGE_ROOT / "qa")]})
-            except (ConnectionError, RuntimeError, ValueError) as error:
-                raise ClusterError(f"cannot join the Ray cluster at {self.address}: {error}") from error
+            except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise ClusterError(f"cannot join the Ray cluster at {self.address}: {reason} (a cluster with token authentication "
+                                   "needs its token in RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH, and RAY_AUTH_MODE=token)") from error
             where = f"the Ray cluster at {self.address}"
         resources = ray.cluster_resources()
         gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
