@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,9 +17,9 @@ pytestmark = pytest.mark.slow
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
-def run(script: str, out: Path, *extra: str) -> str:
+def run(script: str, out: Path, *extra: str, env: dict[str, str] | None = None) -> str:
     result = subprocess.run([sys.executable, str(BENCH / script), "--quick", "--out", str(out), *extra],
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return out.read_text()
 
@@ -61,3 +64,15 @@ def test_cold(sample_index_dir: Path, tmp_path: Path) -> None:
     text = section(run("cold.py", tmp_path / "report.md", "--index", str(sample_index_dir)), "cold")
     assert re.search(r"\| `qa ask --url` against a running `qa serve` .*\| \*\*[\d.]+ s\*\*", text)
     assert re.search(r"\| load the model's weights \| [\d.]+ \|", text)
+
+
+def test_ray_embedding(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    short = Path(tempfile.mkdtemp(prefix="qa-test-", dir="/tmp"))  # Ray's sockets need a short TMPDIR (tests/test_cluster.py)
+    try:
+        env = {**os.environ, "TMPDIR": str(short), "PYTHONPATH": str(BENCH.parent)}
+        text = section(run("ray_embedding.py", tmp_path / "report.md", env=env), "ray_embedding")
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+    assert re.search(r"\| local Ray cluster, \d+ actors \(cpu, one thread each\) \| (\d+) \|", text), text
+    assert "the same passages and sentence spans" in text
