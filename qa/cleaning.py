@@ -383,6 +383,8 @@ def repair_text_layer(pages: list[list[str]]) -> list[list[str]]:
                 kept.append(line)
                 continue
             stripped = " ".join(line.split())
+            if _NOTES_POPUP.match(stripped):
+                continue
             if stripped in furniture:
                 in_sidebar = True
                 continue
@@ -408,6 +410,8 @@ def repair_text_layer(pages: list[list[str]]) -> list[list[str]]:
     return repaired
 
 
+# The heading of the notes on a stored officielebekendmakingen web page: its close button ("X") and "Noot".
+_NOTES_POPUP = re.compile(r"^X\s+Noot(?:en)?$")
 # What follows the series number ("2") of a Tweede Kamer document head: the head goes on, no footnote starts.
 _HEAD_AFTER_NUMBER = re.compile(
     r"^(?:Aanhangsel\s+van\s+de\s+Handelingen|Vergaderjaar|Zitting\s+\d|Kamerstuk(?:ken)?$|Tweede\s+Kamer\s+der|Vragen\s+gesteld)",

@@ -52,6 +52,25 @@ def test_officielebekendmakingen_xml() -> None:
     assert "OVERHEIDop" not in letter.text  # metadata is not body text
 
 
+def test_stored_officielebekendmakingen_page() -> None:
+    """The text of a zoek.officielebekendmakingen.nl page (10 modern letters of the corpus): the page's notes
+    pop-up ("X Noot") and "Naar boven" are gone, the note closes the letter linked to its marker, the date and
+    the sender come from the letter, and the short letter is one passage without a letterhead section."""
+    from qa.chunking import chunk_letter
+    from qa.cleaning import footnotes
+
+    letter = read_file(FIXTURE_LETTERS / "kst-32733-53.txt")
+    assert (letter.id, letter.number, letter.date, letter.type) == ("kst-32733-53", "53", "2011-12-27", "brief_regering")
+    assert letter.ministry is not None and letter.ministry.name == "Defensie"
+    assert "X Noot" not in letter.text and "Naar boven" not in letter.text
+    assert letter.text.endswith("J. S. J. Hillen\n\n¹ Ter inzage gelegd bij het Centraal Informatiepunt Tweede Kamer.")
+    (note,) = footnotes(letter.text)
+    assert [letter.text[marker - 9 : marker + 1] for marker in note.markers] == ["toegezegd¹"]
+    (passage,) = chunk_letter(letter)
+    assert passage.section is None and passage.text.startswith("32 733 Beleidsbrief Defensie")
+    assert passage.end == note.start - 2  # the note is no part of the passage
+
+
 def test_pdf_answer_to_kamervragen() -> None:
     letter = read_file(FIXTURE_LETTERS / "ah-tk-20232024-1076.pdf")
     assert letter.id == "ah-tk-20232024-1076"
