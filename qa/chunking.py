@@ -16,8 +16,9 @@ from qa.letters import Letter
 
 # The version of how letters are read and cut (qa/cleaning.py, qa/letters.py and this module): an index of another
 # version is refused (qa/index.py), `qa update` rebuilds it. 2: issue 15 (PDF text-layer repair, footnotes linked and
-# out of passages, sections of the body only, a motie quoted by its clauses, a long letter head its own passage).
-CHUNKER_VERSION = 2
+# out of passages, sections of the body only, a motie quoted by its clauses, a long letter head its own passage);
+# 3: a stored web page's notes heading ("X Noot") dropped.
+CHUNKER_VERSION = 3
 TARGET_CHARS = 900
 MAX_CHARS = 1400
 MIN_CHARS = 200  # smaller blocks (letter heads, signatures) join their neighbour
