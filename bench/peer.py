@@ -50,9 +50,10 @@ from common import (  # noqa: E402
 
 from qa.chunking import Passage, chunk_letter  # noqa: E402
 from qa.evaluation import Question, normalise, read_questions  # noqa: E402
+from qa.filters import Filters  # noqa: E402
+from qa.index import Index  # noqa: E402
 from qa.letters import Letter, read_bulk, read_letters  # noqa: E402
 from qa.lexical import STOPWORDS, LexicalIndex, fold, tokenize  # noqa: E402
-from qa.retrieval import lexical_ranking  # noqa: E402
 
 TITLE = "Lexical search against SQLite FTS5 (tkconv's engine)"
 TOKENIZER = "unicode61 remove_diacritics 2"
@@ -139,9 +140,9 @@ class Fts5:
 
 
 def our_ranker(lexical: LexicalIndex) -> Ranker:
-    """`qa.retrieval.lexical_ranking` itself: tokenise, score every passage, top 10 by argpartition and sort."""
-    index = SimpleNamespace(lexical=lexical)
-    return lambda question: [row for row, _ in lexical_ranking(index, question, None, LIMIT)]  # type: ignore[arg-type]
+    """`qa.index.Index.lexical_ranking` itself: tokenise, score every passage, top 10 by argpartition and sort."""
+    index = SimpleNamespace(lexical=lexical, allowed_rows=lambda filters: None)
+    return lambda question: [row for row, _ in Index.lexical_ranking(index, question, Filters(), LIMIT)]  # type: ignore[arg-type]
 
 
 def folder_bytes(folder: Path) -> int:
@@ -334,7 +335,7 @@ engines index the same passage texts (`chunk_letter`, with letter title and sect
 `ORDER BY bm25(passages) LIMIT {LIMIT}`, every query word quoted so that hyphens, quotes and operator words in a
 question cannot break the syntax ({len(errors)} query errors in this run). Ours: `LexicalIndex` (bm25s, k1 1.2,
 b 0.75, as FTS5's `bm25()`) over Dutch Snowball stems without stop words, queried as
-`qa.retrieval.lexical_ranking` does (score every passage, top {LIMIT} by argpartition and sort).
+`qa.index.Index.lexical_ranking` does (score every passage, top {LIMIT} by argpartition and sort).
 
 **Latency** over {latency.documents:,} bulk documents ({latency.passages:,} passages) and {latency.questions}
 questions (`bench_questions`: the {min(latency.questions, set_size)} of the question set, the rest written from

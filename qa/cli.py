@@ -55,6 +55,11 @@ index_option = click.option(
     "--index", "index_dir", type=click.Path(path_type=Path, file_okay=False), default=default_index_dir,
     show_default="index/ or $QA_INDEX", help="Index folder.",
 )
+store_option = click.option(
+    "--store", envvar="QA_STORE", default=None, metavar="STORE",
+    help="Where the index is: local (the --index folder), milvus-lite:PATH or milvus://HOST:PORT [default: $QA_STORE or local]. "
+         "--index keeps the feedback and saved questions either way.",
+)
 model_option = click.option("--model", default=None, help="Sentence-transformers model name or path [default: $QA_MODEL or multilingual-e5-small].")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def llm_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -125,10 +130,17 @@ def _log(message: str) -> None:
     _echo(message, err=True)
 
 
-def _open_engine(index_dir: Path, model: str | None):
+def _location(index_dir: Path, store: str | None) -> Any:
+    """The index's store (qa.store.locate); a malformed --store is one line and exit 2."""
+    from qa.store import locate
+
+    return locate(index_dir, store)
+
+
+def _open_engine(index_dir: Path, model: str | None, store: str | None = None):
     from qa.engine import Engine
 
-    return Engine.open(index_dir, model)
+    return Engine.open(_location(index_dir, store), model)
 
 
 @click.group(cls=Main)
@@ -154,13 +166,16 @@ def _read_or_fail(paths: tuple[Path, ...]):
     return report
 
 
-def _update(index_dir: Path, model: str | None, progress: bool, ray_address: str | None = None, **changes: Any) -> index_store.UpdateSummary:
+def _update(index_dir: Path, model: str | None, progress: bool, ray_address: str | None = None, store: str | None = None,
+            **changes: Any) -> index_store.UpdateSummary:
     from contextlib import nullcontext
 
+    from qa import store as stores
     from qa.embedding import Embedder
 
-    if model is None and index_store.exists(index_dir) and not changes.get("replace_all"):
-        model = index_store.load(index_dir).model
+    location = _location(index_dir, store)
+    if model is None and stores.exists(location) and not changes.get("replace_all"):
+        model = stores.load(location).model
     name = model or embedding.default_model_name()
     if ray_address is not None:
         from qa.cluster import RayRunner
@@ -170,12 +185,12 @@ def _update(index_dir: Path, model: str | None, progress: bool, ray_address: str
         runner = nullcontext(None)
     with runner as started:  # with --ray: the cluster is joined (or started) and its actors have loaded the model
         embedder = Embedder(name)
-        summary = index_store.update(index_dir, embedder, log=_log, progress_bar=progress, runner=started, **changes)
-    _check_watches(index_dir, embedder, summary)
+        summary = stores.update(location, embedder, log=_log, progress_bar=progress, runner=started, **changes)
+    _check_watches(index_dir, embedder, summary, location)
     return summary
 
 
-def _check_watches(index_dir: Path, embedder: Any, summary: index_store.UpdateSummary) -> None:
+def _check_watches(index_dir: Path, embedder: Any, summary: index_store.UpdateSummary, location: Any = None) -> None:
     """After an index change that brought letters: the saved questions against them (issue 17); hits go to
     the feeds and to the next `qa watch check`. A failing check is reported, never a failed update."""
     if not (summary.added or summary.replaced):
@@ -184,7 +199,10 @@ def _check_watches(index_dir: Path, embedder: Any, summary: index_store.UpdateSu
     from qa.engine import Engine
 
     try:
-        report = watches.check_index_folder(index_dir, Engine(index_store.load(index_dir), embedder), _log)
+        from qa import store as stores
+
+        index = stores.load(location or stores.Location("local", index_dir))
+        report = watches.check_index_folder(index_dir, Engine(index, embedder), _log)
     except userdb.UserDataError as error:
         _log(f"saved questions not checked: {error}")
         return
@@ -207,11 +225,12 @@ def _report(summary: index_store.UpdateSummary, errors: list[str]) -> None:
 @index_group.command("build")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @index_option
+@store_option
 @model_option
 @progress_option
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Embed on Ray: a local cluster of all CPUs, or the cluster at ADDRESS (HOST:PORT, ray://HOST:PORT, auto). Needs the ray extra.")
-def index_build(paths: tuple[Path, ...], index_dir: Path, model: str | None, progress: bool, ray_address: str | None) -> None:
+def index_build(paths: tuple[Path, ...], index_dir: Path, store: str | None, model: str | None, progress: bool, ray_address: str | None) -> None:
     """Build a new index from letter files or folders (default: the bundled sample letters).
 
     Reads .txt, .xml, .html, .pdf, folders with a letters.jsonl sidecar, and .jsonl(.gz)
@@ -222,38 +241,64 @@ def index_build(paths: tuple[Path, ...], index_dir: Path, model: str | None, pro
 
         check_address(ray_address)  # a wrong address is refused before the letters are read
     report = _read_or_fail(paths or (SAMPLE_CORPUS,))
-    summary = _update(index_dir, model or embedding.default_model_name(), progress, ray_address, add=report.letters, replace_all=True)
+    summary = _update(index_dir, model or embedding.default_model_name(), progress, ray_address, store, add=report.letters, replace_all=True)
     _report(summary, report.errors)
 
 
 @index_group.command("add")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @index_option
+@store_option
 @progress_option
-def index_add(paths: tuple[Path, ...], index_dir: Path, progress: bool) -> None:
+def index_add(paths: tuple[Path, ...], index_dir: Path, store: str | None, progress: bool) -> None:
     """Add or update letters; unchanged letters are not embedded again."""
     report = _read_or_fail(paths)
-    summary = _update(index_dir, None, progress, add=report.letters)
+    summary = _update(index_dir, None, progress, store=store, add=report.letters)
     _report(summary, report.errors)
 
 
 @index_group.command("remove")
 @click.argument("letter_ids", nargs=-1, required=True)
 @index_option
-def index_remove(letter_ids: tuple[str, ...], index_dir: Path) -> None:
+@store_option
+def index_remove(letter_ids: tuple[str, ...], index_dir: Path, store: str | None) -> None:
     """Remove letters by id (e.g. kst-27925-781)."""
-    if not index_store.exists(index_dir):
-        raise index_store.no_index(index_dir)
+    from qa import store as stores
+
+    location = _location(index_dir, store)
+    if not stores.exists(location):
+        raise stores.no_index(location)
     # Removing embeds nothing, so the model is not loaded: the index keeps the other letters' vectors.
-    _report(index_store.update(index_dir, None, remove=letter_ids, log=_log), [])
+    _report(stores.update(location, None, remove=letter_ids, log=_log), [])
+
+
+@index_group.command("copy")
+@index_option
+@store_option
+@click.option("--to", "to", required=True, metavar="STORE", help="The store to copy into: local (the --to-index folder), milvus-lite:PATH or milvus://HOST:PORT.")
+@click.option("--to-index", "to_index", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="With --to local: the folder to copy into [default: the --index folder].")
+def index_copy(index_dir: Path, store: str | None, to: str, to_index: Path | None) -> None:
+    """Copy the index into another store (e.g. a local index into Milvus) without embedding anything again."""
+    from qa import store as stores
+
+    source = stores.load(_location(index_dir, store))
+    target = _location(to_index or index_dir, to)
+    if str(target) == str(_location(index_dir, store)):
+        raise click.UsageError("--to names the store the index is read from; copy it somewhere else")
+    generation = stores.copy(source, target, _log)
+    click.echo(f"{len(source.letters)} letters, {len(source.passages)} passages copied into {target} ({generation})")
 
 
 @index_group.command("info")
 @index_option
+@store_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts, instead of the summary.")
-def index_info(index_dir: Path, as_json: bool) -> None:
+def index_info(index_dir: Path, store: str | None, as_json: bool) -> None:
     """What the index holds and how it was built."""
-    summary = index_store.info(index_store.load(index_dir.absolute()))
+    from qa import store as stores
+
+    summary = stores.load(_location(index_dir.absolute(), store)).info()
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
         return
@@ -274,7 +319,7 @@ def describe_index(summary: dict[str, Any]) -> str:
         ("letters", f"{summary['letters']:,}" + (f", dated {dates[0]} to {dates[1]}" if dates else "")),
         ("types", ", ".join(f"{name} {count:,}" for name, count in types) or "none"),
         ("passages", f"{summary['passages']:,}, vector search {_VECTOR_KINDS.get(str(summary['vector_index']), summary['vector_index'])}"),
-        ("size", f"{int(summary['size_bytes']) / 1e6:.1f} MB on disk"),
+        ("size", f"{int(summary['size_bytes']) / 1e6:.1f} MB on disk" if summary["size_bytes"] is not None else "kept by the Milvus server"),
     ]
     return "\n".join(f"{name + ':':10} {value}" for name, value in rows)
 
@@ -294,7 +339,7 @@ def _remote(url: str | None) -> Any:
     if not url:
         return None
     context = click.get_current_context()
-    for name, flag in (("index_dir", "--index"), ("model", "--model")):
+    for name, flag in (("index_dir", "--index"), ("store", "--store"), ("model", "--model")):
         if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
             raise click.UsageError(f"{flag} cannot be used with --url: the server answers from its own index (drop one of them)")
     from qa.client import Remote
@@ -314,10 +359,12 @@ def _hit_json(hit: Any) -> dict[str, Any]:
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
 @filter_options
 @index_option
+@store_option
 @model_option
 @url_option
 @json_option
-def search(query: str, k: int, mode: str, index_dir: Path, model: str | None, url: str | None, as_json: bool, **filters: Any) -> None:
+def search(query: str, k: int, mode: str, index_dir: Path, store: str | None, model: str | None, url: str | None, as_json: bool,
+           **filters: Any) -> None:
     """The passages that best match QUERY, without an answer."""
     query, chosen = rules.check_question(query, "query"), _filters(**filters)
     remote = _remote(url)
@@ -325,7 +372,7 @@ def search(query: str, k: int, mode: str, index_dir: Path, model: str | None, ur
         with remote:
             results = remote.search(query, k, chosen, mode)["results"]
     else:
-        engine = _open_engine(index_dir, model)
+        engine = _open_engine(index_dir, model, store)
         results = [_hit_json(hit) for hit in engine.search(query, k=k, filters=chosen, mode=mode)]
     if as_json:
         click.echo(json.dumps({"results": results}, indent=2, ensure_ascii=False))
@@ -352,11 +399,12 @@ def print_results(results: list[dict[str, Any]]) -> None:
 @llm_options
 @filter_options
 @index_option
+@store_option
 @model_option
 @url_option
 @json_option
 def ask(question: str, k: int, use_llm: bool, concept: bool, show_unsupported: bool, llm_url: str | None, llm_model: str | None,
-        llm_timeout: float | None, index_dir: Path, model: str | None, url: str | None, as_json: bool, **filters: Any) -> None:
+        llm_timeout: float | None, index_dir: Path, store: str | None, model: str | None, url: str | None, as_json: bool, **filters: Any) -> None:
     """Answer QUESTION with quotes from the letters, each with its source (or, with --llm, in the chat model's words)."""
     question, chosen = rules.check_question(question), _filters(**filters)
     if (concept or show_unsupported) and not use_llm:
@@ -376,11 +424,11 @@ def ask(question: str, k: int, use_llm: bool, concept: bool, show_unsupported: b
         llm = LLMSettings.from_env(llm_url, llm_model, None, llm_timeout)
         if llm is None:
             raise click.UsageError("--llm needs a chat model server: --llm-url URL or $QA_LLM_URL")
-        generated = _generate(_open_engine(index_dir, model), llm, question, k, chosen, concept, show_unsupported)
+        generated = _generate(_open_engine(index_dir, model, store), llm, question, k, chosen, concept, show_unsupported)
         answer = answer_json(generated.answer)
         answer.update(mode=generated.mode, notice=generated.notice, generation=to_json(generation_out(generated)))
     else:
-        answer = answer_json(_open_engine(index_dir, model).ask(question, k=k, filters=chosen))
+        answer = answer_json(_open_engine(index_dir, model, store).ask(question, k=k, filters=chosen))
     if as_json:
         click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
     else:
@@ -681,8 +729,10 @@ def watch_check(index_dir: Path) -> None:
               help="Try another answer policy value, e.g. --set passages_read=3 (see qa/answering.py AnswerPolicy).")
 @click.option("--verbose", is_flag=True, help="Print each question with its answer and whether it holds the span.")
 @index_option
+@store_option
 @json_option
-def evaluate_command(questions_file: Path, mode: str, settings: tuple[str, ...], verbose: bool, index_dir: Path, as_json: bool) -> None:
+def evaluate_command(questions_file: Path, mode: str, settings: tuple[str, ...], verbose: bool, index_dir: Path, store: str | None,
+                     as_json: bool) -> None:
     """Recall@1/5/10, MRR, answer quality and decline rates on a JSONL question set."""
     from qa.answering import DEFAULT_POLICY, Answer
     from qa.evaluation import Question, evaluate, quotes_span, read_questions
@@ -696,10 +746,10 @@ def evaluate_command(questions_file: Path, mode: str, settings: tuple[str, ...],
     except ValueError as error:
         raise click.UsageError(str(error)) from error
     questions = read_questions(questions_file)
-    engine = _open_engine(index_dir, None)
+    engine = _open_engine(index_dir, None, store)
     missing = {q.doc_id for q in questions if q.doc_id and q.doc_id not in engine.index.letters}
     if missing:
-        click.echo(f"warning: {len(missing)} of the questions' letters are not in {index_dir}; "
+        click.echo(f"warning: {len(missing)} of the questions' letters are not in {engine.index.location}; "
                    "their questions count as misses (build the index of the corpus they were written for)", err=True)
 
     def show(question: Question, rank: int | None, result: Answer | None) -> None:
@@ -739,6 +789,7 @@ def evaluate_command(questions_file: Path, mode: str, settings: tuple[str, ...],
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, type=click.IntRange(1, 65535), show_default=True)
 @index_option
+@store_option
 @model_option
 @click.option("--build-sample/--no-build-sample", default=True, show_default=True,
               help="Without an index, build one from the bundled sample letters (else say what to run).")
@@ -749,7 +800,7 @@ def evaluate_command(questions_file: Path, mode: str, settings: tuple[str, ...],
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Server processes, each with its own copy of the model (~1.2 GB each with e5-small) and cores / N threads.")
 @llm_options
-def serve(host: str, port: int, index_dir: Path, model: str | None, build_sample: bool, rate_limit: str | None,
+def serve(host: str, port: int, index_dir: Path, store: str | None, model: str | None, build_sample: bool, rate_limit: str | None,
           watch_seconds: float, workers: int, llm_url: str | None, llm_model: str | None, llm_timeout: float | None) -> None:
     """The web app: chat page at /, JSON API at /api, API docs at /api/docs.
 
@@ -759,7 +810,7 @@ def serve(host: str, port: int, index_dir: Path, model: str | None, build_sample
     from qa.server.serve import serve as run
     from qa.server.settings import Settings
 
-    run(Settings(index_dir=index_dir, model=model, build_sample=build_sample, rate_limit=rate_limit, watch_seconds=watch_seconds,
+    run(Settings(index_dir=index_dir, store=store, model=model, build_sample=build_sample, rate_limit=rate_limit, watch_seconds=watch_seconds,
                  llm_url=llm_url, llm_model=llm_model, llm_timeout=llm_timeout), host, port, workers)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from qa import index as index_store
+from qa import store
 from qa.answering import DEFAULT_POLICY, Answer, AnswerPolicy, Evidence, Reading, answer, unknown_names
 from qa.embedding import Embedder, TextEmbedder
 from qa.lexical import tokenize
@@ -39,7 +39,7 @@ class Turn:
 
 
 class Engine:
-    def __init__(self, index: index_store.Index, embedder: TextEmbedder, policy: AnswerPolicy = DEFAULT_POLICY) -> None:
+    def __init__(self, index: store.Store, embedder: TextEmbedder, policy: AnswerPolicy = DEFAULT_POLICY) -> None:
         # One question at a time: FAISS's OpenMP threads cost more than they save there
         # (the "1 thread" columns of docs/benchmarks.md, section Scale, from `python bench/scale.py`).
         faiss.omp_set_num_threads(1)
@@ -49,12 +49,12 @@ class Engine:
         self._mean_vector: np.ndarray | None = None
 
     @classmethod
-    def open(cls, folder: Path, model: str | None = None) -> Engine:
-        """Load the index and the model it was built with (asking for another one is an error)."""
-        index = index_store.load(folder)
+    def open(cls, where: Path | store.Location, model: str | None = None) -> Engine:
+        """Load the index (a local folder or any store) and the model it was built with (asking for another one is an error)."""
+        index = store.load(store.Location("local", where) if isinstance(where, Path) else where)
         if model and model != index.model:
-            raise index_store.IndexStateError(
-                f"{folder} was built with model {index.model!r}; it cannot be searched with {model!r}. "
+            raise store.IndexStateError(
+                f"{index.location} was built with model {index.model!r}; it cannot be searched with {model!r}. "
                 f"Rebuild it with `qa index build --model {model}`."
             )
         return cls(index, Embedder(index.model))
@@ -134,12 +134,7 @@ class Engine:
     def mean_vector(self) -> np.ndarray:
         """The corpus's mean passage vector: a question about nothing in the corpus is about as close to it as to its best passage."""
         if self._mean_vector is None:
-            total = self.index.vectors.ntotal
-            mean = np.zeros(self.index.vectors.d, dtype=np.float64)
-            for start in range(0, total, 50_000):
-                rows = list(range(start, min(total, start + 50_000)))
-                mean += self.index.passage_vectors(rows).sum(axis=0)
-            self._mean_vector = (mean / max(total, 1)).astype(np.float32)
+            self._mean_vector = self.index.mean_vector()
         return self._mean_vector
 
 

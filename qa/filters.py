@@ -48,8 +48,13 @@ class Filters:
             return False
         if self.date_to and (not letter.date or letter.date > self.date_to):
             return False
-        if self.dossier and (letter.dossier or "").replace(" ", "").lower() != self.dossier.replace(" ", "").lower():
+        if self.dossier and dossier_key(letter.dossier) != dossier_key(self.dossier):
             return False
         if self.sender and not sender_matches(self.sender, letter.signer, letter.sender):
             return False
         return not (self.type and letter.type != self.type)
+
+
+def dossier_key(dossier: str | None) -> str:
+    """A dossier number as the filter compares it: "27 925" is "27925"."""
+    return (dossier or "").replace(" ", "").lower()

@@ -20,11 +20,12 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import faiss
 import numpy as np
@@ -35,8 +36,12 @@ from qa.batches import BatchedEmbedding, LocalRunner, Runner
 from qa.chunking import CHUNKER_VERSION, Passage, chunk_letter
 from qa.embedding import TextEmbedder
 from qa.errors import IndexStateError
+from qa.filters import Filters
 from qa.letters import Letter
-from qa.lexical import LexicalIndex
+from qa.lexical import LexicalIndex, tokenize
+
+if TYPE_CHECKING:
+    from qa.store.protocol import Store, StoreWriter
 
 FORMAT_VERSION = 2
 POINTER = "CURRENT"
@@ -92,10 +97,64 @@ class Index:
     def model(self) -> str:
         return str(self.manifest["model"])
 
+    @property
+    def dimension(self) -> int:
+        return int(self.vectors.d)
+
+    @property
+    def location(self) -> str:
+        return str(self.folder)
+
     def passage_vectors(self, rows: list[int]) -> np.ndarray:
         if not rows:
             return np.zeros((0, self.vectors.d), dtype=np.float32)
         return self.vectors.reconstruct_batch(np.asarray(rows, dtype=np.int64)).astype(np.float32)
+
+    def mean_vector(self) -> np.ndarray:
+        total = self.vectors.ntotal
+        mean = np.zeros(self.vectors.d, dtype=np.float64)
+        for start in range(0, total, 50_000):
+            mean += self.passage_vectors(list(range(start, min(total, start + 50_000)))).sum(axis=0)
+        return (mean / max(total, 1)).astype(np.float32)
+
+    def allowed_rows(self, filters: Filters) -> np.ndarray | None:
+        """Passage rows that pass the filters, or None when nothing is filtered."""
+        if filters.is_empty():
+            return None
+        rows = [row for letter_id, letter_rows in self.letter_passages.items()
+                if filters.accepts(self.letters[letter_id]) for row in letter_rows]
+        return np.asarray(sorted(rows), dtype=np.int64)
+
+    def dense_ranking(self, query_vector: np.ndarray, filters: Filters, limit: int) -> list[tuple[int, float]]:
+        rows = self.allowed_rows(filters)
+        if self.vectors.ntotal == 0 or (rows is not None and len(rows) == 0):
+            return []
+        limit = min(limit, self.vectors.ntotal if rows is None else len(rows))
+        params = None if rows is None else vector_index.search_parameters(self.vectors, rows)
+        scores, ids = self.vectors.search(query_vector, limit, params=params)
+        return by_score([(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0])
+
+    def lexical_ranking(self, query: str, filters: Filters, limit: int | None) -> list[tuple[int, float]]:
+        scores = self.lexical.scores(tokenize(query))
+        rows = self.allowed_rows(filters)
+        if rows is not None:
+            masked = np.full_like(scores, -1.0)
+            masked[rows] = scores[rows]
+            scores = masked
+        if limit is None:
+            top = np.flatnonzero(scores > 0)
+        else:
+            top = np.argpartition(-scores, min(limit, len(scores) - 1))[:limit] if len(scores) else np.array([], dtype=int)
+        return by_score([(int(i), float(scores[i])) for i in top if scores[i] > 0])
+
+    def info(self) -> dict[str, object]:
+        return info(self)
+
+
+def by_score(ranking: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Best first, equal scores by row: every store orders ties alike (BM25 gives many, e.g. two passages that
+    hold a query's one rare word once and are equally long)."""
+    return sorted(ranking, key=lambda item: (-item[1], item[0]))
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -230,8 +289,85 @@ class UpdateSummary:
     resumed: int = 0  # passages whose vectors an interrupted build had saved
 
 
+class Target(Protocol):
+    """Where `update` writes: the local folder (`LocalTarget`) or another store (`qa.store.milvus.Target`)."""
+
+    def lock(self) -> AbstractContextManager[object]: ...
+
+    def exists(self) -> bool: ...
+
+    def load(self) -> Store: ...
+
+    def writer(self, model: str, dimension: int) -> StoreWriter: ...
+
+    def no_index(self) -> IndexStateError: ...
+
+    @property
+    def checkpoints(self) -> Path:
+        """The local folder where an unfinished build's batches are kept (qa/batches.py)."""
+        ...
+
+
+@dataclass(frozen=True)
+class LocalTarget:
+    folder: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.folder / BUILD_FOLDER
+
+    def lock(self) -> AbstractContextManager[object]:
+        return write_lock(self.folder)
+
+    def exists(self) -> bool:
+        return exists(self.folder)
+
+    def load(self) -> Index:
+        return load(self.folder)
+
+    def writer(self, model: str, dimension: int) -> LocalWriter:
+        return LocalWriter(self.folder, model, dimension)
+
+    def no_index(self) -> IndexStateError:
+        return no_index(self.folder)
+
+
+class LocalWriter:
+    """Collects the batches in memory and writes the generation folder on commit (FAISS and BM25 are built whole)."""
+
+    def __init__(self, folder: Path, model: str, dimension: int) -> None:
+        self.folder, self.model, self.dimension = folder, model, dimension
+        self.letters: dict[str, Letter] = {}
+        self.hashes: dict[str, str] = {}
+        self.passages: list[Passage] = []
+        self.vectors: list[np.ndarray] = []
+        self.sentences: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add_letters(self, letters: Iterable[Letter], hashes: Mapping[str, str]) -> None:
+        for letter in letters:
+            self.letters[letter.id] = letter
+            self.hashes[letter.id] = hashes[letter.id]
+
+    def add_passages(self, passages: Sequence[Passage], vectors: np.ndarray, sentences: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.passages.extend(passages)
+        self.vectors.append(np.asarray(vectors, dtype=np.float32).reshape(-1, self.dimension))
+        self.sentences.extend(sentences)
+
+    def commit(self) -> str:
+        vectors = np.concatenate(self.vectors) if self.vectors else np.zeros((0, self.dimension), np.float32)
+        generation = _write_generation(self.folder, self.model, self.dimension, self.letters, self.hashes, self.passages, vectors, self.sentences)
+        _swap(self.folder, generation)
+        return generation.name
+
+    def abort(self) -> None:
+        self.passages, self.vectors, self.sentences = [], [], []
+
+
+WRITE_BATCH = 1_000  # passages a writer call; Milvus inserts them in one request (docs/benchmarks.md, "Stores")
+
+
 def update(
-    folder: Path,
+    folder: Path | Target,
     embedder: TextEmbedder | None,
     add: Iterable[Letter] = (),
     remove: Iterable[str] = (),
@@ -247,19 +383,21 @@ def update(
     batches (qa/batches.py): by `runner` (default: `embedder` in this process; qa/cluster.py's on Ray), and
     an interrupted update run again embeds only the batches it had not finished.
     With `replace_all` the new index holds exactly the letters given (a full build). Without an
-    `embedder` (removing letters) nothing may need embedding, and the model is not loaded at all."""
+    `embedder` (removing letters) nothing may need embedding, and the model is not loaded at all.
+    `folder` is the local index folder, or another store's `Target`."""
     started = time.perf_counter()
-    with write_lock(folder):
-        old = load(folder) if exists(folder) and not replace_all else None
+    target = LocalTarget(folder) if isinstance(folder, Path) else folder
+    with target.lock():
+        old = target.load() if target.exists() and not replace_all else None
         if embedder is not None:
             model, dimension = embedder.name, int(embedder.dimension)
         elif old is not None:
             model, dimension = old.model, int(old.manifest["dimension"])
         else:
-            raise no_index(folder)
+            raise target.no_index()
         if old is not None and old.model != model:
             raise IndexStateError(
-                f"{folder} was built with model {old.model!r}, not {model!r}; "
+                f"{old.location} was built with model {old.model!r}, not {model!r}; "
                 f"use --model {old.model} or rebuild with `qa index build`"
             )
         letters: dict[str, Letter] = dict(old.letters) if old else {}
@@ -315,7 +453,7 @@ def update(
         if new_positions:
             if embedder is None:
                 raise ValueError(f"{len(new_positions)} passages to embed, but no embedder was given")
-            job = BatchedEmbedding(model, dimension, texts, text_spans, folder / BUILD_FOLDER, batch_size)
+            job = BatchedEmbedding(model, dimension, texts, text_spans, target.checkpoints, batch_size)
             saved = job.resumable
             log(f"embedding {len(new_positions)} passages of {len(fresh)} letters with {model}"
                 + (f"; {saved} were embedded by an interrupted build and are read back" if saved else ""))
@@ -340,8 +478,17 @@ def update(
                 sentences_by_row[i] = old.sentences(row)
 
         log("writing the index")
-        generation = _write_generation(folder, model, dimension, letters, hashes, passages, vectors, sentences_by_row)
-        _swap(folder, generation)
+        writer = target.writer(model, dimension)
+        try:
+            writer.add_letters(letters.values(), hashes)
+            for start in range(0, len(passages), WRITE_BATCH):
+                end = start + WRITE_BATCH
+                writer.add_passages(passages[start:end], vectors[start:end], sentences_by_row[start:end])
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        shutil.rmtree(target.checkpoints, ignore_errors=True)  # the change is complete: its checkpoints are spent
     return UpdateSummary(
         added=added,
         replaced=replaced,

@@ -26,11 +26,11 @@ import numpy as np
 
 from qa import reader, rules
 from qa.chunking import Passage
-from qa.index import Index
 from qa.letters import Letter, parse_dutch_date
 from qa.lexical import tokenize
 from qa.reader import BLOCK_HEADING, QuestionView, ReadPassage, block_numbers
 from qa.retrieval import Filters, Hit
+from qa.store import Store as Index
 
 if TYPE_CHECKING:
     from qa.engine import Engine
@@ -168,7 +168,7 @@ def _sentences_within(index: Index, rows: Sequence[int], start: int, end: int) -
                 seen.add((s, e))
                 spans.append((s, e))
                 vectors.append(np.asarray(vector, dtype=np.float32))
-    dimension = index.sentence_vectors.shape[1]
+    dimension = index.dimension
     if not spans:
         return np.zeros((0, 2), np.int64), np.zeros((0, dimension), np.float32)
     order = np.argsort([s for s, _ in spans], kind="stable")

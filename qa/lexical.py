@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
@@ -38,10 +39,16 @@ def _stem(word: str) -> str:
     return _stemmer.stemWord(word)
 
 
+def content_words(text: str) -> list[str]:
+    """The words of a text that count, folded but not stemmed, in order: what a store that stems by itself
+    (Milvus's Dutch analyzer) is given, so that it sees the same words as `tokenize`."""
+    words = _WORD.findall(fold(without_note_markers(text)))  # "grondstoffen¹" is the word "grondstoffen"
+    return [word for word in words if word not in STOPWORDS and (len(word) > 1 or word.isdigit())]
+
+
 def tokenize(text: str) -> list[str]:
     """Stemmed content words of a text, in order."""
-    words = _WORD.findall(fold(without_note_markers(text)))  # "grondstoffen¹" is the word "grondstoffen"
-    return [_stem(word) for word in words if word not in STOPWORDS and (len(word) > 1 or word.isdigit())]
+    return [_stem(word) for word in content_words(text)]
 
 
 def term_spans(text: str, query: str) -> list[tuple[int, int]]:
@@ -58,6 +65,20 @@ def term_spans(text: str, query: str) -> list[tuple[int, int]]:
     return spans
 
 
+def idf(frequency: int, size: int) -> float:
+    """Inverse document frequency (BM25's, as bm25s and Milvus compute it); unknown words weigh most (they are the rarest)."""
+    return float(np.log(1 + (size - frequency + 0.5) / (frequency + 0.5)))
+
+
+def document_frequencies(token_lists: Iterable[list[str]]) -> dict[str, int]:
+    """In how many documents each token occurs."""
+    frequency: dict[str, int] = {}
+    for document in token_lists:
+        for token in set(document):
+            frequency[token] = frequency.get(token, 0) + 1
+    return frequency
+
+
 class LexicalIndex:
     """BM25 over passages, scores for every passage at once so filters are a mask."""
 
@@ -71,11 +92,7 @@ class LexicalIndex:
         tokens = [tokenize(text) or ["\u2205"] for text in texts]  # bm25s wants no empty document
         bm25 = bm25s.BM25(k1=1.2, b=0.75)
         bm25.index(tokens, show_progress=False)
-        frequency: dict[str, int] = {}
-        for document in tokens:
-            for token in set(document):
-                frequency[token] = frequency.get(token, 0) + 1
-        return cls(bm25, frequency, len(texts))
+        return cls(bm25, document_frequencies(tokens), len(texts))
 
     def scores(self, query_tokens: list[str]) -> np.ndarray:
         known = [token for token in query_tokens if token in self._bm25.vocab_dict]
@@ -88,9 +105,7 @@ class LexicalIndex:
         return self._document_frequency.get(token, 0)
 
     def idf(self, token: str) -> float:
-        """Inverse document frequency; unknown words weigh most (they are the rarest)."""
-        frequency = self._document_frequency.get(token, 0)
-        return float(np.log(1 + (self.size - frequency + 0.5) / (frequency + 0.5)))
+        return idf(self._document_frequency.get(token, 0), self.size)
 
     def save(self, folder: Path) -> None:
         self._bm25.save(str(folder), show_progress=False)

@@ -36,7 +36,7 @@ from qa.retrieval import Filters, Hit
 if TYPE_CHECKING:
     from qa.embedding import TextEmbedder
     from qa.engine import Engine
-    from qa.index import Index
+    from qa.store import Store as Index
 
 # A hit needs the reader's confidence (qa/reader.py, calibrated: docs/reader.md) at least this, unless the
 # watch sets its own. An alert should rather be missed than be noise: on the Kamervragen test split 0.70 of

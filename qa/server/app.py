@@ -31,8 +31,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        loaded = engine if engine is not None else await anyio.to_thread.run_sync(load_engine, settings.index_dir, settings.model, settings.build_sample)
-        reloader = live["reloader"] = Reloader(Service(loaded), settings.index_dir, settings.watch_seconds, settings.state_dir)
+        loaded = engine if engine is not None else await anyio.to_thread.run_sync(load_engine, settings.location(), settings.model, settings.build_sample)
+        reloader = live["reloader"] = Reloader(Service(loaded), settings.location(), settings.watch_seconds, settings.state_dir)
         reloader.mark_served()
         watcher = asyncio.create_task(reloader.watch()) if settings.watch_seconds > 0 else None
         client = llm["client"] = LLMClient(llm_settings) if llm_settings else None  # on this event loop, which it then serves

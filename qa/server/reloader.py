@@ -1,4 +1,4 @@
-"""Swapping in a rebuilt index without a restart, on request or by watching the CURRENT pointer."""
+"""Swapping in a rebuilt index without a restart, on request or by watching the live generation (CURRENT, or a store's pointer)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from pathlib import Path
 
 import anyio
 
-from qa import index as index_store
-from qa import watches
+from qa import store, watches
 from qa.server.service import Service
 
 log = logging.getLogger("qa.server")
@@ -27,9 +26,10 @@ def _read(path: Path) -> str | None:
 def _snapshot(service: Service) -> dict[str, tuple[int, int, int]]:
     """(size, mtime, inode) of each file of the generation a service serves."""
     index = service.engine.index
-    if not index.generation:
+    folder_of = getattr(index, "folder", None)  # only a local index has files (another store's are not ours to watch)
+    if not index.generation or folder_of is None:
         return {}
-    folder = index.folder / index.generation
+    folder = folder_of / index.generation
     try:
         return {str(path.relative_to(folder)): (info.st_size, info.st_mtime_ns, info.st_ino)
                 for path in folder.rglob("*") if path.is_file() and (info := path.stat())}
@@ -44,9 +44,10 @@ class ReloadError(Exception):
 class Reloader:
     """Holds the live `Service`; a reload loads the new index fully off the event loop, then one assignment."""
 
-    def __init__(self, service: Service, index_dir: Path, watch_seconds: float = 0.0, state_dir: Path | None = None) -> None:
+    def __init__(self, service: Service, location: store.Location | Path, watch_seconds: float = 0.0, state_dir: Path | None = None) -> None:
         self.service = service
-        self.index_dir = index_dir
+        self.location = store.Location("local", location) if isinstance(location, Path) else location
+        self.index_dir = self.location.data_dir  # the user data (saved questions) for every store
         self.watch_seconds = watch_seconds
         self.state_dir = state_dir  # with --workers N: each worker notes there which generation it serves
         self._lock = asyncio.Lock()  # one reload at a time
@@ -60,19 +61,19 @@ class Reloader:
         async with self._lock:
             started = time.perf_counter()
             old = self.service
-            live: Path | None = None
+            live: str | None = None
             try:
-                live = index_store.live_generation(self.index_dir)
+                live = store.live_generation(self.location)
                 if live is None:
-                    raise index_store.IndexStateError(f"no index in {self.index_dir}")
-                if live.name == old.engine.index.generation and not force:
+                    raise store.IndexStateError(f"no index in {self.location}")
+                if live == old.engine.index.generation and not force:
                     return False, time.perf_counter() - started
                 fresh = await anyio.to_thread.run_sync(self._load, old)
             except Exception as error:  # noqa: BLE001 - any generation we cannot serve is a failed reload, not a dead watcher
                 # A hand-edited or damaged generation can fail anywhere (a numeric date made info() raise
                 # TypeError, issue 12): whatever it is, keep the old index, say why, and try again later.
-                message = str(error) if isinstance(error, (index_store.IndexStateError, OSError, ValueError)) else (
-                    f"{live.name if live else self.index_dir}: cannot be served ({type(error).__name__}: {error}); rebuild it with `qa index build`")
+                message = str(error) if isinstance(error, (store.IndexStateError, OSError, ValueError)) else (
+                    f"{live if live else self.location}: cannot be served ({type(error).__name__}: {error}); rebuild it with `qa index build`")
                 self.last_error = message
                 log.error("reload failed, still serving %s: %s", old.engine.index.generation, message)
                 raise ReloadError(message) from error
@@ -96,10 +97,10 @@ class Reloader:
             log.warning("saved questions: %s", report.line())
 
     def _load(self, old: Service) -> Service:
-        index = index_store.load(self.index_dir)
+        index = store.load(self.location)
         if index.model != old.engine.index.model:
-            raise index_store.IndexStateError(
-                f"{self.index_dir} is now built with model {index.model!r}, the service runs "
+            raise store.IndexStateError(
+                f"{self.location} is now built with model {index.model!r}, the service runs "
                 f"{old.engine.index.model!r}; restart `qa serve` to switch models"
             )
         return old.with_index(index)

@@ -26,7 +26,7 @@ from litestar import Litestar
 from uvicorn.logging import AccessFormatter
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from qa import index as index_store
+from qa import store
 from qa.bootstrap import load_engine
 from qa.errors import SettingsError
 from qa.server.app import create_app
@@ -134,16 +134,16 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     check_port(host, port)
     faulthandler.enable()  # a fatal signal (SIGBUS from a memory-mapped file changed on disk) leaves a traceback in the log
     if workers == 1:
-        app = create_app(settings, engine=load_engine(settings.index_dir, settings.model, settings.build_sample))
+        app = create_app(settings, engine=load_engine(settings.location(), settings.model, settings.build_sample))
         _say(f"Serving on http://{host}:{port}/ (API docs at /api/docs)")
         uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))
         return
     # Each worker process loads its own engine; check (or build) the index here first, so a problem
     # is one clear line and not N tracebacks.
-    if index_store.exists(settings.index_dir):
-        index_store.load(settings.index_dir)
+    if store.exists(settings.location()):
+        store.load(settings.location())
     else:
-        load_engine(settings.index_dir, settings.model, settings.build_sample)
+        load_engine(settings.location(), settings.model, settings.build_sample)
     threads = max(1, (os.cpu_count() or 1) // workers)
     with tempfile.TemporaryDirectory(prefix="qa-serve-") as state_dir:
         # Every worker watches CURRENT (so POST /api/admin/reload reaches them all) and shares the rate limit's counts.

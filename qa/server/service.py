@@ -9,7 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from qa import index as index_store
+from qa import store
 from qa.engine import Engine
 from qa.kamervragen import PairIndex, RankedPairs
 from qa.ministries import ministry_label
@@ -25,7 +25,7 @@ class Service:
 
     def __init__(self, engine: Engine, lock: threading.Lock | None = None, executor: ThreadPoolExecutor | None = None) -> None:
         self.engine = engine
-        self.info = index_store.info(engine.index)
+        self.info = engine.index.info()
         self._lock = lock or threading.Lock()
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-engine")
         letters = engine.index.letters.values()
@@ -34,7 +34,7 @@ class Service:
         self.types = sorted({letter.type for letter in letters if letter.type})
         self.kamervragen = RankedPairs(PairIndex.build(engine.index))  # the index's earlier Kamervragen (milliseconds)
 
-    def with_index(self, index: index_store.Index) -> Service:
+    def with_index(self, index: store.Store) -> Service:
         """A service for another index with the same model, lock and thread, warmed up (call off the event loop)."""
         service = Service(Engine(index, self.engine.embedder), self._lock, self._executor)
         with self._lock:

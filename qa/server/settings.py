@@ -14,6 +14,7 @@ from qa.llm.client import MODEL_ENV as LLM_MODEL_ENV
 from qa.llm.client import URL_ENV as LLM_URL_ENV
 from qa.llm.client import LLMSettings
 from qa.settings import default_index_dir
+from qa.store import STORE_ENV, Location, locate
 
 MAX_BODY_BYTES = 64 * 1024
 WEB_ENV = "QA_WEB_DIR"
@@ -51,6 +52,9 @@ def parse_rate_limit(value: str) -> tuple[str, int]:
 @dataclass(frozen=True)
 class Settings:
     index_dir: Path = field(default_factory=default_index_dir)
+    # Where the index is (qa.store.locate): None/"local" the index_dir, or milvus-lite:PATH, milvus://HOST:PORT.
+    # index_dir keeps the user data (feedback, saved questions) either way.
+    store: str | None = field(default_factory=lambda: os.environ.get(STORE_ENV) or None)
     model: str | None = None  # None: the model the index was built with
     build_sample: bool = True  # no index yet: build one from the bundled sample letters
     web_dir: Path = field(default_factory=default_web_dir)
@@ -73,6 +77,11 @@ class Settings:
         if self.rate_limit:
             parse_rate_limit(self.rate_limit)  # a typo is an error now, not a server without a limit
         self.llm()  # a bad URL is an error at start-up
+        self.location()  # so is a malformed store
+
+    def location(self) -> Location:
+        """The index's store."""
+        return locate(self.index_dir, self.store or "local")
 
     def llm(self) -> LLMSettings | None:
         """The chat model's settings, or None when no model server is configured."""
