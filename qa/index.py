@@ -585,7 +585,6 @@ def _collect_garbage(folder: Path, live: str) -> None:
             shutil.rmtree(path, ignore_errors=True)
     for leftover in folder.glob(".gen-*.tmp"):
         shutil.rmtree(leftover, ignore_errors=True)
-    shutil.rmtree(folder / BUILD_FOLDER, ignore_errors=True)  # the change is complete: its checkpoints are spent
 
 
 def info(index: Index) -> dict[str, object]:

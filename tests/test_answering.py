@@ -1,9 +1,17 @@
 import numpy as np
+import pytest
+from conftest import BACKENDS
 
 from qa.answering import DECLINE, DEFAULT_POLICY
-from qa.engine import Turn, retrieval_query
+from qa.engine import Engine, Turn, retrieval_query
 from qa.reader import QuestionView, has_fact, load_model
 from qa.retrieval import Filters
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest, engine: Engine) -> Engine:
+    """Every test here runs on the local index and on the same index in Milvus (tests/conftest.py, milvus_copy)."""
+    return engine if request.param == "local" else request.getfixturevalue("milvus_engine")
 
 
 def test_seed_question_is_answered_with_a_cited_quote(engine) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import BACKENDS
 from litestar import get
 from litestar.testing import TestClient
 
@@ -23,9 +24,12 @@ RESOLUTE = "Wanneer moet de afbouw van Resolute Support afgerond zijn?"
 LETTER = "kst-27925-781"
 
 
-@pytest.fixture(scope="module")
-def client(web_index: Path, web_engine: Engine) -> Iterator[TestClient]:
-    app = create_app(Settings(index_dir=web_index, build_sample=False), engine=web_engine)
+@pytest.fixture(scope="module", params=BACKENDS)
+def client(request: pytest.FixtureRequest, web_index: Path, web_engine: Engine) -> Iterator[TestClient]:
+    """The app on the local index, and on the same index in Milvus (tests/conftest.py, milvus_copy)."""
+    engine = web_engine if request.param == "local" else request.getfixturevalue("milvus_engine")
+    app = create_app(Settings(index_dir=web_index, store=None if request.param == "local" else engine.index.location, build_sample=False),
+                     engine=engine)
 
     @get("/api/test-only/boom", include_in_schema=False)
     async def boom() -> None:

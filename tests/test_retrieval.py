@@ -1,4 +1,15 @@
+import pytest
+from conftest import BACKENDS
+
+from qa.engine import Engine
 from qa.retrieval import Filters
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest, engine: Engine) -> Engine:
+    """Every test here runs on the local index and on the same index in Milvus (tests/conftest.py, milvus_copy)."""
+    return engine if request.param == "local" else request.getfixturevalue("milvus_engine")
+
 
 QUESTION = "Wanneer moet de terugtrekking uit Afghanistan afgerond zijn?"
 

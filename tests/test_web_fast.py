@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import copy_index
+from conftest import BACKENDS, copy_index, milvus_copy, store_setting
 from litestar.testing import TestClient
 
-from qa import index as index_store
-from qa import rules
+from qa import rules, store
 from qa.engine import Engine
 from qa.letters import make_letter
 from qa.server.app import create_app
@@ -26,15 +25,20 @@ LETTER = "kst-27925-781"
 KEY = "fast-admin-key"
 
 
-@pytest.fixture(scope="module")
-def index_copy(tmp_path_factory: pytest.TempPathFactory, fast_index_dir: Path) -> Path:
-    return copy_index(fast_index_dir, tmp_path_factory.mktemp("web-fast") / "index")
+@pytest.fixture(scope="module", params=BACKENDS)
+def index_copy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, fast_index_dir: Path) -> store.Location:
+    """This module's own copy of the fast index: a local folder, and the same index in Milvus."""
+    folder = tmp_path_factory.mktemp("web-fast")
+    if request.param == "milvus":
+        return milvus_copy(fast_index_dir, folder)
+    return store.Location("local", copy_index(fast_index_dir, folder / "index"))
 
 
 @pytest.fixture(scope="module")
-def client(index_copy: Path, fast_engine: Engine) -> Iterator[TestClient]:
-    engine = Engine(index_store.load(index_copy), fast_engine.embedder, fast_engine.policy)
-    with TestClient(create_app(Settings(index_dir=index_copy, build_sample=False, admin_key=KEY), engine=engine)) as test_client:
+def client(index_copy: store.Location, fast_engine: Engine) -> Iterator[TestClient]:
+    engine = Engine(store.load(index_copy), fast_engine.embedder, fast_engine.policy)
+    settings = Settings(index_dir=index_copy.data_dir, store=store_setting(index_copy), build_sample=False, admin_key=KEY)
+    with TestClient(create_app(settings, engine=engine)) as test_client:
         yield test_client
 
 
@@ -89,7 +93,7 @@ def test_the_chat_without_javascript_keeps_at_most_the_allowed_turns(client: Tes
     assert len(kept) == rules.MAX_HISTORY_TURNS and kept[-1]["question"] == RESOLUTE
 
 
-def test_the_admin_guard_and_a_reload_of_a_changed_index(client: TestClient, index_copy: Path, fake_embedder: Any) -> None:
+def test_the_admin_guard_and_a_reload_of_a_changed_index(client: TestClient, index_copy: store.Location, fake_embedder: Any) -> None:
     assert client.post("/api/admin/reload").status_code == 401
     assert client.post("/api/admin/reload", headers={"authorization": "Bearer wrong"}).status_code == 401
     before = client.get("/api/health").json()
@@ -97,7 +101,7 @@ def test_the_admin_guard_and_a_reload_of_a_changed_index(client: TestClient, ind
     assert same["reloaded"] is False and same["generation"] == before["generation"]
     extra = make_letter("Brief over de zeearend en de windparken op zee.\n\nDe zeearend broedt weer in Nederland.", None,
                         {"id": "kst-99999-1", "title": "Zeearend", "date": "2024-01-02", "type": "brief_regering"})
-    index_store.update(index_copy, fake_embedder, add=[extra])
+    store.update(index_copy, fake_embedder, add=[extra])
     after = client.post("/api/admin/reload", headers={"authorization": f"Bearer {KEY}"}).json()
     assert after["reloaded"] is True and after["letters"] == before["letters"] + 1
     assert client.get("/api/health").json()["generation"] == after["generation"] != before["generation"]
