@@ -34,6 +34,7 @@ def main() -> None:
             ("latency.py", ["--index", str(index)]),
             ("cold.py", ["--index", str(index)]),
             ("scale.py", ["--sizes", args.sizes] if args.sizes else []),
+            ("stores.py", ["--sizes", args.sizes] if args.sizes else []),
             ("peer.py", []),
             ("watches.py", ["--index", str(index)]),
         ):

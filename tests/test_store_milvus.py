@@ -25,7 +25,8 @@ pytest.importorskip("pymilvus", reason="the Milvus store is not installed: pip i
 
 QUESTIONS = [json.loads(line)["question"] for line in (Path(__file__).parents[1] / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
 FILTERS = [Filters(), Filters(date_from="2021-01-01"), Filters(date_to="1995-01-01"), Filters(sender="Defensie"), Filters(type="motie"),
-           Filters(dossier="27 925"), Filters(date_from="2010-01-01", date_to="2023-12-31", type="brief_regering"), Filters(sender="IenW")]
+           Filters(dossier="27 925"), Filters(date_from="2010-01-01", date_to="2023-12-31", type="brief_regering"), Filters(sender="IenW"),
+           Filters(dossier='9" or row >= 0 or dossier == "'), Filters(dossier="\\\" or \\"), Filters(sender='Defensie" or "x')]  # quotes stay text
 
 
 def test_the_dutch_analyzer_stems(tmp_path: Path) -> None:
@@ -62,7 +63,7 @@ def test_every_ranking_filter_and_read_is_the_local_one(fast_engine: Engine, fas
     assert milvus.manifest["letters"] == local.manifest["letters"] and milvus.generation != local.generation
     for question in QUESTIONS[::4]:
         for mode in ("hybrid", "dense", "lexical"):
-            for filters in FILTERS[:: 3 if mode == "hybrid" else 7]:
+            for filters in FILTERS[:: 3 if mode == "hybrid" else 5]:
                 ours = fast_milvus_engine.search(question, k=10, filters=filters, mode=mode)
                 theirs = fast_engine.search(question, k=10, filters=filters, mode=mode)
                 assert [hit.passage.id for hit in ours] == [hit.passage.id for hit in theirs], (question, mode, filters)

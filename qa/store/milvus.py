@@ -40,7 +40,7 @@ from qa import vectors as vector_index
 from qa.chunking import CHUNKER_VERSION, Passage
 from qa.errors import IndexStateError
 from qa.filters import Filters, dossier_key
-from qa.index import BUILD_FOLDER, FORMAT_VERSION, KEEP_GENERATIONS, IndexBusy, by_score
+from qa.index import BUILD_FOLDER, FORMAT_VERSION, KEEP_GENERATIONS, IndexBusy, IndexOutdated, by_score
 from qa.letters import Letter
 from qa.lexical import idf, tokenize
 from qa.ministries import sender_matches
@@ -83,8 +83,10 @@ def client(location: Location) -> MilvusClient:
             else:
                 _clients[key] = MilvusClient(uri=location.target, timeout=CONNECT_TIMEOUT)
         except (MilvusException, OSError, RuntimeError) as error:
-            what = "open the Milvus Lite database" if location.kind == "milvus-lite" else "reach the Milvus server at"
-            raise IndexStateError(f"cannot {what} {location.target}: {_reason(error)}") from error
+            if location.kind == "milvus-lite":
+                raise IndexStateError(f"cannot open the Milvus Lite database {location.target}: {_reason(error)} (Milvus Lite serves one "
+                                      "process a file: is another qa serve or qa index using it? For more, use a Milvus server)") from error
+            raise IndexStateError(f"cannot reach the Milvus server at {location.target}: {_reason(error)}") from error
     return _clients[key]
 
 
@@ -315,8 +317,9 @@ def load(location: Location) -> MilvusStore:
         found = milvus.query(_meta(location), filter=f"key == {_literal(generation)}", output_fields=["value"], consistency_level="Strong")
         manifest = json.loads(found[0]["value"])
         if manifest.get("format_version") != FORMAT_VERSION or manifest.get("chunker_version") != CHUNKER_VERSION:
-            raise IndexStateError(f"{location} was built by another version of qa (format {manifest.get('format_version')}, "
-                                  f"chunker {manifest.get('chunker_version')}); rebuild it with `qa index build --store {location}`")
+            raise IndexOutdated(f"{location} was built by another version of qa (format {manifest.get('format_version')}, "
+                                f"chunker {manifest.get('chunker_version')}; this qa writes format {FORMAT_VERSION}, chunker {CHUNKER_VERSION}); "
+                                f"rebuild it with `qa index build PATH ... --store {location}` from its letters", (), manifest.get("model"))
         parts: dict[str, list[tuple[int, str]]] = {}
         records: dict[str, dict] = {}
         for item in _iterate(milvus, _name(location, generation, "letters"), "part >= 0", ["letter_id", "part", "text", "meta"]):
@@ -337,6 +340,8 @@ def load(location: Location) -> MilvusStore:
             passages[item["row"]] = Passage(id=item["id"], letter_id=item["letter_id"], start=item["start"], end=item["end"],
                                             section=json.loads(item["section"]), page=item["page"], text=letter.text[item["start"] : item["end"]])
         frequency = {item["term"]: int(item["df"]) for item in _iterate(milvus, _name(location, generation, "terms"), 'term != ""', ["term", "df"])}
+    except IndexOutdated:
+        raise
     except (MilvusException, KeyError, IndexError, ValueError, TypeError) as error:
         raise IndexStateError(f"{location}: damaged index ({_reason(error)}); rebuild it with `qa index build --store {location}`") from error
     if any(passage is None for passage in passages) or len(letters) != manifest["counts"]["letters"]:
