@@ -119,8 +119,7 @@ class Engine:
         ranked = [*enumerate(hits), *extra]
         cosines = self.index.passage_vectors(rows) @ vector
         read = []
-        for (rank, hit), row, cosine in zip(ranked, rows, cosines):
-            spans, vectors = self.index.sentences(row)
+        for (rank, hit), cosine, (spans, vectors) in zip(ranked, cosines, self.index.sentences_of(rows)):
             read.append(ReadPassage(rank, hit, np.asarray(spans), vectors, float(cosine)))
         return read
 

@@ -89,6 +89,9 @@ class Index:
         start, end = self._sentence_bounds[row], self._sentence_bounds[row + 1]
         return self.sentence_spans[start:end, 1:], self.sentence_vectors[start:end]
 
+    def sentences_of(self, rows: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [self.sentences(row) for row in rows]
+
     def passages_of(self, letter_id: str) -> list[Passage]:
         """A letter's passages in text order (none for an unknown letter)."""
         return [self.passages[row] for row in self.letter_passages.get(letter_id, [])]

@@ -52,6 +52,10 @@ class Store(Protocol):
         """A passage's sentence spans (k, 2), offsets in its letter, and their in-context vectors (k, dimension)."""
         ...
 
+    def sentences_of(self, rows: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`sentences` of several passages at once (one request to a remote store)."""
+        ...
+
     def passage_vectors(self, rows: list[int]) -> np.ndarray: ...
 
     def mean_vector(self) -> np.ndarray:
