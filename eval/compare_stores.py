@@ -65,11 +65,8 @@ def main() -> None:
         milvus = Engine(store.load(location), local.embedder)
         engines = {"local (FAISS + bm25s)": local, f"Milvus ({location.kind})": milvus}
         reports: dict[str, dict[str, dict[str, float]]] = {}
-        seconds: dict[str, float] = {}
         for name, engine in engines.items():
-            started = time.perf_counter()
             reports[name] = {mode: evaluate(engine, questions, mode=mode) for mode in ("lexical", "dense", "hybrid")}
-            seconds[name] = time.perf_counter() - started
         native = milvus_rrf(milvus, questions)
         same = {mode: sum([h.passage.id for h in local.search(q.question, k=10, mode=mode)] == [h.passage.id for h in milvus.search(q.question, k=10, mode=mode)]
                           for q in questions) for mode in ("lexical", "dense", "hybrid")}
@@ -92,7 +89,6 @@ def main() -> None:
     print()
     print("same top 10 on both stores: " + ", ".join(f"{mode} {count} of {len(questions)}" for mode, count in same.items())
           + f"; the same answer text: {answers} of {len(questions)}")
-    print("evaluation time: " + ", ".join(f"{name} {value:.0f} s" for name, value in seconds.items()))
 
 
 if __name__ == "__main__":
