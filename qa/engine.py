@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import faiss
@@ -17,6 +17,7 @@ from qa.lexical import tokenize
 from qa.reader import BLOCK_HEADING, QuestionView, ReadPassage, block_numbers, has_fact
 from qa.retrieval import Filters, Hit, Mode, search
 
+FILTERED_OUT = "Binnen de gekozen filters beantwoorden de brieven deze vraag niet; zonder filters wel."
 # A follow-up starts like one ("En ...") or points back ("dat", "daarover"); "het" and "er" are too
 # common as article and filler to count as pointing back.
 _CONTINUATION = re.compile(r"^(en|maar|ook|dus|of)\b", re.I)
@@ -68,7 +69,18 @@ class Engine:
     ) -> Answer:
         """Answer a question; a follow-up borrows the earlier question's words to retrieve, not to choose the quote."""
         policy = policy or self.policy
-        return answer(self.read(question, k, filters, history, mode, policy), policy)
+        result = answer(self.read(question, k, filters, history, mode, policy), policy)
+        if result.abstained and not filters.is_empty():
+            result = self._blame_filters(result, question, k, history, mode, policy)
+        return result
+
+    def _blame_filters(self, declined: Answer, question: str, k: int, history: Sequence[Turn], mode: Mode,
+                       policy: AnswerPolicy) -> Answer:
+        """A decline within filters says whether they are why: asked again without them, would the letters answer?"""
+        unfiltered = answer(self.read(question, k, Filters(), history, mode, policy), policy)
+        if unfiltered.abstained:
+            return declined  # no letter answers it: the reason stands, filters or not
+        return replace(declined, decline_reason=FILTERED_OUT)
 
     def read(
         self, question: str, k: int = 5, filters: Filters = Filters(), history: Sequence[Turn] = (), mode: Mode = "hybrid",
@@ -101,7 +113,6 @@ class Engine:
             missing_idf=sum(w for t, w in weights.items() if t not in read_terms) / total,
             absent_terms=sum(w for t, w in weights.items() if lexical.frequency(t) == 0) / total,
             unknown_names=unknown_names(question, lexical.frequency),
-            filtered=not filters.is_empty(),
         )
         return Reading(query, view, passages, evidence, list(hits[:k]))
 

@@ -91,6 +91,9 @@ _LETTERHEAD = re.compile(
     r"|^(?:De|Het)\s+(?:Minister|Staatssecretaris|Minister-President)\b[^.]{0,120},\s*(?:[A-Z]\.\s?)+(?:(?:van|de|der|den|ter|ten)\s+)*[A-Z]"
     r"|^(?:Vragen van (?:het lid|de leden)|Antwoord van (?:de )?(?:[Mm]inister|[Ss]taatssecretaris))\b"  # an Aanhangsel's head
     r"|https?://|\bwww\.\w"  # footnotes with their links
+    # A Kamerstuk's dossier title and number, which an OCR'd head runs together: "Vaststelling van de begroting
+    # van de uitgaven ... voor het jaar 1990 Nr. 42" (quoted for "Wat is de norm voor defensie-uitgaven?").
+    r"|\bNr\.\s*\d+\s*$|^Vaststelling van de (?:begroting|rekening)\b[^.]*$"
 )
 # A question told, not answered: "U heeft mij gevraagd ...", "Leden hebben gevraagd wie ...", "is gevraagd naar ...".
 _REPORTED_QUESTION = re.compile(

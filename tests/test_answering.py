@@ -3,7 +3,7 @@ import pytest
 from conftest import BACKENDS
 
 from qa.answering import DECLINE, DEFAULT_POLICY
-from qa.engine import Engine, Turn, retrieval_query
+from qa.engine import FILTERED_OUT, Engine, Turn, retrieval_query
 from qa.reader import QuestionView, has_fact, load_model
 from qa.retrieval import Filters
 
@@ -57,9 +57,13 @@ def test_a_name_no_letter_mentions_is_declined_with_that_reason(engine) -> None:
     assert answer.decline_reason is not None and "'Nexperia'" in answer.decline_reason
 
 
-def test_a_decline_under_filters_says_so(engine) -> None:
+def test_a_decline_under_filters_says_so_when_they_are_why(engine) -> None:
     answer = engine.ask("Wanneer moet de terugtrekking uit Afghanistan afgerond zijn?", filters=Filters(date_to="1970-01-01"))
-    assert answer.abstained and "binnen de gekozen filters" in (answer.decline_reason or "")
+    assert answer.abstained and answer.decline_reason == FILTERED_OUT
+    # A question no letter answers is declined for its own reason, filters or not.
+    off_topic = "Mag Nexperia zijn chipfabriek in Nijmegen aan een Chinese eigenaar verkopen?"
+    within = engine.ask(off_topic, filters=Filters(date_from="2000-01-01"))
+    assert within.abstained and within.decline_reason == engine.ask(off_topic).decline_reason != FILTERED_OUT
 
 
 def test_answers_carry_a_calibrated_confidence_and_label(engine) -> None:

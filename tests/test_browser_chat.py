@@ -101,7 +101,7 @@ def test_filters_show_as_chips_are_kept_per_turn_and_survive_a_reload(server: st
     page.locator("#date_to").dispatch_event("change")
     declined, _ = _ask(page, RESOLUTE)
     expect(declined).to_have_class(re.compile("abstained"))
-    expect(declined.locator(".decline-reason")).to_contain_text("binnen de gekozen filters")
+    expect(declined.locator(".decline-reason")).to_contain_text("Binnen de gekozen filters")
     with page.expect_response("**/api/ask/stream") as again:
         declined.get_by_role("button", name="Vraag het zonder filters").click()
     assert json.loads(again.value.request.post_data or "{}")["filters"] == {}

@@ -103,6 +103,9 @@ def test_letterheads_and_signatures_are_not_answers() -> None:
     assert not reader.can_answer("'s-Gravenhage, 5 februari 1980 Hierbij zend ik u de nota over de luchtvaart.")
     assert not reader.can_answer("De Staatssecretaris van Verkeer en Waterstaat, N. Smit-Kroes")
     assert not reader.can_answer("De Staatssecretaris van Defensie, J. van Houwelingen.")
+    title = "Vaststelling van de begroting van de uitgaven en van de ontvangsten van hoofdstuk X (Ministerie van Defensie) voor het jaar 1990"
+    assert not reader.can_answer(f"{title} Nr. 42") and not reader.can_answer(title)
+    assert reader.can_answer("De vaststelling van de begroting van Defensie voor 1990 volgt in december.")
 
 
 def test_a_price_asks_for_a_sum_of_money_not_any_number() -> None:
