@@ -125,6 +125,28 @@ def test_a_killed_build_resumes_with_fewer_batches_and_the_same_index(tmp_path: 
     assert not checkpoints.exists()
 
 
+@pytest.mark.slow
+def test_a_ray_build_into_milvus_lite_holds_the_single_process_vectors(tmp_path: Path, short_tmp: Path, reference: Path, letters_dir: Path) -> None:
+    """`--ray` writes to the store `--store` names (qa/store): here Milvus Lite, read back through the store interface."""
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    pytest.importorskip("pymilvus", reason="the milvus extra is not installed")
+    from qa import store
+
+    data, database = tmp_path / "data", f"milvus-lite:{tmp_path / 'data' / 'milvus.db'}"
+    data.mkdir()  # the Milvus Lite file's folder must exist (the store does not make it)
+    built = run_qa("index", "build", str(letters_dir), "--index", str(data), "--store", database, "--ray", tmp=short_tmp)
+    assert built.returncode == 0, built.stderr
+    assert "embedding on a local Ray cluster of" in built.stderr, built.stderr
+    milvus, local = store.load(store.locate(data, database)), index_store.load(reference)
+    assert [(p.id, p.start, p.end) for p in milvus.passages] == [(p.id, p.start, p.end) for p in local.passages]
+    rows = list(range(len(local.passages)))
+    assert np.allclose(milvus.passage_vectors(rows), local.passage_vectors(rows), atol=1e-5)
+    for row in rows:
+        (spans, vectors), (expected_spans, expected) = milvus.sentences(row), local.sentences(row)
+        assert np.array_equal(spans, expected_spans) and np.allclose(np.asarray(vectors, np.float32), expected.astype(np.float32), atol=2e-3)
+    assert not (data / index_store.BUILD_FOLDER).exists()
+
+
 # --- bad input: one line, exit 2, the index as it was (no model, no cluster) ---------------------------------
 
 
