@@ -119,6 +119,7 @@ def main() -> None:
     arguments.add_argument("--questions", type=int, default=None, help="Distinct questions [default: 240; --quick: 20].")
     args = arguments.parse_args()
     questions = bench_questions(args.questions or (10 if args.quick else 240))
+    load_before = os.getloadavg()[1]  # 5-minute load: other processes on the machine slow every timing here
     levels, worker_counts = ((2,), (1, 2)) if args.quick else ((1, 8, 32), (1, 2))
 
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as workspace:
@@ -153,8 +154,10 @@ def main() -> None:
     ask_p50 = next(row[4] for row in http_rows if row[0] == 1)  # concurrency 1 (--quick: its lowest)
     ratio = ask_p50 / embed_p50
     print(f"/api/ask p50 at concurrency 1 / bare query embedding p50 = {ask_p50:.1f} / {embed_p50:.1f} = {ratio:.2f}")
+    load_after = os.getloadavg()[1]
     body = "\n\n".join([
-        f"Index: {corpus}. {len(questions)} distinct Dutch questions (`bench_questions`), each asked once per run.",
+        f"Index: {corpus}. {len(questions)} distinct Dutch questions (`bench_questions`), each asked once per run. "
+        f"Load average (5 min) {load_before:.1f} at the start, {load_after:.1f} at the end, on {os.cpu_count()} cores.",
         "In-process (one thread, model on all cores), milliseconds:\n\n" + table(["", "p50", "p95", "p99"], process_rows),
         "`POST /api/ask` over HTTP on loopback (`qa serve --workers N`; each worker gets cores / N threads):\n\n"
         + table(["workers", "concurrency", "requests", "requests/s", "p50 ms", "p95 ms", "p99 ms", "errors"], http_rows),
