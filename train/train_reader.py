@@ -142,9 +142,12 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     pairs = read_pairs(args.csv)
-    if not index_store.exists(args.index):
+    try:
+        answers = index_store.load(args.index)
+    except index_store.IndexStateError:  # none yet, or cut by another chunker version: (re)build it
         build_answer_index(args.index, pairs)
-    engine = Engine(index_store.load(args.index), Embedder())
+        answers = index_store.load(args.index)
+    engine = Engine(answers, Embedder())
     parts = {name: [p for p in pairs if part(p.question) == name] for name in ("fit", "calibration", "test")}
     print({name: len(items) for name, items in parts.items()})
 
