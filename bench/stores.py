@@ -230,7 +230,10 @@ def main() -> None:
                                   sum(a == b for a, b in zip(tops["local"]["hybrid"], tops[milvus_kind]["hybrid"])) / len(questions)])
             finally:
                 if milvus_location.kind == "milvus-lite":  # stop its server, or the next size's local row counts it
+                    from milvus_lite.server_manager import server_manager_instance
+
                     store._milvus()._clients.pop(str(milvus_location)).close()
+                    server_manager_instance.release_server(milvus_location.target)
                 shutil.rmtree(workspace, ignore_errors=True)
             # The report after each size: a 1 M run that is stopped keeps the smaller sizes' figures.
             done = tuple(int(str(row[0]).replace(",", "")) for row in agreement)
