@@ -118,6 +118,13 @@ def test_add_replace_and_remove_by_content_hash_then_swap(tmp_path: Path, fast_i
     assert store.live_generation(location) == third.generation
 
 
+def test_a_first_build_makes_the_milvus_lite_folder(tmp_path: Path, fake_embedder: Any) -> None:
+    location = store.locate(tmp_path, f"milvus-lite:{tmp_path / 'new' / 'deeper' / 'milvus.db'}")
+    letter = make_letter("De zeearend broedt weer in Nederland, schrijft de minister.", None, {"id": "kst-99999-2", "type": "brief_regering"})
+    summary = store.update(location, fake_embedder, add=[letter], replace_all=True)
+    assert summary.added == ["kst-99999-2"] and list(store.load(location).letters) == ["kst-99999-2"]
+
+
 def test_a_server_on_milvus_reloads_a_swapped_generation(tmp_path: Path, fast_index_dir: Path, fake_embedder: Any) -> None:
     """A running app notices the new live generation (--watch-index) and serves it; the data folder keeps only user data."""
     import time

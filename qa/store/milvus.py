@@ -392,6 +392,7 @@ class Target:
         if self.location.kind != "milvus-lite":
             yield
             return
+        Path(self.location.target).parent.mkdir(parents=True, exist_ok=True)  # a new store's folder, as `client` makes it
         with open(self.location.target + ".qa-write.lock", "w") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
