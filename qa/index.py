@@ -15,13 +15,12 @@ build leaves the previous index untouched and readers never see a half-written o
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +38,7 @@ from qa.errors import IndexStateError
 from qa.filters import Filters
 from qa.letters import Letter
 from qa.lexical import LexicalIndex, tokenize
+from qa.locks import exclusive
 
 if TYPE_CHECKING:
     from qa.store.protocol import Store, StoreWriter
@@ -261,19 +261,9 @@ def _read_passages(path: Path, letters: dict[str, Letter]) -> Iterator[Passage]:
 # --- writing -------------------------------------------------------------------------------
 
 
-@contextmanager
-def write_lock(folder: Path) -> Iterator[None]:
+def write_lock(folder: Path) -> AbstractContextManager[None]:
     """One writer at a time; a second one is told the index is busy instead of waiting."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / ".lock").open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            raise IndexBusy(f"{folder} is being updated by another process; try again when it is done") from error
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return exclusive(folder / ".lock", IndexBusy(f"{folder} is being updated by another process; try again when it is done"))
 
 
 Progress = Callable[[str], None]

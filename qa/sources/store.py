@@ -15,19 +15,18 @@ one line per id, at the start and end of each run.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from qa.errors import FetchError
 from qa.letters import SIDECAR_NAME, LetterError, record_path
+from qa.locks import exclusive
 
 STATE_NAME = ".fetch-state.json"
 LOCK_NAME = ".fetch.lock"
@@ -39,20 +38,10 @@ class FolderBusy(FetchError):
     """Another `qa fetch`/`qa update` is writing into the same letters folder."""
 
 
-@contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
+def folder_lock(folder: Path) -> AbstractContextManager[None]:
     """One fetch into a folder at a time: two at once each rewrote letters.jsonl from what they had
     read and lost the other's records (issue 12). The second is turned away, like a second index writer."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / LOCK_NAME).open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            raise FolderBusy(f"{folder} is being fetched into by another process; try again when it is done") from error
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return exclusive(folder / LOCK_NAME, FolderBusy(f"{folder} is being fetched into by another process; try again when it is done"))
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -21,14 +21,13 @@ passage's text is a slice of its letter); vectors, BM25 and sentences stay in Mi
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +42,7 @@ from qa.filters import Filters, dossier_key
 from qa.index import BUILD_FOLDER, FORMAT_VERSION, KEEP_GENERATIONS, IndexBusy, IndexOutdated, by_score
 from qa.letters import Letter
 from qa.lexical import idf, tokenize
+from qa.locks import exclusive
 from qa.ministries import sender_matches
 from qa.store import Location
 
@@ -385,23 +385,13 @@ class Target:
         """An unfinished build's embedded batches are kept in the local data folder (qa/batches.py)."""
         return self.location.data_dir / BUILD_FOLDER
 
-    @contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> AbstractContextManager[object]:
         """One writer at a time on a Milvus Lite file (a file lock beside it). On a server the writers must take turns:
         one build job (documented in docs/deployment.md)."""
         if self.location.kind != "milvus-lite":
-            yield
-            return
-        Path(self.location.target).parent.mkdir(parents=True, exist_ok=True)  # a new store's folder, as `client` makes it
-        with open(self.location.target + ".qa-write.lock", "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as error:
-                raise IndexBusy(f"{self.location} is being updated by another process; try again when it is done") from error
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+            return nullcontext()
+        busy = IndexBusy(f"{self.location} is being updated by another process; try again when it is done")
+        return exclusive(Path(self.location.target + ".qa-write.lock"), busy)
 
     def exists(self) -> bool:
         return exists(self.location)
