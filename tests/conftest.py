@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from llm_servers import free_port
 
 from qa import index as index_store
 from qa import store
@@ -181,25 +182,24 @@ def stop_process(process: subprocess.Popen) -> None:
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+@contextmanager
+def serving(index: Path, log_name: str, *options: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`qa serve` as a user starts it, on a free loopback port against `index`, until the block ends; its URL.
+    Its log: test-artifacts/`log_name`."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    url = f"http://127.0.0.1:{(port := free_port())}"
+    command = [sys.executable, "-m", "qa", "serve", "--host", "127.0.0.1", "--port", str(port), "--index", str(index), "--no-build-sample", *options]
+    with (ARTIFACTS / log_name).open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ARTIFACTS.parent, env=env)
+        try:
+            wait_until_ready(process, url, ARTIFACTS / log_name)
+            yield url
+        finally:
+            stop_process(process)
 
 
 @pytest.fixture(scope="session")
 def live_server(web_index: Path) -> Iterator[str]:
-    """`qa serve` as a user starts it, on a free loopback port, against the web tests' index; one for the session
-    (the browser tests and `qa ask --url` share it). Its log: test-artifacts/server.log."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (ARTIFACTS / "server.log").open("w")
-    command = [sys.executable, "-m", "qa", "serve", "--host", "127.0.0.1", "--port", str(port), "--index", str(web_index), "--no-build-sample"]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ARTIFACTS.parent)
-    try:
-        wait_until_ready(process, url, ARTIFACTS / "server.log")
+    """`qa serve` against the web tests' index; one for the session (the browser tests and `qa ask --url` share it)."""
+    with serving(web_index, "server.log") as url:
         yield url
-    finally:
-        stop_process(process)
-        log.close()

@@ -9,14 +9,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ARTIFACTS, stop_process, wait_until_ready
-from llm_servers import LlamaServer, free_port, missing
+from conftest import ARTIFACTS, serving
+from llm_servers import LlamaServer, missing
 
 CHROMIUM = Path("/usr/bin/chromium")
 RESOLUTE = "Wanneer moet de afbouw van Resolute Support afgerond zijn?"
@@ -33,19 +31,10 @@ expect = sync_api.expect
 def llm_server(web_index: Path) -> Iterator[str]:
     """`qa serve --llm-url` as a user starts it, with SmolLM2 behind it."""
     llama = LlamaServer()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "server-llm.log").open("w")
-    command = [sys.executable, "-m", "qa", "serve", "--host", "127.0.0.1", "--port", str(port), "--index", str(web_index),
-               "--no-build-sample", "--llm-url", llama.url]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "QA_LLM_PROMPT_CHARS": "2400"})
     try:
-        wait_until_ready(process, url, ARTIFACTS / "server-llm.log")
-        yield url
+        with serving(web_index, "server-llm.log", "--llm-url", llama.url, env={**os.environ, "QA_LLM_PROMPT_CHARS": "2400"}) as url:
+            yield url
     finally:
-        stop_process(process)
-        log.close()
         llama.stop()
 
 
