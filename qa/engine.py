@@ -131,7 +131,9 @@ class Engine:
         cosines = self.index.passage_vectors(rows) @ vector
         read = []
         for (rank, hit), cosine, (spans, vectors) in zip(ranked, cosines, self.index.sentences_of(rows)):
-            read.append(ReadPassage(rank, hit, np.asarray(spans), vectors, float(cosine)))
+            # The cores are the chunker's, like the stored spans (an index of another chunker version is refused).
+            cores = np.asarray(hit.passage.sentence_cores(), dtype=np.int64).reshape(-1, 2)
+            read.append(ReadPassage(rank, hit, np.asarray(spans), vectors, float(cosine), cores if len(cores) == len(spans) else None))
         return read
 
     def _answer_row(self, hit: Hit, number: str) -> int | None:

@@ -47,7 +47,7 @@ _ASKS = {
         re.I,
     ),
     "reason": re.compile(r"\b(waarom|om welke reden|waardoor|hoe komt|wat is de reden)\b", re.I),
-    "who": re.compile(r"\b(wie|welke minister|welk ministerie|welke organisatie|welke instantie|welke partij|welke landen|welk land)\b", re.I),
+    "who": re.compile(r"\b(wie|hoe heet|hoe heten|welke naam|welke minister|welk ministerie|welke organisatie|welke instantie|welke partij|welke landen|welk land)\b", re.I),
 }
 _HAS = {
     "time": re.compile(
@@ -65,7 +65,9 @@ _HAS = {
     ),
     "money": re.compile(r"€|ƒ|\b(?:EUR|euro|gulden|Hfl|f\s?\d|miljoen|miljard)\b", re.I),  # "gratis" elsewhere outranked the asked fee
     "reason": re.compile(r"\b(omdat|doordat|vanwege|daarom|reden|teneinde|zodat|aangezien|gezien|met het oog op|als gevolg van|om te)\b", re.I),
-    "who": re.compile(r"\b(minister|staatssecretaris|kabinet|ministerie|dienst|inspectie|gemeenten?|autoriteit|toezichthouder|[A-Z][a-z]+\s[A-Z][a-z]+|[A-Z]{2,})\b"),
+    # A person by title ("prof. Koumans", "de heer Kerkhoff") answers a "wie" as well as a minister does.
+    "who": re.compile(r"\b(minister|staatssecretaris|kabinet|ministerie|dienst|inspectie|gemeenten?|autoriteit|toezichthouder|[A-Z][a-z]+\s[A-Z][a-z]+|[A-Z]{2,}"
+                      r"|(?:prof|dr|mr|ir|drs|ing)\.\s?(?:[A-Z]\.\s?)*[A-Z][a-z]+|(?:de heer|mevrouw|mevr\.)\s+(?:[A-Z]\.\s?)*[A-Z][a-z]+)\b"),
 }
 # A sentence that leans on the one before it: it opens with a pointing word, or has one among its first
 # three words ("Voorbeelden daarvan zijn MST en MDFT.", "Op grond daarvan kan ...").
@@ -125,6 +127,13 @@ class ReadPassage:
     spans: np.ndarray  # (k, 2) sentence offsets in the letter text
     vectors: np.ndarray  # (k, dimension) in-context sentence vectors
     cosine: float  # question · passage vector
+    # (k, 2) what each sentence says, read from (`Passage.sentence_cores`): a motie's clause, whose quote runs
+    # on to the end of its dictum. None: the sentences themselves.
+    cores: np.ndarray | None = None
+
+    @property
+    def core_spans(self) -> np.ndarray:
+        return self.spans if self.cores is None else self.cores
 
 
 @dataclass(frozen=True)
@@ -161,6 +170,8 @@ class Candidate:
     end: int
     features: np.ndarray
     cosine: float  # question · sentence read in context
+    core_start: int  # what the sentence says (`ReadPassage.cores`), within start-end
+    core_end: int
 
 
 def coverage(text: str, weights: dict[str, float]) -> float:
@@ -209,30 +220,35 @@ def leans_back(sentence: str) -> bool:
 
 
 def candidates(question: QuestionView, passages: Sequence[ReadPassage]) -> list[Candidate]:
-    """Every sentence of the read passages that can stand as an answer, with its features."""
-    raw: list[tuple[int, int, int, int, list[float], float]] = []
+    """Every sentence of the read passages that can stand as an answer, with its features.
+
+    The features are read from each sentence's core: a motie clause's quote runs on to the end of the dictum,
+    and scored whole every clause would hold the request's words and facts (an unrelated motie then answered
+    "Hoeveel belasting betaal je in box 3 ...?" with its one clause on "groen beleggen")."""
+    raw: list[tuple[int, int, int, int, int, int, list[float], float]] = []
     for i, read in enumerate(passages):
         letter, passage = read.hit.letter, read.hit.passage
         context_coverage = coverage(" ".join(filter(None, [letter.title, passage.section])), question.weights)
         cosines = np.asarray(read.vectors, dtype=np.float32) @ question.vector if len(read.spans) else np.zeros(0)
-        for j, (start, end) in enumerate(read.spans.tolist()):
+        for j, ((start, end), (core_start, core_end)) in enumerate(zip(read.spans.tolist(), read.core_spans.tolist())):
             sentence = letter.text[start:end]
             if not can_answer(sentence) or is_title_line(sentence, letter.title):
                 continue
+            core = letter.text[core_start:core_end]
             fact = 0.0
             if question.asks:
-                fact = 1.0 if any(has_fact(kind, sentence) for kind in question.asks) else -1.0
-            features = [1.0 / (1 + read.rank), coverage(sentence, question.weights), fact, 0.0, context_coverage,
-                        1.0 if len(sentence) > 400 else 0.0, 1.0]  # meaning: scaled below, over all candidates
-            raw.append((i, j, start, end, features, float(cosines[j])))
+                fact = 1.0 if any(has_fact(kind, core) for kind in question.asks) else -1.0
+            features = [1.0 / (1 + read.rank), coverage(core, question.weights), fact, 0.0, context_coverage,
+                        1.0 if len(core) > 400 else 0.0, 1.0]  # meaning: scaled below, over all candidates
+            raw.append((i, j, start, end, core_start, core_end, features, float(cosines[j])))
     if not raw:
         return []
-    lowest, highest = min(item[5] for item in raw), max(item[5] for item in raw)
+    lowest, highest = min(item[-1] for item in raw), max(item[-1] for item in raw)
     meaning = FEATURES.index("meaning")
     out = []
-    for i, j, start, end, features, cosine in raw:
+    for i, j, start, end, core_start, core_end, features, cosine in raw:
         features[meaning] = (cosine - lowest) / ((highest - lowest) or 1.0)
-        out.append(Candidate(i, j, start, end, np.asarray(features, dtype=np.float32), cosine))
+        out.append(Candidate(i, j, start, end, np.asarray(features, dtype=np.float32), cosine, core_start, core_end))
     return out
 
 

@@ -110,3 +110,14 @@ def test_follow_up_borrows_the_previous_question() -> None:
     longer = "En op welke dag ging de nota zelf naar de Kamer?"  # 11 words, opening with "En"
     assert retrieval_query(longer, history).endswith(longer) and retrieval_query(longer, history) != longer
     assert QuestionView.of(longer, np.zeros(4, np.float32), {}).asks == ("time",)
+
+
+def test_a_motie_reads_in_document_order_considerations_before_its_request(engine) -> None:
+    """Issue 15: a motie's clauses quoted as they stand, never "verzoekt ... overwegende ... constaterende"."""
+    for question, letter_id in (("Waarom vraagt de motie om een minimale parkeernorm bij nieuwbouwwijken?", "kst-31305-504"),
+                                ("Waarom willen Kamerleden het eigen risico alleen voor chronisch zieken verlagen?", "kst-36679-8")):
+        result = engine.ask(question)
+        quotes = [c for c in result.citations if c.letter_id == letter_id]
+        assert quotes and quotes[0].quote.startswith(("constaterende", "overwegende")), result.text
+        assert any("verzoekt de regering" in c.quote for c in quotes), result.text
+        assert all(a.quote_end <= b.quote_start for a, b in zip(quotes, quotes[1:])), result.text  # in order, no overlap

@@ -156,3 +156,45 @@ def test_a_question_told_is_not_an_answer() -> None:
     assert not reader.can_answer("Leden hebben gevraagd wie de kosten van de opvang draagt.")
     assert not reader.can_answer("U vraagt of het kabinet bereid is de regeling te verlengen.")
     assert reader.can_answer("De gemeenten dragen de kosten van de opvang, zoals gevraagd door de VNG in 2022.")
+
+
+MOTIE = ("De Kamer,\n\ngehoord de beraadslaging,\n\n"
+         "constaterende dat de vrijstelling groen beleggen per 1 januari 2025 wordt gehalveerd;\n\n"
+         "overwegende dat duurzame projecten daardoor minder financiering krijgen;\n\n"
+         "verzoekt de regering de box 3 belasting over spaargeld te verlagen,\n\nen gaat over tot de orde van de dag.")
+
+
+def _motie_passage(with_cores: bool) -> ReadPassage:
+    letter = Letter(id="kst-1-1", text=MOTIE, type="motie")
+    passage = Passage("kst-1-1#1", "kst-1-1", 0, len(MOTIE), None, 1, MOTIE)
+    spans = np.asarray(passage.sentences(), dtype=np.int64)
+    cores = np.asarray(passage.sentence_cores(), dtype=np.int64) if with_cores else None
+    return ReadPassage(0, Hit(passage, letter, 1.0, 0.9, 3.0), spans, np.eye(len(spans), 4, dtype=np.float32), 0.9, cores)
+
+
+def test_a_motie_clause_is_scored_by_what_it_says_not_by_the_request_it_runs_into() -> None:
+    """A clause's quote runs on to the request; scored whole, every clause held the request's words and facts
+    (an unrelated motie answered "Hoeveel belasting betaal je in box 3 ...?" from its clause on groen beleggen)."""
+    question = "Hoeveel belasting betaal je in box 3 over spaargeld?"
+    view = QuestionView.of(question, np.asarray([1, 0, 0, 0], np.float32), {t: 1.0 for t in reader.tokenize(question)})
+    column = FEATURES.index
+
+    def by_clause(with_cores: bool) -> dict[str, np.ndarray]:
+        found = reader.candidates(view, [_motie_passage(with_cores)])
+        return {MOTIE[c.core_start : c.core_end].split()[0]: c.features for c in found}
+
+    whole, cored = by_clause(False), by_clause(True)
+    assert whole["constaterende"][column("coverage")] == whole["verzoekt"][column("coverage")] > 0.5  # the tail's words
+    assert cored["constaterende"][column("coverage")] == 0.0 < cored["verzoekt"][column("coverage")]
+    assert cored["overwegende"][column("fact_match")] == -1.0  # "3" stands in the request, not in this clause
+    quoted = reader.candidates(view, [_motie_passage(True)])
+    clauses = [c for c in quoted if MOTIE[c.core_start :].startswith(("constaterende", "overwegende", "verzoekt"))]
+    assert len(clauses) == 3 and all(MOTIE[c.start : c.end].endswith("orde van de dag.") for c in clauses)  # still quoted on
+
+
+def test_a_person_by_title_answers_who() -> None:
+    view = QuestionView.of("Hoe heet de voormalige gedeputeerde?", np.zeros(4, np.float32), {})
+    assert view.asks == ("who",)
+    assert reader.has_fact("who", "een rapport van prof. Koumans over de exploitatieve haalbaarheid")
+    assert reader.has_fact("who", "mijn brief aan de heer Kerkhoff, voormalig eilandgedeputeerde")
+    assert not reader.has_fact("who", "een rapport over de exploitatieve haalbaarheid")
