@@ -70,17 +70,21 @@ class Engine:
         """Answer a question; a follow-up borrows the earlier question's words to retrieve, not to choose the quote."""
         policy = policy or self.policy
         result = answer(self.read(question, k, filters, history, mode, policy), policy)
-        if result.abstained and not filters.is_empty():
-            result = self._blame_filters(result, question, k, history, mode, policy)
-        return result
+        return self.blame_filters(result, question, k, filters, history, mode, policy)
 
-    def _blame_filters(self, declined: Answer, question: str, k: int, history: Sequence[Turn], mode: Mode,
-                       policy: AnswerPolicy) -> Answer:
-        """A decline within filters says whether they are why: asked again without them, would the letters answer?"""
+    def blame_filters(self, result: Answer, question: str, k: int, filters: Filters, history: Sequence[Turn] = (),
+                      mode: Mode = "hybrid", policy: AnswerPolicy | None = None) -> Answer:
+        """A decline within filters says whether they are why: asked again without them, would the letters answer?
+
+        Every answer that can decline goes through here (`ask`, and the generated answer's extractive fallback in
+        qa/llm/generate.py), so a decline is attributed the same way whichever path gave it."""
+        if not result.abstained or filters.is_empty():
+            return result
+        policy = policy or self.policy
         unfiltered = answer(self.read(question, k, Filters(), history, mode, policy), policy)
         if unfiltered.abstained:
-            return declined  # no letter answers it: the reason stands, filters or not
-        return replace(declined, decline_reason=FILTERED_OUT)
+            return result  # no letter answers it: the reason stands, filters or not
+        return replace(result, decline_reason=FILTERED_OUT)
 
     def read(
         self, question: str, k: int = 5, filters: Filters = Filters(), history: Sequence[Turn] = (), mode: Mode = "hybrid",

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from litestar.testing import TestClient
 from llm_servers import BrokenServer, LlamaServer, StalledServer, free_port, missing
 
-from qa.engine import Engine, Turn
+from qa.engine import FILTERED_OUT, Engine, Turn
 from qa.llm.client import LLMClient, LLMError, LLMSettings
 from qa.llm.generate import (
     NOTICE_BROKEN_OFF,
@@ -72,11 +72,12 @@ def settings_for(url: str, **changes: Any) -> LLMSettings:
     return LLMSettings(**{**base.__dict__, **changes})
 
 
-def ask(engine: Engine, settings: LLMSettings, question: str, history: tuple[Turn, ...] = (), options: Options = Options()) -> Generated:
+def ask(engine: Engine, settings: LLMSettings, question: str, history: tuple[Turn, ...] = (), options: Options = Options(),
+        filters: Filters = Filters()) -> Generated:
     async def run() -> Generated:
         client = LLMClient(settings)
         try:
-            return await generate(question, 5, Filters(), history, run=direct(engine), client=client, options=options)
+            return await generate(question, 5, filters, history, run=direct(engine), client=client, options=options)
         finally:
             await client.aclose()
 
@@ -202,6 +203,24 @@ def test_a_refused_connection_and_a_malformed_stream(engine: Engine) -> None:
     assert garbage.model == "broken"  # the model came from the server's list
 
 
+# No letter is this old: a question the letters answer is declined only because of the filters.
+BEFORE_ANY_LETTER = Filters(date_to="1970-01-01")
+OFF_TOPIC = "Mag Nexperia zijn chipfabriek in Nijmegen aan een Chinese eigenaar verkopen?"  # no letter answers it
+
+
+def test_a_fallback_decline_under_filters_says_whether_they_are_why(engine: Engine) -> None:
+    """The generated answer's extractive fallback attributes a decline as `Engine.ask` does (one rule, both paths)."""
+    refused = LLMSettings(f"http://127.0.0.1:{free_port()}/v1", model="x", retries=0, connect_timeout=2)  # fallback at once
+    declined = ask(engine, refused, QUESTIONS[0], filters=BEFORE_ANY_LETTER)
+    assert declined.fallback and declined.answer.abstained
+    assert declined.answer.decline_reason == FILTERED_OUT == engine.ask(QUESTIONS[0], filters=BEFORE_ANY_LETTER).decline_reason
+    within = ask(engine, refused, OFF_TOPIC, filters=Filters(date_from="2000-01-01"))
+    assert within.fallback and within.answer.abstained
+    assert within.answer.decline_reason == engine.ask(OFF_TOPIC).decline_reason != FILTERED_OUT  # its own reason stands
+    unfiltered = ask(engine, refused, QUESTIONS[0])
+    assert unfiltered.fallback and not unfiltered.answer.abstained  # answerable: the filters were why
+
+
 def test_a_refused_key_and_the_key_never_in_logs_or_messages(engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
     server = LlamaServer(api_key=SECRET)
     try:
@@ -271,6 +290,18 @@ def test_api_stream_sends_sources_then_the_models_tokens_then_checked_sentences(
         marked = [s for s in sentences if not s["kept"] and s["text"]]
         assert all(s["text"].endswith("(niet gevonden in de bron)") and not s["citations"] for s in marked)
         assert {c["n"] for s in sentences for c in s["citations"]} == {c["n"] for c in done["citations"]}
+
+
+def test_api_stream_and_ask_attribute_a_decline_under_filters_to_them(llm_client: TestClient) -> None:
+    """The real model answers from no passage, nothing holds, and the fallback's reason names the filters."""
+    request = {"question": QUESTIONS[0], "filters": {"date_to": "1970-01-01"}}
+    found = sse(llm_client.post("/api/ask/stream", json=request).text)
+    assert [kind for kind, _ in found][:2] == ["start", "sources"] and found[-1][0] == "done"
+    done = found[-1][1]
+    assert done["mode"] == "extractive" and done["abstained"] and done["generation"]["model"] == "smollm2-135m"
+    assert done["decline_reason"] == FILTERED_OUT and done["notice"]
+    whole = llm_client.post("/api/ask", json=request).json()
+    assert whole["abstained"] and whole["decline_reason"] == FILTERED_OUT and whole["generation"]["model"] == "smollm2-135m"
 
 
 def test_api_health_reports_the_model(llm_client: TestClient, web_index: Path, web_engine: Engine) -> None:

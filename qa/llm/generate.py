@@ -6,7 +6,8 @@ is complete check it against the passages it cites (qa/llm/verify.py). A kept se
 with its citations renumbered in order of appearance, each quoting the passage sentence that backs
 it; an unsupported one is removed (or, with `show_unsupported`, marked "niet gevonden in de bron").
 When no sentence holds — or the model server cannot be used before one did — the answer is the
-extractive one of the same reading, with a notice saying why.
+extractive one of the same reading, with a notice saying why; if it declines under filters, the reason says
+whether they are why, as `Engine.ask` does (`Engine.blame_filters`).
 
 The engine is reached only through `run` (the server's worker thread, or a direct call), so this
 module holds no lock and does no I/O but the model server's stream.
@@ -240,7 +241,10 @@ async def events(question: str, k: int, filters: Filters, history: Sequence[Turn
             notice = NOTICE_DECLINED
         else:
             notice = NOTICE_EMPTY
-        result = Generated(extractive, "extractive", tuple(verdicts), 0, len(claims), True, notice, str(error) if error else None, model, timings)
+        # Only now, as the answer given: a decline under filters says whether they are why (the engine's one rule),
+        # at the cost of a second retrieval only when the fallback declines.
+        fallback = await run(lambda engine: engine.blame_filters(extractive, question, k, filters, history, policy=engine.policy))
+        result = Generated(fallback, "extractive", tuple(verdicts), 0, len(claims), True, notice, str(error) if error else None, model, timings)
     timings["total"] = _ms(started)
     yield Finished(result)
 
