@@ -580,14 +580,21 @@ def _collect_garbage(folder: Path, live: str) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
+def letters_summary(letters: Iterable[Letter]) -> dict[str, object]:
+    """How many letters of each type, and their date range: what `info` tells of any store's letters."""
+    types: dict[str, int] = {}
+    dates = []
+    for letter in letters:
+        types[letter.type or "onbekend"] = types.get(letter.type or "onbekend", 0) + 1
+        if letter.date:
+            dates.append(letter.date)
+    return {"types": types, "date_range": [min(dates), max(dates)] if dates else None}
+
+
 def info(index: Index) -> dict[str, object]:
     """A summary for `qa index info` and the health endpoint."""
     generation = index.folder / index.generation if index.generation else live_generation(index.folder)
     size = sum(path.stat().st_size for path in generation.rglob("*") if path.is_file()) if generation else 0
-    types: dict[str, int] = {}
-    for letter in index.letters.values():
-        types[letter.type or "onbekend"] = types.get(letter.type or "onbekend", 0) + 1
-    dates = sorted(letter.date for letter in index.letters.values() if letter.date)
     return {
         "folder": str(index.folder),
         "model": index.model,
@@ -596,8 +603,7 @@ def info(index: Index) -> dict[str, object]:
         "letters": len(index.letters),
         "passages": len(index.passages),
         "vector_index": vector_index.kind_of(index.vectors),
-        "types": types,
-        "date_range": [dates[0], dates[-1]] if dates else None,
+        **letters_summary(index.letters.values()),
         "size_bytes": size,
         "format_version": index.manifest["format_version"],
         "generation": index.generation,

@@ -39,7 +39,7 @@ from qa import vectors as vector_index
 from qa.chunking import CHUNKER_VERSION, Passage
 from qa.errors import IndexStateError
 from qa.filters import Filters, dossier_key
-from qa.index import BUILD_FOLDER, FORMAT_VERSION, KEEP_GENERATIONS, IndexBusy, IndexOutdated, by_score
+from qa.index import BUILD_FOLDER, FORMAT_VERSION, KEEP_GENERATIONS, IndexBusy, IndexOutdated, by_score, letters_summary
 from qa.letters import Letter
 from qa.lexical import idf, tokenize
 from qa.locks import exclusive
@@ -276,10 +276,6 @@ class MilvusStore:
             raise IndexStateError(f"{self._location}: reading {collection} failed ({_reason(error)})") from error
 
     def info(self) -> dict[str, object]:
-        types: dict[str, int] = {}
-        for letter in self.letters.values():
-            types[letter.type or "onbekend"] = types.get(letter.type or "onbekend", 0) + 1
-        dates = sorted(letter.date for letter in self.letters.values() if letter.date)
         return {
             "folder": str(self._location),
             "model": self.model,
@@ -288,8 +284,7 @@ class MilvusStore:
             "letters": len(self.letters),
             "passages": len(self.passages),
             "vector_index": self.manifest.get("vector_index", "flat"),
-            "types": types,
-            "date_range": [dates[0], dates[-1]] if dates else None,
+            **letters_summary(self.letters.values()),
             "size_bytes": os.path.getsize(self._location.target) if self._location.kind == "milvus-lite" else None,  # all generations
             "format_version": self.manifest["format_version"],
             "generation": self.generation,
