@@ -217,7 +217,7 @@ def _quote_span(reading: Reading, best: Candidate, policy: AnswerPolicy) -> tupl
         completes = (
             sentence.rstrip().endswith(":")
             or reader.leans_back(following)
-            or (asks and not any(reader.has_fact(k, sentence) for k in asks) and any(reader.has_fact(k, following) for k in asks))
+            or (asks and not reading.question.holds(sentence) and reading.question.holds(following))
         )
         if completes and reader.can_answer(following) and spans[last + 1][1] - spans[first][0] <= policy.max_quote_chars:
             last += 1
@@ -230,7 +230,7 @@ _FACT_NAMES = {"time": "datum of termijn", "amount": "aantal of bedrag", "money"
 def _missing_fact(reading: Reading, quote: str) -> str | None:
     """The asked kind of fact ("time", "amount") that the chosen quote lacks, in Dutch, or None."""
     asked = [kind for kind in reading.question.asks if kind in _FACT_NAMES]
-    if asked and not any(reader.has_fact(kind, quote) for kind in asked):
+    if asked and not reading.question.holds(quote, asked):
         return _FACT_NAMES[asked[0]]
     return None
 

@@ -14,7 +14,7 @@ from qa import store
 from qa.answering import DEFAULT_POLICY, Answer, AnswerPolicy, Evidence, Reading, answer, unknown_names
 from qa.embedding import Embedder, TextEmbedder
 from qa.lexical import tokenize
-from qa.reader import BLOCK_HEADING, QuestionView, ReadPassage, block_numbers, has_fact
+from qa.reader import BLOCK_HEADING, QuestionView, ReadPassage, block_numbers
 from qa.retrieval import Filters, Hit, Mode, search
 
 FILTERED_OUT = "Binnen de gekozen filters beantwoorden de brieven deze vraag niet; zonder filters wel."
@@ -160,7 +160,7 @@ def _passages_to_read(question: QuestionView, hits: Sequence[Hit], policy: Answe
     if not question.asks_sum:
         return top
     def states(hit: Hit) -> bool:
-        return any(has_fact(kind, hit.passage.text) for kind in question.sum_kinds)
+        return question.holds(hit.passage.text, question.sum_kinds)
     if any(states(hit) for hit in top):
         return top
     return top + [hit for hit in hits[policy.passages_read : policy.fact_reading_depth] if states(hit)]

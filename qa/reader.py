@@ -55,11 +55,11 @@ _HAS = {
         r"|(19|20)\d{2}|kwartaal|uiterlijk|voorjaar|najaar|zomer|winter|eind|begin|medio|binnen\s+\w+\s+(dagen|weken|maanden|jaar)|\d+\s+(dagen|weken|maanden|jaar))\b",
         re.I,
     ),
-    # A number that is not a day of a date, a year, part of a name ("F-16") or of a reference ("2019/1937"),
+    # A number that is not a day of a date, a year, part of a name ("F-16", "het 998-programma") or of a reference ("2019/1937"),
     # a currency, or a number word.
     "amount": re.compile(
         r"(€|%|\bEUR\b|\beuro\b|\bf\s?\d"
-        r"|(?<![A-Za-z]-)(?<!/)\b(?!(?:19|20)\d\d\b)\d[\d.,]*\b(?!/\d)(?!\s+(?:jan|feb|maa|apr|mei|jun|jul|aug|sep|okt|nov|dec|jl\b))"
+        r"|(?<![A-Za-z]-)(?<!/)\b(?!(?:19|20)\d\d\b)\d[\d.,]*\b(?!/\d)(?!-[A-Za-z])(?!\s+(?:jan|feb|maa|apr|mei|jun|jul|aug|sep|okt|nov|dec|jl\b))"
         r"|\b(miljoen|miljard|procent|duizend|honderd|tientallen|enkele|twee|drie|vier|vijf|zes|zeven|acht|negen|tien|elf|twaalf|vijftien|twintig|dertig|veertig|vijftig|zestig|zeventig|tachtig|negentig|honderden|duizenden|helft|halveren|halvering|verdubbel\w*|verdrievoudig\w*)\b)",
         re.I,
     ),
@@ -95,7 +95,7 @@ _LETTERHEAD = re.compile(
     r"|https?://|\bwww\.\w"  # footnotes with their links
     # A Kamerstuk's dossier title and number, which an OCR'd head runs together: "Vaststelling van de begroting
     # van de uitgaven ... voor het jaar 1990 Nr. 42" (quoted for "Wat is de norm voor defensie-uitgaven?").
-    r"|\bNr\.\s*\d+\s*$|^Vaststelling van de (?:begroting|rekening)\b[^.]*$"
+    r"|\bNr\.\s*\d*\s*$|^Vaststelling van de (?:begroting|rekening)\b[^.]*$"
 )
 # A question told, not answered: "U heeft mij gevraagd ...", "Leden hebben gevraagd wie ...", "is gevraagd naar ...".
 _REPORTED_QUESTION = re.compile(
@@ -144,6 +144,18 @@ class QuestionView:
     vector: np.ndarray
     weights: dict[str, float]
     asks: tuple[str, ...]
+    unit: str | None = None  # "Hoeveel kilometer ...": the unit's pattern, which must follow the number
+    counts_things: bool = False  # "Hoeveel inspecteurs ...": a sum of money is not the count
+
+    def holds(self, text: str, kinds: Sequence[str] | None = None) -> bool:
+        """Does the text state the kind of fact asked (any of `kinds`, by default all asked)?"""
+        for kind in self.asks if kinds is None else kinds:
+            if kind == "amount" and self.unit:
+                if re.search(rf"\b{_NUMBER_WORD}\s?(?:{self.unit})(?!\w)", text, re.I):
+                    return True
+            elif has_fact(kind, _SUM_OF_MONEY.sub(" ", text) if kind == "amount" and self.counts_things else text):
+                return True
+        return False
 
     @property
     def sum_kinds(self) -> tuple[str, ...]:
@@ -159,7 +171,8 @@ class QuestionView:
         asks = tuple(kind for kind, pattern in _ASKS.items() if pattern.search(text))
         if "money" in asks:  # the narrower kind decides
             asks = tuple(kind for kind in asks if kind != "amount")
-        return cls(text, np.asarray(vector, dtype=np.float32).reshape(-1), idf, asks)
+        unit, counts_things = asked_count(text) if "amount" in asks else (None, False)
+        return cls(text, np.asarray(vector, dtype=np.float32).reshape(-1), idf, asks, unit, counts_things)
 
 
 @dataclass(frozen=True)
@@ -211,7 +224,58 @@ def is_title_line(sentence: str, title: str | None) -> bool:
     return joined in title_joined or (title_joined in joined and len(words) <= len(title_words) + 4)
 
 
+# Numbers that name rather than count: an article, paragraph, question or Kamerstuk number ("artikel 23 van de
+# richtlijn", "Paragraaf 23, achtste lid", "vraag 5", "Kamerstuk 34 919") answered "Hoeveel meldingen ...?".
+_REFERENCE = re.compile(
+    r"(?:\b(?:artikel(?:en)?|art\.|paragraaf|hoofdstuk|bijlage|onderdeel|nr\.|nummer|vraag|vragen|antwoord|blz\.|pagina|kamerstuk(?:ken)?|richtlijn)|§)"
+    r"\s*\d[\d.,/]*(?:\s\d{3}\b)?[a-z]?",
+    re.I,
+)
+_NUMBER_WORD = r"(?:\d[\d.,]*|een|één|twee|drie|vier|vijf|zes|zeven|acht|negen|tien|elf|twaalf|vijftien|twintig|dertig|veertig|vijftig|honderd|enkele|tientallen|honderden)"
+# A length of time is a "wanneer/hoe lang", not a count: "geldig voor de duur van 1 jaar" answered "Hoeveel drones ...?".
+_DURATION = re.compile(rf"\b{_NUMBER_WORD}\s+(?:jaar|jaren|maand|maanden|week|weken|dag|dagen|uur|uren|kwartaal|kwartalen|decennium|decennia|eeuw|eeuwen)\b", re.I)
+# A sum of money, which does not count things: "100 miljoen euro" answered "Hoeveel inspecteurs ...?".
+_SUM_OF_MONEY = re.compile(
+    r"(?:€|ƒ|\bEUR\b|\bf(?=\s?\d))\s?\d[\d.,]*(?:\s*(?:miljoen|miljard|mln\.?|mld\.?))?"
+    r"|\b\d[\d.,]*\s*(?:miljoen|miljard|mln\.?|mld\.?)?\s*(?:euro|gulden)\b",
+    re.I,
+)
+# What "hoeveel" asks: the first word after it that is not a modifier ("extra", "Afghaanse", "nieuwe").
+_HOW_MANY = re.compile(r"\bhoeveel\s+((?:[\w'-]+\s+){0,3})", re.I)
+_MODIFIER = re.compile(r"^(?:extra|minder|meer|nieuwe|andere|verschillende|\w+(?:se|sche|ige|de|te))$", re.I)
+# Finite verbs that follow "hoeveel" directly ("Hoeveel kosten ...", "Hoeveel zijn er ..."): no counted noun.
+_VERBS_AFTER_HOW_MANY = frozenset(
+    "is was zijn waren hebben hadden worden werden moeten moesten kunnen konden zullen zouden mogen willen wilden kosten kostten "
+    "betalen betaalden geven gaven krijgen kregen bedragen bedroegen verdienen ontvangen gaan komen staan liggen lopen maken leveren".split()
+)
+# Units a count can ask for, and how a letter writes them after the number.
+_UNITS = {
+    "kilometer": r"kilometers?|km", "meter": r"meters?|m", "hectare": r"hectares?|ha", "ton": r"ton|tonnen",
+    "kilo": r"kilo'?s?|kg", "liter": r"liters?|l", "megawatt": r"megawatt|MW", "gigawatt": r"gigawatt|GW",
+    "procent": r"procent|%", "graden": r"graden|°",
+    # "Hoeveel jaar later ...", "Binnen hoeveel tijd ...": a length of time, not any date ("richting 2030").
+    "jaar": r"jaar|jaren", "maanden": r"maand|maanden", "weken": r"week|weken", "dagen": r"dag|dagen", "uur": r"uur|uren",
+    "tijd": r"jaar|jaren|maand|maanden|week|weken|dag|dagen|uur|uren|kwartaal|kwartalen",
+}
+
+
+def asked_count(question: str) -> tuple[str | None, bool]:
+    """What a "hoeveel" question counts: (the unit's pattern, None) for "Hoeveel kilometer ...", and whether it counts
+    things ("Hoeveel inspecteurs ...": a plural noun), which a sum of money does not answer."""
+    match = _HOW_MANY.search(question)
+    if not match:
+        return None, False
+    words = [word.strip("?.,").lower() for word in match.group(1).split()]
+    head = next((word for word in words if not _MODIFIER.match(word)), "")
+    if head in _UNITS:
+        return _UNITS[head], False
+    plural = head.endswith(("en", "s")) and head not in _VERBS_AFTER_HOW_MANY
+    return None, plural
+
+
 def has_fact(kind: str, sentence: str) -> bool:
+    if kind == "amount":  # a reference or a length of time is not an amount
+        sentence = _DURATION.sub(" ", _REFERENCE.sub(" ", sentence))
     return bool(_HAS[kind].search(sentence))
 
 
@@ -237,7 +301,7 @@ def candidates(question: QuestionView, passages: Sequence[ReadPassage]) -> list[
             core = letter.text[core_start:core_end]
             fact = 0.0
             if question.asks:
-                fact = 1.0 if any(has_fact(kind, core) for kind in question.asks) else -1.0
+                fact = 1.0 if question.holds(core) else -1.0
             features = [1.0 / (1 + read.rank), coverage(core, question.weights), fact, 0.0, context_coverage,
                         1.0 if len(core) > 400 else 0.0, 1.0]  # meaning: scaled below, over all candidates
             raw.append((i, j, start, end, core_start, core_end, features, float(cosines[j])))

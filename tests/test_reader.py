@@ -142,6 +142,38 @@ def test_numbers_in_names_and_references_are_not_amounts() -> None:
     assert not reader.has_fact("amount", "de vervolgaankopen van het oorspronkelijke F-16 programma")
     assert not reader.has_fact("amount", "ter implementatie van Richtlijn (EU) 2019/1937")
     assert reader.has_fact("amount", "met meer dan 1.000 basisscholen")
+    # An article, paragraph or question number, a programme's name, a length of time: none counts anything.
+    assert not reader.has_fact("amount", "uitvoering te geven aan artikel 6 van de instellingsbeschikking")
+    assert not reader.has_fact("amount", "Paragraaf 23, achtste lid onderdeel b, twaalfde lid, Besluit Fiscaal Bestuursrecht.")
+    assert not reader.has_fact("amount", "de door de Commissie gestelde vraag 5 naar aanleiding van het Verslag")
+    assert not reader.has_fact("amount", "van het oorspronkelijke F-16 programma (het 998-programma) zijn gedaan")
+    assert not reader.has_fact("amount", "De inschrijving is geldig voor de duur van 1 jaar.")
+    assert reader.has_fact("amount", "In 10 jaar tijd zijn 800 inspecties uitgevoerd.")  # the count beside the time
+
+
+def _view(question: str) -> QuestionView:
+    return QuestionView.of(question, np.zeros(4, np.float32), {})
+
+
+def test_a_count_of_things_is_not_answered_by_a_sum_of_money() -> None:
+    inspectors = _view("Hoeveel inspecteurs werken er bij de Inspectie van het Onderwijs?")
+    assert inspectors.counts_things
+    assert not inspectors.holds("er is jaarlijks 15,5 miljoen euro extra geïnvesteerd in de inspectie")
+    assert inspectors.holds("bij de inspectie werken 450 inspecteurs")
+    # A verb after "hoeveel" asks a sum, not a count of things; so does a mass noun.
+    for question in ("Hoeveel geven banken uit aan het tegengaan van witwassen?", "Hoeveel winst maakten jeugdzorgaanbieders?"):
+        view = _view(question)
+        assert not view.counts_things and view.holds("banken geven 1,4 miljard euro uit"), question
+    assert _view("Hoeveel extra zwaarbeveiligde cellen levert de gevangenis op?").counts_things  # modifiers skipped
+
+
+def test_a_count_in_a_unit_needs_that_unit() -> None:
+    length = _view("Hoeveel kilometer lang wordt de Delta Rhine Corridor?")
+    assert not length.holds("de planning schuift vier jaar op en 12 bedrijven wachten")
+    assert length.holds("een leiding van 250 km tussen Rotterdam en Chemelot")
+    delay = _view("Hoeveel jaar later komt de leidingenstrook af?")
+    assert delay.holds("waardoor de planning vier jaar opschuift") and not delay.holds("richting 2030 en daarna")
+    assert _view("Binnen hoeveel tijd moet het kabinet het laten weten?").holds("de Kamer binnen zes weken te informeren")
 
 
 def test_a_sentence_pointing_back_is_read_with_the_one_before() -> None:
