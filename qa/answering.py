@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from qa import reader
+from qa.letters import MONTH_NAMES
 from qa.lexical import tokenize
 from qa.reader import Candidate, QuestionView, ReaderModel, ReadPassage
 from qa.retrieval import Hit
@@ -80,10 +81,14 @@ class AnswerPolicy:
     high_from: float = 0.7
     medium_from: float = 0.45
     # A question whose names (capitalised words past its first) no letter in the index contains is
-    # declined below this confidence, saying so: "De brieven in de index noemen 'Nexperia' niet."
-    # On the letters' set: 7 of 7 such unanswerable questions declined, 2 of 160 answerable (a
-    # paraphrased name: "Statia" for "Sint Eustatius"); declining them all cost 5 answerable ones.
-    unknown_names_below: float = 0.2
+    # declined below this confidence, saying so: "De brieven in de index noemen 'Nexperia' niet." On the
+    # letters' set the 11 unanswerable questions declined that way have confidence <= 0.084; the answerable
+    # ones with a paraphrased name ("Postgiro", "Veenkoloniën" for "Veenkoloniaal") 0.172 and 0.19. Below 0.2,
+    # 2 more of 160 answerable were declined; 0.1-0.17 decline the same unanswerable ones.
+    unknown_names_below: float = 0.12
+    # A question about a year ("Hoeveel mensen vroegen in 2023 asiel aan?") is not answered from a letter written
+    # more than this many years from it whose passage does not name that year (a 1987 estimate of asylum requests).
+    year_gap: int = 2
     # After a decline, the closest passages are shown only when this close (cosine to the question).
     close_passage_cosine: float = 0.84
 
@@ -182,23 +187,53 @@ def _decline(reading: Reading, reason: str | None, policy: AnswerPolicy, confide
     return Answer(reading.query, DECLINE, True, [], reading.hits, round(confidence, 3), None, reason, close, signals or {})
 
 
-def unknown_names(question: str, frequency: Callable[[str], int]) -> tuple[str, ...]:
+# A name in more than this share of the passages ("Nederland": 71 of 527, "Kamer") says nothing about what a
+# question is about: "Dreigt ASML Nederland te verlaten ...?" names one thing, ASML, which no letter mentions.
+COMMON_NAME_SHARE = 0.1
+
+
+def unknown_names(question: str, frequency: Callable[[str], int], passages: int) -> tuple[str, ...]:
     """The names of a question (capitalised words past its first) when no passage of the index holds any of them.
 
     One known name is enough to answer ("Edith Schippers" when the letter says "Schippers"); a
-    question all of whose names are unknown ("Nexperia", "Lelystad Airport") is about something else."""
+    question all of whose names are unknown ("Nexperia", "Lelystad Airport") is about something else.
+    A name found everywhere ("Nederland") counts neither way."""
     names = []
     for match in _NAME.finditer(question):
         word = match.group(1)
         if match.start() == 0 or word in _QUESTION_WORDS or len(word) < 3 or _ADJECTIVE.search(word):
             continue
-        tokens = tokenize(word)
-        if not tokens:
+        counts = [frequency(token) for token in tokenize(word)]
+        if not counts or any(count > COMMON_NAME_SHARE * passages for count in counts):
             continue
-        if any(frequency(token) > 0 for token in tokens):
+        if any(counts):
             return ()
         names.append(word)
     return tuple(dict.fromkeys(names))
+
+
+_YEAR = re.compile(r"\b(?:1[89]|20)\d\d\b")
+_MONTH_YEAR = re.compile(rf"\b({'|'.join(MONTH_NAMES)})\s+((?:1[89]|20)\d\d)\b", re.I)
+
+
+def other_time(question: str, letter_date: str | None, passage: str, gap: int) -> str | None:
+    """The time a question asks about that the passage answering it cannot speak of, or None.
+
+    A year the passage does not name, in a letter written more than `gap` years from it ("Hoeveel mensen
+    vroegen in 2023 asiel aan?" from a 1987 estimate); or a month the letter was written before and the
+    passage does not name ("Hoeveel tolken zijn in augustus 2021 geëvacueerd?" from a letter of April 2021)."""
+    if not letter_date or not letter_date[:4].isdigit():
+        return None
+    written = int(letter_date[:4])
+    years = sorted(set(_YEAR.findall(question)))
+    if years and not set(years) & set(_YEAR.findall(passage)) and all(abs(written - int(year)) > gap for year in years):
+        return years[0]
+    months = [(year, MONTH_NAMES.index(month.lower()) + 1, month.lower()) for month, year in _MONTH_YEAR.findall(question)]
+    if months:
+        year, number, month = min(months)
+        if letter_date[:7] < f"{year}-{number:02d}" and month not in passage.lower():
+            return f"{month} {year}"
+    return None
 
 
 def _quote_span(reading: Reading, best: Candidate, policy: AnswerPolicy) -> tuple[int, int]:
@@ -224,7 +259,7 @@ def _quote_span(reading: Reading, best: Candidate, policy: AnswerPolicy) -> tupl
     return int(spans[first][0]), int(spans[last][1])
 
 
-_FACT_NAMES = {"time": "datum of termijn", "amount": "aantal of bedrag", "money": "bedrag"}
+_FACT_NAMES = {"time": "datum of termijn", "amount": "aantal of bedrag", "money": "bedrag", "vote": "uitslag van een stemming"}
 
 
 def _missing_fact(reading: Reading, quote: str) -> str | None:
@@ -295,6 +330,10 @@ def answer(reading: Reading, policy: AnswerPolicy = DEFAULT_POLICY, model: Reade
         return _decline(reading, f"De brieven in de index noemen {names} niet.", policy, confidence, signals)
     if policy.require_asked_fact and missing:
         return _decline(reading, f"De gevonden passages noemen geen {missing} bij deze vraag.", policy)
+    lead = reading.passages[best.passage].hit
+    year = other_time(reading.question.text, lead.letter.date, lead.passage.text, policy.year_gap)
+    if year:
+        return _decline(reading, f"De gevonden brieven gaan over een andere tijd dan {year}.", policy, confidence, signals)
     if confidence < (model.decline_below if policy.decline_below is None else policy.decline_below):
         return _decline(reading, "De gevonden passages beantwoorden deze vraag niet duidelijk genoeg.", policy, confidence, signals)
 

@@ -116,7 +116,7 @@ class Engine:
             corpus_lift=(max((p.cosine for p in passages), default=0.0) - float(self.mean_vector() @ view.vector)),
             missing_idf=sum(w for t, w in weights.items() if t not in read_terms) / total,
             absent_terms=sum(w for t, w in weights.items() if lexical.frequency(t) == 0) / total,
-            unknown_names=unknown_names(question, lexical.frequency),
+            unknown_names=unknown_names(question, lexical.frequency, lexical.size),
         )
         return Reading(query, view, passages, evidence, list(hits[:k]))
 

@@ -47,6 +47,8 @@ _ASKS = {
         re.I,
     ),
     "reason": re.compile(r"\b(waarom|om welke reden|waardoor|hoe komt|wat is de reden)\b", re.I),
+    # Whether the Kamer adopted a motie: the motie's own text never says ("verzoekt de regering ..." is no vote).
+    "vote": re.compile(r"\b(?:motie|moties|amendement|wetsvoorstel)\b[^?]*\b(?:aangenomen|verworpen|aanvaard)\b", re.I),
     "who": re.compile(r"\b(wie|hoe heet|hoe heten|welke naam|welke minister|welk ministerie|welke organisatie|welke instantie|welke partij|welke landen|welk land)\b", re.I),
 }
 _HAS = {
@@ -65,6 +67,7 @@ _HAS = {
     ),
     "money": re.compile(r"€|ƒ|\b(?:EUR|euro|gulden|Hfl|f\s?\d|miljoen|miljard)\b", re.I),  # "gratis" elsewhere outranked the asked fee
     "reason": re.compile(r"\b(omdat|doordat|vanwege|daarom|reden|teneinde|zodat|aangezien|gezien|met het oog op|als gevolg van|om te)\b", re.I),
+    "vote": re.compile(r"\b(aangenomen|verworpen|aanvaard|aanneming|verwerping|stemming|gestemd|ingetrokken)\b", re.I),
     # A person by title ("prof. Koumans", "de heer Kerkhoff") answers a "wie" as well as a minister does.
     "who": re.compile(r"\b(minister|staatssecretaris|kabinet|ministerie|dienst|inspectie|gemeenten?|autoriteit|toezichthouder|[A-Z][a-z]+\s[A-Z][a-z]+|[A-Z]{2,}"
                       r"|(?:prof|dr|mr|ir|drs|ing)\.\s?(?:[A-Z]\.\s?)*[A-Z][a-z]+|(?:de heer|mevrouw|mevr\.)\s+(?:[A-Z]\.\s?)*[A-Z][a-z]+)\b"),
@@ -228,7 +231,8 @@ def is_title_line(sentence: str, title: str | None) -> bool:
 # richtlijn", "Paragraaf 23, achtste lid", "vraag 5", "Kamerstuk 34 919") answered "Hoeveel meldingen ...?".
 _REFERENCE = re.compile(
     r"(?:\b(?:artikel(?:en)?|art\.|paragraaf|hoofdstuk|bijlage|onderdeel|nr\.|nummer|vraag|vragen|antwoord|blz\.|pagina|kamerstuk(?:ken)?|richtlijn)|§)"
-    r"\s*\d[\d.,/]*(?:\s\d{3}\b)?[a-z]?",
+    r"\s*\d[\d.,/:]*(?:\s\d{3}\b)?[a-z]?"
+    r"|\[\s*\d+\s*\]",  # a footnote marker as the Kamervragen print it: "Van Nispen.[6 ]"
     re.I,
 )
 _NUMBER_WORD = r"(?:\d[\d.,]*|een|één|twee|drie|vier|vijf|zes|zeven|acht|negen|tien|elf|twaalf|vijftien|twintig|dertig|veertig|vijftig|honderd|enkele|tientallen|honderden)"

@@ -59,11 +59,42 @@ def test_candidates_leave_out_questions_and_know_what_was_asked() -> None:
 
 
 def test_names_that_no_letter_holds_are_found() -> None:
-    frequency = {"bunq": 3}.get
-    assert unknown_names("Welke boete kreeg Nexperia van de ACM?", lambda t: frequency(t, 0)) == ("Nexperia", "ACM")
-    assert unknown_names("Welke boete kreeg Bunq van Nexperia?", lambda t: frequency(t, 0)) == ()  # one name is known
-    assert unknown_names("Nexperia", lambda t: 0) == ()  # the first word is capitalised anyway
-    assert unknown_names("Wat vindt de minister van de Chinese plannen van België?", lambda t: 0) == ("België",)
+    frequency = {"bunq": 3, "nederland": 71}.get
+    def unknown(question: str) -> tuple[str, ...]:
+        return unknown_names(question, lambda t: frequency(t, 0), 527)
+
+    assert unknown("Welke boete kreeg Nexperia van de ACM?") == ("Nexperia", "ACM")
+    assert unknown("Welke boete kreeg Bunq van Nexperia?") == ()  # one name is known
+    assert unknown("Nexperia") == ()  # the first word is capitalised anyway
+    assert unknown("Wat vindt de minister van de Chinese plannen van België?") == ("België",)
+    # A name in every seventh passage tells nothing about the topic: ASML is what the question is about.
+    assert unknown("Dreigt ASML Nederland te verlaten vanwege de regels voor kennismigranten?") == ("ASML",)
+    assert unknown("Hoeveel Nederland-gangers zijn er?") == ()
+
+
+def test_a_question_about_a_year_is_not_answered_from_another_time() -> None:
+    from qa.answering import other_time
+
+    asylum = "Hoeveel mensen hebben in 2023 asiel aangevraagd in Nederland?"
+    estimate = "Hierbij wordt ervan uitgegaan dat jaarlijks niet meer dan 14000 vreemdelingen asiel zullen vragen."
+    assert other_time(asylum, "1987-03-02", estimate, gap=2) == "2023"
+    assert other_time(asylum, "2024-01-30", estimate, gap=2) is None  # written the year after
+    assert other_time(asylum, "1987-03-02", "In 2023 vroegen 38.000 mensen asiel aan.", gap=2) is None  # names it
+    assert other_time("Hoeveel mensen vroegen asiel aan?", "1987-03-02", estimate, gap=2) is None  # no year asked
+    assert other_time(asylum, None, estimate, gap=2) is None
+    interpreters = "Hoeveel Afghaanse tolken zijn in augustus 2021 door Nederland uit Kabul geëvacueerd?"
+    support = "In Afghanistan draagt een team van negen extra uitgezonden specialisten zorg voor de terugkeer in 2021."
+    assert other_time(interpreters, "2021-04-30", support, gap=2) == "augustus 2021"  # written before it
+    assert other_time(interpreters, "2021-09-02", support, gap=2) is None
+    assert other_time(interpreters, "2021-04-30", "De evacuatie is eind augustus voorzien.", gap=2) is None
+
+
+def test_whether_a_motie_was_adopted_needs_a_vote() -> None:
+    view = QuestionView.of("Heeft de Tweede Kamer de motie voor een rookverbod in speeltuinen aangenomen?", np.zeros(4, np.float32), {})
+    assert view.asks == ("vote",)
+    assert not view.holds("verzoekt de regering het rookverbod uit te breiden naar speeltuinen")
+    assert view.holds("De motie is op 3 juni aangenomen.")
+    assert "vote" not in QuestionView.of("Wanneer werd het arbeidsverdrag aangenomen?", np.zeros(4, np.float32), {}).asks
 
 
 def test_policy_values_from_the_command_line() -> None:
@@ -148,6 +179,8 @@ def test_numbers_in_names_and_references_are_not_amounts() -> None:
     assert not reader.has_fact("amount", "de door de Commissie gestelde vraag 5 naar aanleiding van het Verslag")
     assert not reader.has_fact("amount", "van het oorspronkelijke F-16 programma (het 998-programma) zijn gedaan")
     assert not reader.has_fact("amount", "De inschrijving is geldig voor de duur van 1 jaar.")
+    assert not reader.has_fact("amount", "op grond van artikel 3:4, tweede lid, van de Awb")
+    assert not reader.has_fact("amount", "het antwoord op Kamervragen van het lid Van Nispen.[6 ]")
     assert reader.has_fact("amount", "In 10 jaar tijd zijn 800 inspecties uitgevoerd.")  # the count beside the time
 
 

@@ -19,6 +19,8 @@ Ranking = list[tuple[int, float]]  # (passage row, score), best first
 class TermStatistics(Protocol):
     """How rare a (stemmed) word is among the passages: what the reader weighs a question's words by."""
 
+    size: int  # passages counted
+
     def frequency(self, token: str) -> int: ...
 
     def idf(self, token: str) -> float: ...
