@@ -30,7 +30,7 @@ DEFAULT_CORPUS = Path(os.environ.get("KAMERBRIEVEN_CORPUS", "/work/shared/corpus
 REQUIRED = {"question": str, "doc_id": (str, type(None)), "answer_span": (str, type(None)),
             "answerable": bool, "kind": str}
 FOLLOWUP_KEYS = {"followup", "history", "standalone"}
-OPTIONAL = {"unanswerable_kind"} | FOLLOWUP_KEYS
+OPTIONAL = {"unanswerable_kind", "also_spans"} | FOLLOWUP_KEYS
 
 # The kind of fact a question asks for (see README, "Fields").
 KINDS = ("date", "amount", "who", "reason", "what", "yesno", "keyword")
@@ -219,6 +219,9 @@ def check(questions: Path, corpus: Path) -> int:
                           f"(expected {MIN_SPAN_WORDS}-{MAX_SPAN_WORDS})")
         if f" {norm_span} " not in f" {texts[doc_id]} ":
             errors.append(f"{where}: answer_span not found in {doc_id}: {span!r}")
+        for also in item.get("also_spans", []):
+            if not MIN_SPAN_WORDS <= len(normalise(also).split()) <= MAX_SPAN_WORDS or f" {normalise(also)} " not in f" {texts[doc_id]} ":
+                errors.append(f"{where}: also_spans item not a {MIN_SPAN_WORDS}-{MAX_SPAN_WORDS} word span of {doc_id}: {also!r}")
 
     # The first turn of a follow-up is itself a question of the set, answerable from the same letter.
     for where, item in followups:

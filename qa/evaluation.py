@@ -29,6 +29,9 @@ class Question:
     history: tuple[str, ...] = ()
     standalone: str | None = None  # a follow-up with its topic spelled out
     unanswerable_kind: str | None = None  # off_corpus / near_topic
+    # Other sentences of the same letter that state the same answer in other words (`also_spans`): the
+    # lunch letter says "Per 2022 ... alleen bij verplichte arbovoorzieningen" twice, once in each wording.
+    also_spans: tuple[str, ...] = ()
 
     @property
     def is_follow_up(self) -> bool:
@@ -51,6 +54,7 @@ def read_questions(path: Path) -> list[Question]:
             questions.append(Question(
                 str(record["question"]), record.get("doc_id"), record.get("answer_span"), bool(record.get("answerable", True)),
                 tuple(str(h) for h in history), record.get("standalone"), record.get("unanswerable_kind"),
+                tuple(str(span) for span in record.get("also_spans") or ()),
             ))
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise QAError(f"{path}:{number}: not a question record ({error})") from error
@@ -58,8 +62,8 @@ def read_questions(path: Path) -> list[Question]:
 
 
 def quotes_span(result: Answer, question: Question) -> bool:
-    span = normalise(question.answer_span or "")
-    return any(c.letter_id == question.doc_id and span in normalise(c.quote) for c in result.citations)
+    spans = [normalise(span) for span in (question.answer_span or "", *question.also_spans)]
+    return any(c.letter_id == question.doc_id and any(span in normalise(c.quote) for span in spans) for c in result.citations)
 
 
 def evaluate(engine: Engine, questions: list[Question], mode: Mode = "hybrid", k: int = 10,
