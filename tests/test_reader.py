@@ -82,6 +82,8 @@ def test_a_question_about_a_year_is_not_answered_from_another_time() -> None:
     assert other_time(asylum, "1987-03-02", "In 2023 vroegen 38.000 mensen asiel aan.", gap=2) is None  # names it
     assert other_time("Hoeveel mensen vroegen asiel aan?", "1987-03-02", estimate, gap=2) is None  # no year asked
     assert other_time(asylum, None, estimate, gap=2) is None
+    law = "Wat zegt de Vreemdelingenwet 2000 over gezinshereniging?"  # a year in a name asks no time
+    assert other_time(law, "2024-05-01", "Ouders mogen hun kinderen laten overkomen.", gap=2) is None
     interpreters = "Hoeveel Afghaanse tolken zijn in augustus 2021 door Nederland uit Kabul geëvacueerd?"
     support = "In Afghanistan draagt een team van negen extra uitgezonden specialisten zorg voor de terugkeer in 2021."
     assert other_time(interpreters, "2021-04-30", support, gap=2) == "augustus 2021"  # written before it
