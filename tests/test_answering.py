@@ -57,6 +57,22 @@ def test_a_name_no_letter_mentions_is_declined_with_that_reason(engine) -> None:
     assert answer.decline_reason is not None and "'Nexperia'" in answer.decline_reason
 
 
+def test_what_the_letters_cannot_say_is_declined_with_the_reason(engine) -> None:
+    """A year the letter is far from, a count in a unit it never gives, a vote a motie cannot report, a name that only
+    appears beside one found everywhere ("Nederland"): each declined, saying why; the same count without the year is answered."""
+    assert not engine.ask("Hoeveel militairen stuurde Nederland extra naar Afghanistan?").abstained
+    expected = {
+        "Hoeveel militairen stuurde Nederland in 2010 extra naar Afghanistan?": "andere tijd dan 2010",
+        "Hoeveel specialisten zijn er in augustus 2022 uitgezonden naar Afghanistan?": "andere tijd dan augustus 2022",
+        "Hoeveel kilometer is de terugtrekking uit Afghanistan?": "geen aantal",
+        "Is de motie over het rookverbod in speeltuinen aangenomen?": "stemming",
+        "Dreigt ASML Nederland te verlaten?": "'ASML'",
+    }
+    for question, reason in expected.items():
+        answer = engine.ask(question)
+        assert answer.abstained and answer.decline_reason and reason in answer.decline_reason, (question, answer.decline_reason, answer.text)
+
+
 def test_a_decline_under_filters_says_so_when_they_are_why(engine) -> None:
     answer = engine.ask("Wanneer moet de terugtrekking uit Afghanistan afgerond zijn?", filters=Filters(date_to="1970-01-01"))
     assert answer.abstained and answer.decline_reason == FILTERED_OUT
