@@ -51,6 +51,22 @@ _ASKS = {
     "vote": re.compile(r"\b(?:motie|moties|amendement|wetsvoorstel)\b[^?]*\b(?:aangenomen|verworpen|aanvaard)\b", re.I),
     "who": re.compile(r"\b(wie|hoe heet|hoe heten|welke naam|welke minister|welk ministerie|welke organisatie|welke instantie|welke partij|welke landen|welk land)\b", re.I),
 }
+# A keyword query ("registratie drone kosten RDW") names the fact it wants by a noun, not by a question word.
+_KEYWORD_ASKS = {
+    "money": re.compile(r"\b(kosten|bedrag|budget|prijs|prijzen|tarief|tarieven)\b", re.I),
+    "amount": re.compile(r"\b(aantal|afstand|procent|percentage|hoeveelheid)\b", re.I),
+    "time": re.compile(r"\b(datum|termijn|deadline|welke jaren)\b", re.I),
+}
+_QUESTION_START = re.compile(r"^\s*(?:wie|wat|wanneer|waarom|waar|waarmee|waardoor|hoe|hoeveel|welke?|is|zijn|kan|kunnen|mag|mogen|klopt|heeft|hebben|wordt|worden|en|maar)\b", re.I)
+
+
+KEYWORD_QUERY_WORDS = 8  # the question set's keyword queries have 4-7 words; a sentence without "?" has more
+
+
+def is_keyword_query(text: str) -> bool:
+    return "?" not in text and len(text.split()) <= KEYWORD_QUERY_WORDS and not _QUESTION_START.match(text)
+
+
 _HAS = {
     "time": re.compile(
         r"\b(\d{1,2}\s+(jan|feb|maa|apr|mei|jun|jul|aug|sep|okt|nov|dec)\w*|(januari|februari|maart|april|mei|juni|juli|augustus|september|oktober|november|december)(\s+\d{4})?"
@@ -171,7 +187,8 @@ class QuestionView:
 
     @classmethod
     def of(cls, text: str, vector: np.ndarray, idf: dict[str, float]) -> QuestionView:
-        asks = tuple(kind for kind, pattern in _ASKS.items() if pattern.search(text))
+        patterns = _KEYWORD_ASKS if is_keyword_query(text) else _ASKS
+        asks = tuple(kind for kind, pattern in patterns.items() if pattern.search(text))
         if "money" in asks:  # the narrower kind decides
             asks = tuple(kind for kind in asks if kind != "amount")
         unit, counts_things = asked_count(text) if "amount" in asks else (None, False)

@@ -265,3 +265,10 @@ def test_a_person_by_title_answers_who() -> None:
     assert reader.has_fact("who", "een rapport van prof. Koumans over de exploitatieve haalbaarheid")
     assert reader.has_fact("who", "mijn brief aan de heer Kerkhoff, voormalig eilandgedeputeerde")
     assert not reader.has_fact("who", "een rapport over de exploitatieve haalbaarheid")
+
+
+def test_a_keyword_query_names_the_fact_it_wants() -> None:
+    assert _view("registratie drone kosten RDW").asks == ("money",)
+    assert _view("vuurwerkopslag afstand tot woningen").asks == ("amount",)
+    assert _view("btw hotelovernachting verhoging 2026").asks == ()
+    assert _view("Wie betaalt de kosten van de opvang?").asks == ("who",)  # a question asks by its question word
