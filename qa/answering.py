@@ -313,6 +313,22 @@ def _join_clause(chosen: list[Quote], k: int, clause: Candidate, clause_score: f
     return [*chosen[:at], (clause, (clause.core_start, clause.core_end), clause_score), *chosen[at:]]
 
 
+def _join_touching(reading: Reading, chosen: list[Quote]) -> list[Quote]:
+    """A quote that goes on where the one before it in the answer ends, in the same passage, joins it: one quote
+    "... in juli 2021 voorzien. Uiterlijk 11 september dient dit te zijn afgerond. [1]", not two with the same [1]."""
+    joined: list[Quote] = []
+    for quote in chosen:
+        candidate, (start, end), _ = quote
+        if joined:
+            before, (before_start, before_end), before_score = joined[-1]
+            text = reading.passages[candidate.passage].hit.letter.text
+            if before.passage == candidate.passage and before_end <= start and not text[before_end:start].strip():
+                joined[-1] = (before, (before_start, end), before_score)
+                continue
+        joined.append(quote)
+    return joined
+
+
 def answer(reading: Reading, policy: AnswerPolicy = DEFAULT_POLICY, model: ReaderModel | None = None) -> Answer:
     """Compose a cited extractive answer from what the engine read, or decline with a reason."""
     model = model or reader.load_model()
@@ -363,7 +379,7 @@ def answer(reading: Reading, policy: AnswerPolicy = DEFAULT_POLICY, model: Reade
     citations: list[Citation] = []
     numbers: dict[str, int] = {}
     parts: list[str] = []
-    for candidate, (start, end), score in chosen:
+    for candidate, (start, end), score in _join_touching(reading, chosen):
         hit = reading.passages[candidate.passage].hit
         quote = hit.letter.text[start:end]
         if not (hit.passage.start <= start and end <= hit.passage.end):

@@ -137,3 +137,6 @@ def test_a_motie_reads_in_document_order_considerations_before_its_request(engin
         assert quotes and quotes[0].quote.startswith(("constaterende", "overwegende")), result.text
         assert any("verzoekt de regering" in c.quote for c in quotes), result.text
         assert all(a.quote_end <= b.quote_start for a, b in zip(quotes, quotes[1:])), result.text  # in order, no overlap
+        # A quote that goes on where the previous one ends is one quote with one [n], not two.
+        letter = engine.index.letters[letter_id]
+        assert all(letter.text[a.quote_end : b.quote_start].strip() for a, b in zip(quotes, quotes[1:])), result.text
