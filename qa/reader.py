@@ -104,12 +104,16 @@ _BLOCK_NUMBER = re.compile(r"\d+[a-z]?", re.I)
 def block_numbers(heading_numbers: str) -> tuple[str, ...]:
     """The question numbers a heading's list names: "5 en 6" -> ("5", "6")."""
     return tuple(number.lower() for number in _BLOCK_NUMBER.findall(heading_numbers))
+# The signature that closes a letter ("De Minister van Defensie, A. L ter Beek"): no answer, except to a question
+# asking which minister sent the letter ("Welke minister van Defensie bood in 1991 de plannen ... aan?").
+_SIGNATURE = re.compile(r"^(?:De|Het)\s+(?:Minister|Staatssecretaris|Minister-President)\b[^.]{0,120},\s*(?:[A-Z]\.\s?)+(?:(?:van|de|der|den|ter|ten)\s+)*[A-Z]")
+_ASKS_SIGNER = re.compile(r"\b(?:welke|wie was de)\s+(?:minister|staatssecretaris|bewindspersoon)\b|\bwie\s+(?:schreef|ondertekende|stuurde|bood)\b", re.I)
 # Letter heads, addressee, place-and-date lines, signatures and publication furniture, which the
 # sentence splitter may join to the first sentence after them.
 _LETTERHEAD = re.compile(
     r"\bBRIEF VAN\b|Aan de [Vv]oorzitter van de Tweede Kamer|Tweede Kamer der Staten-Generaal|\bVergaderjaar\s+\d|\bISSN\b"
     r"|(?:'s-Gravenhage|’s-Gravenhage|Den Haag),\s+\d{1,2}\s+\w+\s+\d{4}"
-    r"|^(?:De|Het)\s+(?:Minister|Staatssecretaris|Minister-President)\b[^.]{0,120},\s*(?:[A-Z]\.\s?)+(?:(?:van|de|der|den|ter|ten)\s+)*[A-Z]"
+    r"|" + _SIGNATURE.pattern +
     r"|^(?:Vragen van (?:het lid|de leden)|Antwoord van (?:de )?(?:[Mm]inister|[Ss]taatssecretaris))\b"  # an Aanhangsel's head
     r"|https?://|\bwww\.\w"  # footnotes with their links
     # A Kamerstuk's dossier title and number, which an OCR'd head runs together: "Vaststelling van de begroting
@@ -177,6 +181,11 @@ class QuestionView:
         return False
 
     @property
+    def asks_signer(self) -> bool:
+        """"Welke minister ...?": the letter's signature answers it."""
+        return bool(_ASKS_SIGNER.search(self.text))
+
+    @property
     def sum_kinds(self) -> tuple[str, ...]:
         """The asked amount or sum of money, which a sentence either states or not (dates hide in many phrasings)."""
         return tuple(kind for kind in self.asks if kind in ("amount", "money"))
@@ -225,8 +234,10 @@ def is_question(sentence: str) -> bool:
     return sentence.rstrip("\"'”’») ").endswith("?")
 
 
-def can_answer(sentence: str) -> bool:
-    """Letter heads, dates, headings, titles and questions are never an answer."""
+def can_answer(sentence: str, signature: bool = False) -> bool:
+    """Letter heads, dates, headings, titles and questions are never an answer; a signature only when asked for."""
+    if signature and _SIGNATURE.match(sentence) and len(sentence) <= 200:
+        return True
     words = sentence.split()
     if len(words) < 4 or is_heading(sentence) or is_question(sentence):
         return False
@@ -317,7 +328,7 @@ def candidates(question: QuestionView, passages: Sequence[ReadPassage]) -> list[
         cosines = np.asarray(read.vectors, dtype=np.float32) @ question.vector if len(read.spans) else np.zeros(0)
         for j, ((start, end), (core_start, core_end)) in enumerate(zip(read.spans.tolist(), read.core_spans.tolist())):
             sentence = letter.text[start:end]
-            if not can_answer(sentence) or is_title_line(sentence, letter.title):
+            if not can_answer(sentence, signature=question.asks_signer) or is_title_line(sentence, letter.title):
                 continue
             core = letter.text[core_start:core_end]
             fact = 0.0

@@ -272,3 +272,11 @@ def test_a_keyword_query_names_the_fact_it_wants() -> None:
     assert _view("vuurwerkopslag afstand tot woningen").asks == ("amount",)
     assert _view("btw hotelovernachting verhoging 2026").asks == ()
     assert _view("Wie betaalt de kosten van de opvang?").asks == ("who",)  # a question asks by its question word
+
+
+def test_a_signature_answers_only_which_minister_sent_the_letter() -> None:
+    signature = "De Minister van Defensie, A. L ter Beek"
+    assert not reader.can_answer(signature)
+    assert reader.can_answer(signature, signature=True)
+    assert _view("Welke minister van Defensie bood in 1991 de Defensienota aan?").asks_signer
+    assert not _view("Wat staat er in de Defensienota 1991?").asks_signer
