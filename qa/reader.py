@@ -82,7 +82,8 @@ _HAS = {
         re.I,
     ),
     "money": re.compile(r"€|ƒ|\b(?:EUR|euro|gulden|Hfl|f\s?\d|miljoen|miljard)\b", re.I),  # "gratis" elsewhere outranked the asked fee
-    "reason": re.compile(r"\b(omdat|doordat|vanwege|daarom|reden|teneinde|zodat|aangezien|gezien|met het oog op|als gevolg van|om te)\b", re.I),
+    "reason": re.compile(r"\b(omdat|doordat|vanwege|daarom|reden|teneinde|zodat|aangezien|gezien|met het oog op|als gevolg van|om te"
+                         r"|hangt\w*[^.;]{0,80}\bsamen met|houdt[^.;]{0,40}\bverband met|te wijten aan|toe te schrijven aan|het gevolg van|komt door|veroorzaakt)\b", re.I),
     "vote": re.compile(r"\b(aangenomen|verworpen|aanvaard|aanneming|verwerping|stemming|gestemd|ingetrokken)\b", re.I),
     # A person by title ("prof. Koumans", "de heer Kerkhoff") answers a "wie" as well as a minister does.
     "who": re.compile(r"\b(minister|staatssecretaris|kabinet|ministerie|dienst|inspectie|gemeenten?|autoriteit|toezichthouder|[A-Z][a-z]+\s[A-Z][a-z]+|[A-Z]{2,}"

@@ -280,3 +280,9 @@ def test_a_signature_answers_only_which_minister_sent_the_letter() -> None:
     assert reader.can_answer(signature, signature=True)
     assert _view("Welke minister van Defensie bood in 1991 de Defensienota aan?").asks_signer
     assert not _view("Wat staat er in de Defensienota 1991?").asks_signer
+
+
+def test_a_cause_stated_without_omdat_answers_a_waarom() -> None:
+    assert reader.has_fact("reason", "Vermoedelijk hangt de dalende winstmarge samen met stijgende personeelslasten.")
+    assert reader.has_fact("reason", "De vertraging is te wijten aan de stikstofregels.")
+    assert not reader.has_fact("reason", "Samen met België wordt verder verkend welke mogelijkheden er zijn.")
