@@ -124,7 +124,8 @@ _LETTERHEAD = re.compile(
 # A question told, not answered: "U heeft mij gevraagd ...", "Leden hebben gevraagd wie ...", "is gevraagd naar ...".
 _REPORTED_QUESTION = re.compile(
     r"\b(?:heeft|hebben|is|zijn|werd|werden|wordt)\s+(?:(?:mij|ons|u|de regering|het kabinet)\s+)?(?:ge)?vraagd\s+(?:naar|of|wie|wat|wanneer|waarom|hoe|welke|om)\b"
-    r"|^U\s+(?:vraagt|vroeg)\b|\bvraagt (?:u|het lid|de leden)\b",
+    r"|^U\s+(?:vraagt|vroeg)\b|\bvraagt (?:u|het lid|de leden)\b"
+    r"|\b(?:commissie|Kamer|leden|lid)\b[^.;]{0,60}\b(?:heeft|hebben)\s+(?:mij\s+|ons\s+)?verzocht\b",  # the Kamer's request told
     re.I,
 )
 _ENDS_SENTENCE = re.compile(r"[.!?;:][\"'”’»)]*$")

@@ -286,3 +286,8 @@ def test_a_cause_stated_without_omdat_answers_a_waarom() -> None:
     assert reader.has_fact("reason", "Vermoedelijk hangt de dalende winstmarge samen met stijgende personeelslasten.")
     assert reader.has_fact("reason", "De vertraging is te wijten aan de stikstofregels.")
     assert not reader.has_fact("reason", "Samen met België wordt verder verkend welke mogelijkheden er zijn.")
+
+
+def test_the_kamers_request_told_is_no_answer() -> None:
+    assert not reader.can_answer("De vaste commissie voor Defensie heeft verzocht uiterlijk 20 april de kabinetsreactie te ontvangen.")
+    assert reader.can_answer("Uw Kamer kan de kabinetsreactie uiterlijk voor het einde van het meireces tegemoet zien.")
