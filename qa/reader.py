@@ -169,14 +169,14 @@ class QuestionView:
     vector: np.ndarray
     weights: dict[str, float]
     asks: tuple[str, ...]
-    unit: str | None = None  # "Hoeveel kilometer ...": the unit's pattern, which must follow the number
+    unit: re.Pattern[str] | None = None  # "Hoeveel kilometer ...": a number in that unit (`asked_count`)
     counts_things: bool = False  # "Hoeveel inspecteurs ...": a sum of money is not the count
 
     def holds(self, text: str, kinds: Sequence[str] | None = None) -> bool:
         """Does the text state the kind of fact asked (any of `kinds`, by default all asked)?"""
         for kind in self.asks if kinds is None else kinds:
             if kind == "amount" and self.unit:
-                if re.search(rf"\b{_NUMBER_WORD}\s?(?:{self.unit})(?!\w)", text, re.I):
+                if self.unit.search(text):
                     return True
             elif has_fact(kind, _SUM_OF_MONEY.sub(" ", text) if kind == "amount" and self.counts_things else text):
                 return True
@@ -265,13 +265,16 @@ _REFERENCE = re.compile(
     r"|\[\s*\d+\s*\]",  # a footnote marker as the Kamervragen print it: "Van Nispen.[6 ]"
     re.I,
 )
-_NUMBER_WORD = r"(?:\d[\d.,]*|een|één|twee|drie|vier|vijf|zes|zeven|acht|negen|tien|elf|twaalf|vijftien|twintig|dertig|veertig|vijftig|honderd|enkele|tientallen|honderden)"
+# A number's digits, dots and commas, at most as long as a real one ("1.234.567.890,12"): unbounded, a run like
+# "1.1.1.1..." is read again from each of its digits, and a pattern that fails after it becomes quadratic.
+_DIGITS = r"\d[\d.,]{0,20}"
+_NUMBER_WORD = rf"(?:{_DIGITS}|een|één|twee|drie|vier|vijf|zes|zeven|acht|negen|tien|elf|twaalf|vijftien|twintig|dertig|veertig|vijftig|honderd|enkele|tientallen|honderden)"
 # A length of time is a "wanneer/hoe lang", not a count: "geldig voor de duur van 1 jaar" answered "Hoeveel drones ...?".
 _DURATION = re.compile(rf"\b{_NUMBER_WORD}\s+(?:jaar|jaren|maand|maanden|week|weken|dag|dagen|uur|uren|kwartaal|kwartalen|decennium|decennia|eeuw|eeuwen)\b", re.I)
 # A sum of money, which does not count things: "100 miljoen euro" answered "Hoeveel inspecteurs ...?".
 _SUM_OF_MONEY = re.compile(
-    r"(?:€|ƒ|\bEUR\b|\bf(?=\s?\d))\s?\d[\d.,]*(?:\s*(?:miljoen|miljard|mln\.?|mld\.?))?"
-    r"|\b\d[\d.,]*\s*(?:miljoen|miljard|mln\.?|mld\.?)?\s*(?:euro|gulden)\b",
+    rf"(?:€|ƒ|\bEUR\b|\bf(?=\s?\d))\s?{_DIGITS}(?:\s*(?:miljoen|miljard|mln\.?|mld\.?))?"
+    rf"|\b{_DIGITS}\s*(?:(?:miljoen|miljard|mln\.?|mld\.?)\s*)?(?:euro|gulden)\b",
     re.I,
 )
 # What "hoeveel" asks: the first word after it that is not a modifier ("extra", "Afghaanse", "nieuwe").
@@ -293,8 +296,8 @@ _UNITS = {
 }
 
 
-def asked_count(question: str) -> tuple[str | None, bool]:
-    """What a "hoeveel" question counts: (the unit's pattern, None) for "Hoeveel kilometer ...", and whether it counts
+def asked_count(question: str) -> tuple[re.Pattern[str] | None, bool]:
+    """What a "hoeveel" question counts: a number in its unit for "Hoeveel kilometer ...", and whether it counts
     things ("Hoeveel inspecteurs ...": a plural noun), which a sum of money does not answer."""
     match = _HOW_MANY.search(question)
     if not match:
@@ -302,7 +305,7 @@ def asked_count(question: str) -> tuple[str | None, bool]:
     words = [word.strip("?.,").lower() for word in match.group(1).split()]
     head = next((word for word in words if not _MODIFIER.match(word)), "")
     if head in _UNITS:
-        return _UNITS[head], False
+        return re.compile(rf"\b{_NUMBER_WORD}\s?(?:{_UNITS[head]})(?!\w)", re.I), False
     plural = head.endswith(("en", "s")) and head not in _VERBS_AFTER_HOW_MANY
     return None, plural
 
@@ -324,13 +327,14 @@ def candidates(question: QuestionView, passages: Sequence[ReadPassage]) -> list[
     and scored whole every clause would hold the request's words and facts (an unrelated motie then answered
     "Hoeveel belasting betaal je in box 3 ...?" with its one clause on "groen beleggen")."""
     raw: list[tuple[int, int, int, int, int, int, list[float], float]] = []
+    signature = question.asks_signer  # once per question, not per sentence
     for i, read in enumerate(passages):
         letter, passage = read.hit.letter, read.hit.passage
         context_coverage = coverage(" ".join(filter(None, [letter.title, passage.section])), question.weights)
         cosines = np.asarray(read.vectors, dtype=np.float32) @ question.vector if len(read.spans) else np.zeros(0)
         for j, ((start, end), (core_start, core_end)) in enumerate(zip(read.spans.tolist(), read.core_spans.tolist())):
             sentence = letter.text[start:end]
-            if not can_answer(sentence, signature=question.asks_signer) or is_title_line(sentence, letter.title):
+            if not can_answer(sentence, signature=signature) or is_title_line(sentence, letter.title):
                 continue
             core = letter.text[core_start:core_end]
             fact = 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -291,3 +292,22 @@ def test_a_cause_stated_without_omdat_answers_a_waarom() -> None:
 def test_the_kamers_request_told_is_no_answer() -> None:
     assert not reader.can_answer("De vaste commissie voor Defensie heeft verzocht uiterlijk 20 april de kabinetsreactie te ontvangen.")
     assert reader.can_answer("Uw Kamer kan de kabinetsreactie uiterlijk voor het einde van het meireces tegemoet zien.")
+
+
+@pytest.mark.parametrize("text", ["1." * 100_000, "1," * 100_000, "1" + " " * 200_000 + "x", "7 " * 100_000])
+def test_the_fact_checks_stay_linear_on_hostile_text(text: str) -> None:
+    """A run of "1.1.1..." took 33 s for 50 kB in the check for a sum of money (read again from each digit) and
+    "1" + spaces was quadratic between two optional blanks; now ten times the text takes about ten times as long."""
+    counting = _view("Hoeveel inspecteurs werken er?")
+    length = _view("Hoeveel kilometer lang is de leiding?")
+
+    def seconds(sample: str) -> float:
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            reader.has_fact("amount", sample), counting.holds(sample), length.holds(sample), reader.can_answer(sample)
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    small, full = seconds(text[: len(text) // 10]), seconds(text)
+    assert full < 30 * max(small, 0.005), f"{small:.3f} s for a tenth, {full:.2f} s for all"
