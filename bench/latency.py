@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import bench_questions, parser, percentiles, table, write_section  # noqa: E402
 from qa import index as index_store  # noqa: E402
+from qa.core.settings import SAMPLE_CORPUS  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.letters import read_letters  # noqa: E402
-from qa.settings import SAMPLE_CORPUS  # noqa: E402
 
 
 def milliseconds(since: float) -> float:

@@ -25,11 +25,11 @@ from typing import Protocol
 
 import numpy as np
 
-from qa import progress as reporting
+from qa.core import progress as reporting
 from qa.embedding import SPAN_SLICE, TextEmbedder
 
 # Passages per batch: at most one encode slice (SPAN_SLICE, the memory bound of the token vectors), and finer
-# for a small build so that progress is told at each tenth (qa/progress.py), in whole encode batches.
+# for a small build so that progress is told at each tenth (qa/core/progress.py), in whole encode batches.
 BATCH_PASSAGES = SPAN_SLICE
 ENCODE_BATCH = 32  # the texts of one forward pass (Embedder.embed_passages_with_spans' batch_size)
 CHECKPOINT_VERSION = 1  # part of every batch's key: a change of the file layout never reads an old file

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from qa import store
+from qa.core.settings import SAMPLE_CORPUS
 from qa.engine import Engine
-from qa.settings import SAMPLE_CORPUS
 
 
 def _stderr(message: str) -> None:

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from qa import rules
-from qa.errors import LetterError, QAError
+from qa.core import limits
+from qa.core.errors import LetterError, QAError
+from qa.core.settings import SAMPLE_CORPUS, default_index_dir
 from qa.filters import Filters
-from qa.settings import SAMPLE_CORPUS, default_index_dir
 
 
 class _Deferred:
@@ -81,7 +81,7 @@ progress_option = click.option("--progress/--no-progress", default=True,
 
 
 def _iso_date(_: click.Context, parameter: click.Parameter, value: str | None) -> str | None:
-    return rules.parse_day(value, f"--{parameter.name}")
+    return limits.parse_day(value, f"--{parameter.name}")
 
 
 def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -90,7 +90,7 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--to", "date_to", help="Only letters up to this date (YYYY-MM-DD)."),
         click.option("--dossier", help="Only this Kamerstuk dossier, e.g. 27925."),
         click.option("--sender", help="Only letters of this ministry or person, e.g. Defensie, IenW, Harbers (the sender, not a co-sender)."),
-        click.option("--type", "doc_type", help=f"Only this type: {', '.join(rules.DOCUMENT_TYPES)}."),
+        click.option("--type", "doc_type", help=f"Only this type: {', '.join(limits.DOCUMENT_TYPES)}."),
     ]):
         command = option(command)
     return command
@@ -355,7 +355,7 @@ def _hit_json(hit: Any) -> dict[str, Any]:
 
 @main.command()
 @click.argument("query")
-@click.option("-k", default=rules.DEFAULT_K, type=click.IntRange(1, rules.MAX_K), show_default=True, help="Number of passages.")
+@click.option("-k", default=limits.DEFAULT_K, type=click.IntRange(1, limits.MAX_K), show_default=True, help="Number of passages.")
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
 @filter_options
 @index_option
@@ -366,7 +366,7 @@ def _hit_json(hit: Any) -> dict[str, Any]:
 def search(query: str, k: int, mode: str, index_dir: Path, store: str | None, model: str | None, url: str | None, as_json: bool,
            **filters: Any) -> None:
     """The passages that best match QUERY, without an answer."""
-    query, chosen = rules.check_question(query, "query"), _filters(**filters)
+    query, chosen = limits.check_question(query, "query"), _filters(**filters)
     remote = _remote(url)
     if remote:
         with remote:
@@ -392,7 +392,7 @@ def print_results(results: list[dict[str, Any]]) -> None:
 
 @main.command()
 @click.argument("question")
-@click.option("-k", default=rules.DEFAULT_K, type=click.IntRange(1, rules.MAX_K), show_default=True, help="Passages to answer from.")
+@click.option("-k", default=limits.DEFAULT_K, type=click.IntRange(1, limits.MAX_K), show_default=True, help="Passages to answer from.")
 @click.option("--llm", "use_llm", is_flag=True, help="A generated answer from the chat model of --llm-url, every sentence checked against its source.")
 @click.option("--concept", is_flag=True, help="With --llm: a concept-antwoord (50-250 words, formal) to QUESTION as a Kamervraag.")
 @click.option("--show-unsupported", is_flag=True, help="With --llm: keep unsupported sentences, marked 'niet gevonden in de bron'.")
@@ -406,7 +406,7 @@ def print_results(results: list[dict[str, Any]]) -> None:
 def ask(question: str, k: int, use_llm: bool, concept: bool, show_unsupported: bool, llm_url: str | None, llm_model: str | None,
         llm_timeout: float | None, index_dir: Path, store: str | None, model: str | None, url: str | None, as_json: bool, **filters: Any) -> None:
     """Answer QUESTION with quotes from the letters, each with its source (or, with --llm, in the chat model's words)."""
-    question, chosen = rules.check_question(question), _filters(**filters)
+    question, chosen = limits.check_question(question), _filters(**filters)
     if (concept or show_unsupported) and not use_llm:
         raise click.UsageError("--concept and --show-unsupported need --llm")
     remote = _remote(url)
@@ -512,11 +512,11 @@ def _stored_feedback(index_dir: Path, rating: str | None, limit: int | None) -> 
     if not userdb.exists(index_dir):
         return []
     with closing(userdb.connect(index_dir, readonly=True)) as connection:
-        return feedback.listing(connection, rules.parse_rating(rating) if rating else None, limit)
+        return feedback.listing(connection, limits.parse_rating(rating) if rating else None, limit)
 
 
 @feedback_group.command("list")
-@click.option("--rating", type=click.Choice(rules.RATINGS), default=None, help="Only this rating (down: the answers to look at).")
+@click.option("--rating", type=click.Choice(limits.RATINGS), default=None, help="Only this rating (down: the answers to look at).")
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True, help="The newest N.")
 @index_option
 @json_option
@@ -545,7 +545,7 @@ def feedback_list(rating: str | None, limit: int, index_dir: Path, as_json: bool
 @feedback_group.command("export")
 @click.option("--csv", "fmt", flag_value="csv", default=True, help="CSV with a header row (the default), for a spreadsheet.")
 @click.option("--jsonl", "fmt", flag_value="jsonl", help="One JSON object a line, citations included.")
-@click.option("--rating", type=click.Choice(rules.RATINGS), default=None, help="Only this rating.")
+@click.option("--rating", type=click.Choice(limits.RATINGS), default=None, help="Only this rating.")
 @click.option("--out", "-o", "out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File to write [default: standard output].")
 @index_option
 def feedback_export(fmt: str, rating: str | None, out: Path | None, index_dir: Path) -> None:
@@ -567,7 +567,7 @@ def feedback_export(fmt: str, rating: str | None, out: Path | None, index_dir: P
         _log(f"{len(items)} feedback rows written to {out}")
 @main.command("kamervragen")
 @click.argument("question", required=False)
-@click.option("-k", "per_page", default=5, type=click.IntRange(1, rules.MAX_PER_PAGE), show_default=True, help="Pairs to show.")
+@click.option("-k", "per_page", default=5, type=click.IntRange(1, limits.MAX_PER_PAGE), show_default=True, help="Pairs to show.")
 @click.option("--page", default=1, type=click.IntRange(1), show_default=True, help="Which page of -k pairs.")
 @click.option("--asker", help="Only questions of this member or party, e.g. Keijzer or BBB.")
 @click.option("--min-score", type=float, default=None, help="Leave out pairs scoring below this [default: PairPolicy.list_from].")
@@ -580,7 +580,7 @@ def kamervragen_command(question: str | None, per_page: int, page: int, asker: s
     from qa import kamervragen
     from qa.schemas import pair_out, to_json
 
-    question = rules.check_question(question) if question is not None else None
+    question = limits.check_question(question) if question is not None else None
     chosen = _filters(**filters)
     engine = _open_engine(index_dir, None)
     ranked = kamervragen.RankedPairs(kamervragen.PairIndex.build(engine.index))
@@ -640,7 +640,7 @@ def watch_add(question: str, threshold: float | None, index_dir: Path, as_json: 
     from qa import userdb, watches
     from qa.schemas import to_json, watch_out
 
-    question, chosen = rules.check_question(question), _filters(**filters)
+    question, chosen = limits.check_question(question), _filters(**filters)
     index = index_store.load(index_dir)
     with closing(userdb.connect(index_dir)) as connection:
         watch = watches.add(connection, index, question, threshold, chosen)

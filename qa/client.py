@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from qa.errors import QAError
+from qa.core.errors import QAError
 from qa.filters import Filters
 
 URL_ENV = "QA_URL"

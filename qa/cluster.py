@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from qa.batches import ENCODE_BATCH, Batch, SpanVectors
-from qa.errors import QAError
+from qa.core.errors import QAError
 
 RAY_REQUIREMENT = "ray[data]==2.60.0"  # the version tested (constraints.txt); the `ray` extra of pyproject.toml
 CONNECT_SECONDS = 5.0  # to reach a head node's port; ray.init itself would wait for minutes on a wrong address

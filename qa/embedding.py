@@ -16,8 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
-from qa import progress as reporting
-from qa.errors import ModelError
+from qa.core import progress as reporting
+from qa.core.errors import ModelError
 
 DEFAULT_MODEL = "multilingual-e5-small"
 SPAN_SLICE = 256  # texts per encode() call when span vectors are pooled too
@@ -176,7 +176,7 @@ def _pool_spans(tokens: np.ndarray, offsets: np.ndarray, spans: np.ndarray) -> n
 
 
 def _progress(slices: list[list[int]], show: bool, total: int) -> Iterator[list[int]]:
-    """The slices, telling progress after each: a bar on a terminal, else a line per tenth (qa/progress.py)."""
+    """The slices, telling progress after each: a bar on a terminal, else a line per tenth (qa/core/progress.py)."""
     if not show:
         yield from slices
         return

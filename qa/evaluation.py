@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.answering import DEFAULT_POLICY, Answer, AnswerPolicy
+from qa.core.errors import QAError
 from qa.engine import Engine, Turn
-from qa.errors import QAError
 from qa.retrieval import Mode
 
 

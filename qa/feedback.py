@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from qa import rules, userdb
-from qa.errors import InvalidQuery
-from qa.rules import Rating
+from qa import userdb
+from qa.core import limits
+from qa.core.errors import InvalidQuery
+from qa.core.limits import Rating
 
-MAX_CITATIONS = rules.MAX_K  # an answer never quotes more passages than were retrieved
+MAX_CITATIONS = limits.MAX_K  # an answer never quotes more passages than were retrieved
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,10 @@ def new(
     if len(citations) > MAX_CITATIONS:
         raise InvalidQuery("text_too_long", f"citations: more than {MAX_CITATIONS}", "citations", len(citations))
     return Feedback(
-        rating=rules.parse_rating(rating),
-        question=rules.check_question(question),
-        answer=rules.check_length(answer.strip(), rules.MAX_ANSWER_IN_HISTORY, "answer"),
-        comment=(rules.check_length(comment.strip(), rules.MAX_COMMENT, "comment") or None) if comment else None,
+        rating=limits.parse_rating(rating),
+        question=limits.check_question(question),
+        answer=limits.check_length(answer.strip(), limits.MAX_ANSWER_IN_HISTORY, "answer"),
+        comment=(limits.check_length(comment.strip(), limits.MAX_COMMENT, "comment") or None) if comment else None,
         abstained=abstained,
         citations=tuple(citations),
         generation=generation,
@@ -88,7 +89,7 @@ def save(connection: sqlite3.Connection, feedback: Feedback) -> Feedback:
 
 def count(connection: sqlite3.Connection) -> dict[str, int]:
     """How many of each rating, and in all."""
-    counts: dict[str, int] = dict.fromkeys(rules.RATINGS, 0)
+    counts: dict[str, int] = dict.fromkeys(limits.RATINGS, 0)
     for rating, number in connection.execute("SELECT rating, count(*) FROM feedback GROUP BY rating"):
         counts[rating] = number
     return {**counts, "total": sum(counts.values())}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from qa import rules
+from qa.core import limits
 from qa.ministries import sender_matches
 
 if TYPE_CHECKING:
@@ -36,9 +36,9 @@ class Filters:
     ) -> Filters:
         """Filters from what a user typed (CLI options, query parameters, form fields, a JSON body); blank means
         no filter. Raises InvalidQuery for a date that is not YYYY-MM-DD, dates in the wrong order or an unknown type."""
-        start, end = rules.parse_day(date_from, "date_from"), rules.parse_day(date_to, "date_to")
-        rules.check_date_range(start, end)
-        return cls(start, end, rules.blank_to_none(dossier), rules.blank_to_none(sender), rules.parse_type(type))
+        start, end = limits.parse_day(date_from, "date_from"), limits.parse_day(date_to, "date_to")
+        limits.check_date_range(start, end)
+        return cls(start, end, limits.blank_to_none(dossier), limits.blank_to_none(sender), limits.parse_type(type))
 
     def is_empty(self) -> bool:
         return not any(self.__dict__.values())

@@ -29,16 +29,16 @@ from typing import TYPE_CHECKING, Protocol
 import faiss
 import numpy as np
 
-from qa import progress as reporting
 from qa import vectors as vector_index
 from qa.batches import BatchedEmbedding, LocalRunner, Runner
 from qa.chunking import CHUNKER_VERSION, Passage, chunk_letter
+from qa.core import progress as reporting
+from qa.core.errors import IndexStateError
+from qa.core.locks import exclusive
 from qa.embedding import TextEmbedder
-from qa.errors import IndexStateError
 from qa.filters import Filters
 from qa.letters import Letter
 from qa.lexical import LexicalIndex, tokenize
-from qa.locks import exclusive
 
 if TYPE_CHECKING:
     from qa.store.protocol import Store, StoreWriter

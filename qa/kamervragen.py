@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qa import reader, rules
+from qa import reader
 from qa.chunking import Passage
+from qa.core import limits
 from qa.letters import Letter, parse_dutch_date
 from qa.lexical import tokenize
 from qa.reader import BLOCK_HEADING, QuestionView, ReadPassage, block_numbers
@@ -326,18 +327,18 @@ def question_view(engine: Engine, question: str) -> QuestionView:
 
 
 def find(engine: Engine, ranked: RankedPairs, question: str | None, filters: Filters = Filters(), asker: str | None = None,
-         page: int = 1, per_page: int = rules.PER_PAGE, min_score: float | None = None, panel: bool = False,
-         policy: PairPolicy = DEFAULT_PAIR_POLICY) -> rules.Page[Match]:
+         page: int = 1, per_page: int = limits.PER_PAGE, min_score: float | None = None, panel: bool = False,
+         policy: PairPolicy = DEFAULT_PAIR_POLICY) -> limits.Page[Match]:
     """One page of pairs for a question, best first (without a question: every pair, newest first).
 
     `panel`: only what the chat shows beside an answer (`panel_from`, at most `panel_max`)."""
     if question is None:
         items = [p for p in ranked.pairs.items if filters.accepts(p.letter) and _asked_by(p, asker)]
         items.sort(key=lambda p: (p.letter.date or "", p.letter.id, -p.pair.question_start), reverse=True)
-        return rules.paginate([Match(p, 0.0, 0.0, 0.0, 0.0, None) for p in items], page, per_page)
+        return limits.paginate([Match(p, 0.0, 0.0, 0.0, 0.0, None) for p in items], page, per_page)
     floor = policy.panel_from if panel else policy.list_from if min_score is None else min_score
     if panel:
         page, per_page = 1, policy.panel_max
     matches = ranked.rank(question_view(engine, question), filters, asker, need=page * per_page, policy=policy,
                           answer_weights=engine.policy.sentence_weights())
-    return rules.paginate([m for m in matches if m.score >= floor], page, per_page)
+    return limits.paginate([m for m in matches if m.score >= floor], page, per_page)

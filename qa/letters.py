@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from qa import ministries
 from qa.cleaning import PAGE_BREAK, clean
-from qa.errors import LetterError
+from qa.core.display import MONTH_NAMES
+from qa.core.errors import LetterError
 from qa.ministries import Ministry, Signer
-from qa.rules import MONTH_NAMES
 
 if TYPE_CHECKING:
     from lxml import etree  # imported where XML is read: most letters are text

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from qa import rules
 from qa.chunking import Passage
+from qa.core import limits as rules
 from qa.embedding import TextEmbedder
 from qa.filters import Filters  # its home is qa/filters.py; callers import it from here too
 from qa.letters import Letter

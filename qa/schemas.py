@@ -14,11 +14,11 @@ from qa import facets as facet_counts
 from qa.answering import Answer, Citation
 from qa.chunking import Passage
 from qa.cleaning import footnotes
+from qa.core.display import dutch_date, type_label, web_url
 from qa.kamervragen import Match
 from qa.letters import Letter
 from qa.ministries import Signer, first_signer
 from qa.retrieval import Hit
-from qa.rules import dutch_date, type_label, web_url
 from qa.watches import Watch, WatchHit, feed_path, page_path
 
 if TYPE_CHECKING:  # the chat model's client loads only when it is used

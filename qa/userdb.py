@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from qa.errors import QAError
+from qa.core.errors import QAError
 
 FILENAME = "qa.sqlite3"
 # How long a writer waits for another process's write to finish. Writes here are single-row inserts

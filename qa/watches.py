@@ -27,9 +27,10 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from qa import retrieval, rules
+from qa import retrieval
 from qa.answering import Answer
-from qa.errors import InvalidQuery, QAError
+from qa.core import display, limits
+from qa.core.errors import InvalidQuery, QAError
 from qa.lexical import tokenize
 from qa.retrieval import Filters, Hit
 
@@ -232,7 +233,7 @@ def new_token() -> str:
 def add(connection: sqlite3.Connection, index: Index, question: str, threshold: float | None = None,
         filters: Filters = Filters()) -> Watch:
     """Save a question; only letters indexed after this moment can fire it (the index's letters are logged first)."""
-    question = rules.check_question(question)
+    question = limits.check_question(question)
     threshold = check_threshold(threshold)
     through = sync_letters(connection, index)
     token = new_token()
@@ -366,7 +367,7 @@ def _record(connection: sqlite3.Connection, engine: Engine, watch: Watch, seq: i
     cursor = connection.execute(
         "INSERT OR IGNORE INTO watch_hits (watch_id, seq, letter_id, passage_id, title, date, url, answer, quote, quote_start, "
         "quote_end, confidence, generation, found_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (watch.id, seq, first.letter_id, first.passage_id, first.title, first.date, rules.web_url(first.url), result.text,
+        (watch.id, seq, first.letter_id, first.passage_id, first.title, first.date, display.web_url(first.url), result.text,
          first.quote, first.quote_start, first.quote_end, result.confidence, engine.index.generation, now()))
     if not cursor.rowcount:
         return None  # another process recorded it first

@@ -17,10 +17,10 @@ from llm_servers import free_port
 
 from qa import index as index_store
 from qa import store
+from qa.core.settings import SAMPLE_CORPUS
 from qa.embedding import DEFAULT_MODEL, Embedder
 from qa.engine import Engine
 from qa.letters import read_letters
-from qa.settings import SAMPLE_CORPUS
 
 TEST_MODEL = os.environ.get("QA_TEST_MODEL", DEFAULT_MODEL)
 SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import zlib
 from pathlib import Path
 
-from qa.settings import SAMPLE_CORPUS
+from qa.core.settings import SAMPLE_CORPUS
 
 SAMPLE_PDF = SAMPLE_CORPUS / "letters" / "ah-tk-20232024-1076.pdf"
 TEXT = "Den Haag, 3 mei 2021\n\nDe minister van Defensie meldt dat de proef met drones in maart begon."

@@ -7,7 +7,7 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
-from qa.settings import SAMPLE_CORPUS
+from qa.core.settings import SAMPLE_CORPUS
 
 LETTERS = SAMPLE_CORPUS / "letters"
 PDF_TOKENS = [b"obj", b"endobj", b"stream\n", b"endstream", b"<<", b">>", b"[", b"]", b"/Length 999999999", b"/Length -1",

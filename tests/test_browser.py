@@ -132,7 +132,7 @@ def test_clear_states_for_no_answer_and_bad_input(server: str, page) -> None:  #
     page.get_by_label("Uw vraag").fill(RESOLUTE)
     with page.expect_response("**/api/ask/stream") as refused:
         page.get_by_role("button", name="Vraag", exact=True).click()
-    assert refused.value.status == 400  # the server's rule (qa/rules.py), said in Dutch by the page
+    assert refused.value.status == 400  # the server's rule (qa/core/limits.py), said in Dutch by the page
     expect(page.get_by_role("alert")).to_have_text("De begindatum ligt na de einddatum.")
     expect(page.get_by_label("Uw vraag")).to_have_value(RESOLUTE)  # nothing lost
     expect(page.locator(".turn")).to_have_count(1)  # the refused question is not a turn of the conversation

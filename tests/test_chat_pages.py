@@ -17,7 +17,7 @@ from conftest import copy_index
 from litestar.testing import TestClient
 
 from qa import index as index_store
-from qa import rules
+from qa.core import limits
 from qa.engine import Engine
 from qa.server.app import create_app
 from qa.server.pages import back_link, share_href, with_back
@@ -151,7 +151,7 @@ def test_api_clients_still_get_json(client: TestClient) -> None:
 
 def test_a_page_past_the_last_goes_to_the_last(client: TestClient) -> None:
     total = client.get("/api/letters").json()["total"]
-    pages = -(-total // rules.PER_PAGE)
+    pages = -(-total // limits.PER_PAGE)
     assert pages > 1
     beyond = client.get("/letters", params={"page": 99, "type": "brief_regering"}, follow_redirects=False)
     motions = client.get("/api/letters", params={"type": "brief_regering"}).json()["pages"]
@@ -162,7 +162,7 @@ def test_a_page_past_the_last_goes_to_the_last(client: TestClient) -> None:
 
 
 def test_a_share_link_with_too_many_earlier_questions_is_refused_in_dutch(client: TestClient) -> None:
-    many = [("h", f"Vraag {n}?") for n in range(rules.MAX_HISTORY_TURNS + 1)]
+    many = [("h", f"Vraag {n}?") for n in range(limits.MAX_HISTORY_TURNS + 1)]
     page = client.get("/", params=[("q", RESOLUTE), *many])
     assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
     assert "In het adres klopt het aantal eerdere vragen" in html.unescape(page.text) and "Invalid" not in page.text

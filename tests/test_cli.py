@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import TEST_MODEL
 
-from qa.settings import SAMPLE_CORPUS
+from qa.core.settings import SAMPLE_CORPUS
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]  # every test builds an index with the real model in a child `qa`
 

@@ -22,11 +22,11 @@ import qa.embedding
 import qa.engine
 import qa.server.serve
 from qa import index as index_store
-from qa import progress as reporting
 from qa.bootstrap import load_engine
 from qa.cli import describe_index, main
+from qa.core import progress as reporting
+from qa.core.settings import SAMPLE_CORPUS
 from qa.letters import read_letters
-from qa.settings import SAMPLE_CORPUS
 
 LETTERS = ("kst-27925-781.txt", "kst-33279-1.txt", "kst-34700-6.txt")
 

@@ -25,8 +25,8 @@ import qa.embedding
 from qa import cluster
 from qa import index as index_store
 from qa.cli import main
+from qa.core.settings import SAMPLE_CORPUS
 from qa.letters import read_letters
-from qa.settings import SAMPLE_CORPUS
 
 ROOT = Path(__file__).resolve().parents[1]
 # Six sample letters, 100-odd passages: four batches of 32, so a build can be killed between batches.

@@ -26,8 +26,8 @@ from litestar.testing import TestClient
 from qa import feedback, userdb
 from qa import index as index_store
 from qa.cli import main
+from qa.core.errors import InvalidQuery
 from qa.engine import Engine
-from qa.errors import InvalidQuery
 from qa.server.app import create_app
 from qa.server.settings import Settings
 

@@ -342,7 +342,7 @@ def test_cli_ask_llm(llama: LlamaServer, web_index: Path) -> None:
 
 
 def test_llm_error_is_a_qa_error() -> None:
-    from qa.errors import QAError
+    from qa.core.errors import QAError
 
     assert issubclass(LLMError, QAError)  # the CLI prints it as one line
 

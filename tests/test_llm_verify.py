@@ -244,7 +244,7 @@ def test_llm_urls_get_their_v1(url: str, base: str) -> None:
 
 
 def test_the_key_is_never_in_the_settings_repr_or_shown_url() -> None:
-    from qa.errors import SettingsError
+    from qa.core.errors import SettingsError
     from qa.llm.client import LLMSettings, describe
 
     settings = LLMSettings("http://user:secret-pw@127.0.0.1:8080/v1?key=sk-123", api_key="sk-very-secret")

@@ -22,6 +22,7 @@ from hostile import HOSTILE_PDFS, TEXT, deep_xml, encrypted_pdf, good_pdf, write
 from qa.chunking import split_sentences
 from qa.cleaning import clean
 from qa.cli import EXIT_PARTIAL
+from qa.core.settings import SAMPLE_CORPUS
 from qa.letters import (
     MAX_LETTER_BYTES,
     Letter,
@@ -30,7 +31,6 @@ from qa.letters import (
     read_file,
     read_letters,
 )
-from qa.settings import SAMPLE_CORPUS
 
 # --- item 1: PDFs that make pypdf raise anything --------------------------------------------------
 

@@ -17,8 +17,8 @@ import pytest
 from conftest import TEST_MODEL
 
 from qa import index as index_store
+from qa.core.settings import SAMPLE_CORPUS
 from qa.index import IndexStateError
-from qa.settings import SAMPLE_CORPUS
 
 # A build in a child process that stops at one point (touching a marker file) until it is killed.
 KILL_SCRIPT = r"""

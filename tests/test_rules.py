@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from litestar.testing import TestClient
 
-from qa import rules
 from qa.cli import main
+from qa.core import display, limits
+from qa.core.errors import InvalidQuery
 from qa.engine import Engine
-from qa.errors import InvalidQuery
 from qa.retrieval import Filters
 from qa.server.app import create_app
 from qa.server.pages import dutch_message
@@ -25,7 +25,7 @@ GOOD = "Wanneer moet de afbouw van Resolute Support afgerond zijn?"
 # (question, filters) -> the rule it breaks
 CASES: list[tuple[str, dict[str, str], str]] = [
     ("   ", {}, "question_empty"),
-    ("x" * (rules.MAX_QUESTION + 1), {}, "question_too_long"),
+    ("x" * (limits.MAX_QUESTION + 1), {}, "question_too_long"),
     (GOOD, {"date_from": "2022-01-01", "date_to": "2021-01-01"}, "dates_reversed"),
     (GOOD, {"date_from": "2021-13-01"}, "not_a_date"),
     (GOOD, {"date_to": "gisteren"}, "not_a_date"),
@@ -37,7 +37,7 @@ CLI_OPTIONS = {"date_from": "--from", "date_to": "--to", "type": "--type"}
 def core_error(question: str, filters: dict[str, str]) -> InvalidQuery:
     """What the core rules say about this input."""
     with pytest.raises(InvalidQuery) as caught:
-        rules.check_question(question)
+        limits.check_question(question)
         Filters.parse(filters.get("date_from"), filters.get("date_to"), None, None, filters.get("type"))
     return caught.value
 
@@ -86,22 +86,22 @@ def test_the_letters_api_and_page_refuse_bad_filters_alike(client: TestClient, f
 
 
 def test_limits_are_the_same_in_every_shell(client: TestClient, tmp_path: Path) -> None:
-    assert client.post("/api/ask", json={"question": GOOD, "k": rules.MAX_K + 1}).status_code == 400
-    assert client.get("/api/search", params={"q": GOOD, "k": rules.MAX_K + 1}).status_code == 400
+    assert client.post("/api/ask", json={"question": GOOD, "k": limits.MAX_K + 1}).status_code == 400
+    assert client.get("/api/search", params={"q": GOOD, "k": limits.MAX_K + 1}).status_code == 400
     for command in ("ask", "search"):
-        result = CliRunner().invoke(main, [command, GOOD, "-k", str(rules.MAX_K + 1), "--index", str(tmp_path)])
-        assert result.exit_code == 2 and str(rules.MAX_K) in result.stderr
-    turns: list[dict[str, Any]] = [{"question": "Wat?", "answer": ""}] * (rules.MAX_HISTORY_TURNS + 1)
+        result = CliRunner().invoke(main, [command, GOOD, "-k", str(limits.MAX_K + 1), "--index", str(tmp_path)])
+        assert result.exit_code == 2 and str(limits.MAX_K) in result.stderr
+    turns: list[dict[str, Any]] = [{"question": "Wat?", "answer": ""}] * (limits.MAX_HISTORY_TURNS + 1)
     assert client.post("/api/ask", json={"question": GOOD, "history": turns}).status_code == 400
     schema = client.get("/api/docs/openapi.json").json()["components"]["schemas"]["AskIn"]["properties"]
-    assert schema["history"]["maxItems"] == rules.MAX_HISTORY_TURNS and schema["question"]["maxLength"] == rules.MAX_QUESTION
+    assert schema["history"]["maxItems"] == limits.MAX_HISTORY_TURNS and schema["question"]["maxLength"] == limits.MAX_QUESTION
     chat = client.get("/").text
-    assert f'maxlength="{rules.MAX_QUESTION}"' in chat and f'data-history-turns="{rules.MAX_HISTORY_TURNS}"' in chat
+    assert f'maxlength="{limits.MAX_QUESTION}"' in chat and f'data-history-turns="{limits.MAX_HISTORY_TURNS}"' in chat
 
 
 def test_dutch_dates_use_the_one_list_of_month_names() -> None:
     from qa.letters import parse_dutch_date
 
-    for number, name in enumerate(rules.MONTH_NAMES, start=1):
+    for number, name in enumerate(display.MONTH_NAMES, start=1):
         iso = f"2021-{number:02d}-07"
-        assert rules.dutch_date(iso) == f"7 {name} 2021" and parse_dutch_date(f"Den Haag, 7 {name} 2021") == iso
+        assert display.dutch_date(iso) == f"7 {name} 2021" and parse_dutch_date(f"Den Haag, 7 {name} 2021") == iso

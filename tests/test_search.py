@@ -14,8 +14,9 @@ import pytest
 from conftest import copy_index
 from litestar.testing import TestClient
 
-from qa import facets, rules
+from qa import facets
 from qa import index as index_store
+from qa.core import display
 from qa.engine import Engine
 from qa.lexical import fold
 from qa.retrieval import Filters, full_text, matching_letters
@@ -124,7 +125,7 @@ def test_api_search_counts_facets_over_its_results_and_sorts_by_date(client: Tes
     dates = [result["date"] or "" for result in results]
     assert dates == sorted(dates, reverse=True)
     assert body["matches"] == sum(value["count"] for value in body["facets"]["type"]) > 0
-    assert {value["label"] for value in body["facets"]["type"]} <= set(rules.TYPE_LABELS.values())
+    assert {value["label"] for value in body["facets"]["type"]} <= set(display.TYPE_LABELS.values())
     for value in body["facets"]["type"]:  # a facet's count is what filtering by it leaves
         narrowed = client.get("/api/search", params={"q": "drones registratie", "type": value["value"]}).json()
         assert narrowed["matches"] == value["count"] and all(r["letter_id"] for r in narrowed["results"])

@@ -24,11 +24,11 @@ from litestar.testing import TestClient
 
 from qa import index as index_store
 from qa import userdb, watches
+from qa.core.settings import SAMPLE_CORPUS
 from qa.engine import Engine
 from qa.letters import make_letter
 from qa.server.app import create_app
 from qa.server.settings import Settings
-from qa.settings import SAMPLE_CORPUS
 
 ROOT = Path(__file__).resolve().parents[1]
 ATOM = "{http://www.w3.org/2005/Atom}"

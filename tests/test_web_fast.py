@@ -14,7 +14,8 @@ import pytest
 from conftest import BACKENDS, copy_index, milvus_copy, store_setting
 from litestar.testing import TestClient
 
-from qa import rules, store
+from qa import store
+from qa.core import display, limits
 from qa.engine import Engine
 from qa.letters import make_letter
 from qa.server.app import create_app
@@ -51,7 +52,7 @@ def test_an_answer_carries_links_and_dutch_dates_for_every_source(client: TestCl
             f"/letters/{citation['letter_id']}?passage={citation['passage_id'].replace('#', '%23')}"
             f"&start={citation['quote_start']}&end={citation['quote_end']}#quote"
         )
-        assert citation["date_label"] == rules.dutch_date(citation["date"]) and citation["date_label"][0].isdigit()
+        assert citation["date_label"] == display.dutch_date(citation["date"]) and citation["date_label"][0].isdigit()
         if citation["letter_id"] == LETTER:
             assert letter["text"][citation["quote_start"] : citation["quote_end"]] == citation["quote"]
     for passage in body["passages"]:
@@ -70,11 +71,11 @@ def test_filters_and_k_shape_the_search(client: TestClient) -> None:
 
 def test_letters_are_paged_the_same_in_the_api_and_the_overview(client: TestClient) -> None:
     total = client.get("/api/letters").json()["total"]
-    pages = -(-total // rules.PER_PAGE)
+    pages = -(-total // limits.PER_PAGE)
     seen: list[str] = []
     for page in range(1, pages + 1):
         body = client.get("/api/letters", params={"page": page}).json()
-        assert body["pages"] == pages and body["per_page"] == rules.PER_PAGE
+        assert body["pages"] == pages and body["per_page"] == limits.PER_PAGE
         seen += [letter["id"] for letter in body["letters"]]
         html = client.get("/letters", params={"page": page}).text
         assert all(f'href="/letters/{letter_id}"' in html for letter_id in seen[-len(body["letters"]) :])
@@ -86,11 +87,11 @@ def test_the_chat_without_javascript_keeps_at_most_the_allowed_turns(client: Tes
     import json
     import re
 
-    history = json.dumps([{"question": f"Vraag {n} over Resolute Support?", "answer": ""} for n in range(rules.MAX_HISTORY_TURNS)])
+    history = json.dumps([{"question": f"Vraag {n} over Resolute Support?", "answer": ""} for n in range(limits.MAX_HISTORY_TURNS)])
     page = client.post("/", data={"question": RESOLUTE, "history": history})
     assert page.status_code == 200
     kept = json.loads(re.search(r'name="history" value="([^"]*)"', page.text).group(1).replace("&#34;", '"').replace("&quot;", '"'))
-    assert len(kept) == rules.MAX_HISTORY_TURNS and kept[-1]["question"] == RESOLUTE
+    assert len(kept) == limits.MAX_HISTORY_TURNS and kept[-1]["question"] == RESOLUTE
 
 
 def test_the_admin_guard_and_a_reload_of_a_changed_index(client: TestClient, index_copy: store.Location, fake_embedder: Any) -> None:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import openai
 
-from qa.errors import QAError, SettingsError
+from qa.core.errors import QAError, SettingsError
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam

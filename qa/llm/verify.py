@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qa.core.display import dutch_date
 from qa.lexical import fold, tokenize
 from qa.reader import ReadPassage, can_answer, coverage
-from qa.rules import dutch_date
 
 
 @dataclass(frozen=True)

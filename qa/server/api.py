@@ -26,9 +26,10 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from msgspec import Meta
 
-from qa import facets, feedback, kamervragen, rules, userdb, watches
+from qa import facets, feedback, kamervragen, userdb, watches
+from qa.core import limits
+from qa.core.errors import InvalidQuery
 from qa.engine import Engine, Turn
-from qa.errors import InvalidQuery
 from qa.llm import generate as llm_answers
 from qa.llm.client import LLMClient
 from qa.retrieval import Filters, Hit, matching_letters, sort_hits, word_matches
@@ -58,21 +59,21 @@ from qa.server.settings import Settings
 
 log = logging.getLogger("qa.server")
 
-_TYPES = ", ".join(rules.DOCUMENT_TYPES)
+_TYPES = ", ".join(limits.DOCUMENT_TYPES)
 _DATE_SCHEMA = {"format": "date"}
-_TYPE_SCHEMA = {"enum": list(rules.DOCUMENT_TYPES)}
+_TYPE_SCHEMA = {"enum": list(limits.DOCUMENT_TYPES)}
 RELOAD_WAIT_SECONDS = 30.0  # with --workers N: how long a reload waits for the other workers (they poll every second)
 
 
 def _documented(description: str, checked: dict[str, object], examples: list[str] | None = None) -> Meta:
-    """A field whose rule qa/rules.py checks (one message for API, pages and CLI); the schema still shows it."""
+    """A field whose rule qa/core/limits.py checks (one message for API, pages and CLI); the schema still shows it."""
     return Meta(extra_json_schema={"description": description, "examples": examples or [], "extra": checked})
 
 
 Question = Annotated[str, _documented(
-    "The question, in Dutch.", {"minLength": 1, "maxLength": rules.MAX_QUESTION}, ["Wanneer moet de afbouw van Resolute Support afgerond zijn?"]
+    "The question, in Dutch.", {"minLength": 1, "maxLength": limits.MAX_QUESTION}, ["Wanneer moet de afbouw van Resolute Support afgerond zijn?"]
 )]
-ShortText = Annotated[str, Meta(max_length=rules.MAX_FILTER_TEXT)]
+ShortText = Annotated[str, Meta(max_length=limits.MAX_FILTER_TEXT)]
 Day = Annotated[str, _documented("YYYY-MM-DD", _DATE_SCHEMA)]
 
 
@@ -82,15 +83,15 @@ class FiltersIn(msgspec.Struct, forbid_unknown_fields=True):
     date_from: Day | None = None
     date_to: Day | None = None
     dossier: ShortText | None = None
-    sender: Annotated[str, Meta(max_length=rules.MAX_FILTER_TEXT, description="Part of the sender, e.g. 'Defensie'.")] | None = None
+    sender: Annotated[str, Meta(max_length=limits.MAX_FILTER_TEXT, description="Part of the sender, e.g. 'Defensie'.")] | None = None
     type: Annotated[str, _documented(_TYPES, _TYPE_SCHEMA)] | None = None
 
 
 class TurnIn(msgspec.Struct, forbid_unknown_fields=True):
     """An earlier turn of the conversation: a follow-up question borrows its words to retrieve."""
 
-    question: Annotated[str, Meta(max_length=rules.MAX_QUESTION)]
-    answer: Annotated[str, Meta(max_length=rules.MAX_ANSWER_IN_HISTORY)] = ""
+    question: Annotated[str, Meta(max_length=limits.MAX_QUESTION)]
+    answer: Annotated[str, Meta(max_length=limits.MAX_ANSWER_IN_HISTORY)] = ""
 
 
 def parse_filters(given: FiltersIn) -> Filters:
@@ -102,9 +103,9 @@ def parse_filters(given: FiltersIn) -> Filters:
 
 class AskIn(msgspec.Struct, forbid_unknown_fields=True):
     question: Question
-    k: Annotated[int, Meta(ge=1, le=rules.MAX_K, description="Passages to retrieve and answer from.")] = rules.DEFAULT_K
+    k: Annotated[int, Meta(ge=1, le=limits.MAX_K, description="Passages to retrieve and answer from.")] = limits.DEFAULT_K
     filters: FiltersIn = msgspec.field(default_factory=FiltersIn)
-    history: Annotated[list[TurnIn], Meta(max_length=rules.MAX_HISTORY_TURNS, description="Earlier turns, oldest first.")] = []
+    history: Annotated[list[TurnIn], Meta(max_length=limits.MAX_HISTORY_TURNS, description="Earlier turns, oldest first.")] = []
     mode: Annotated[Literal["extractive", "generative"], Meta(
         description="extractive: verbatim quotes; generative: written by the configured chat model, every sentence checked. "
                     "Default: generative when the server has a chat model, else extractive.")] | None = None
@@ -114,7 +115,7 @@ class AskIn(msgspec.Struct, forbid_unknown_fields=True):
         description="generative only: keep unsupported sentences, marked 'niet gevonden in de bron', instead of removing them.")] = False
 
     def __post_init__(self) -> None:
-        self.question = rules.check_question(self.question)
+        self.question = limits.check_question(self.question)
         self.query_filters()  # checked here, not in FiltersIn: Litestar reports errors of nested __post_init__ as a 500
 
     def query_filters(self) -> Filters:
@@ -128,23 +129,23 @@ class CitedIn(msgspec.Struct, forbid_unknown_fields=True):
     """A citation of the rated answer, as the answer gave it (`n`, `letter_id`, `passage_id`, `quote`)."""
 
     n: Annotated[int, Meta(ge=1)]
-    letter_id: Annotated[str, Meta(min_length=1, max_length=rules.MAX_LETTER_ID)]
-    passage_id: Annotated[str, Meta(min_length=1, max_length=rules.MAX_LETTER_ID + 20)]
-    quote: Annotated[str, Meta(max_length=rules.MAX_ANSWER_IN_HISTORY)] = ""
+    letter_id: Annotated[str, Meta(min_length=1, max_length=limits.MAX_LETTER_ID)]
+    passage_id: Annotated[str, Meta(min_length=1, max_length=limits.MAX_LETTER_ID + 20)]
+    quote: Annotated[str, Meta(max_length=limits.MAX_ANSWER_IN_HISTORY)] = ""
 
 
 class FeedbackIn(msgspec.Struct, forbid_unknown_fields=True):
     """👍 ("up") or 👎 ("down") on an answer, with what was asked and answered; the server adds the time and generation."""
 
-    rating: Annotated[rules.Rating, Meta(description="up (👍) or down (👎).")]
+    rating: Annotated[limits.Rating, Meta(description="up (👍) or down (👎).")]
     question: Question
-    answer: Annotated[str, Meta(max_length=rules.MAX_ANSWER_IN_HISTORY, description="The answer as shown, with its [n] markers.")]
-    comment: Annotated[str, Meta(max_length=rules.MAX_COMMENT, description="What was wrong or right, optional.")] | None = None
+    answer: Annotated[str, Meta(max_length=limits.MAX_ANSWER_IN_HISTORY, description="The answer as shown, with its [n] markers.")]
+    comment: Annotated[str, Meta(max_length=limits.MAX_COMMENT, description="What was wrong or right, optional.")] | None = None
     abstained: bool = False
     citations: Annotated[list[CitedIn], Meta(max_length=feedback.MAX_CITATIONS)] = []
 
     def __post_init__(self) -> None:
-        self.question = rules.check_question(self.question)
+        self.question = limits.check_question(self.question)
 
     def record(self, generation: str | None) -> feedback.Feedback:
         cited = [feedback.Cited(c.n, c.letter_id, c.passage_id, c.quote) for c in self.citations]
@@ -170,7 +171,7 @@ class SearchOut(msgspec.Struct):
     facets: Facets  # those passages by type, ministry and year: what each filter would narrow them to
 
 
-SortParameter = Annotated[rules.Sort, QueryParameter(description="relevance (default), newest or oldest letter first.")]
+SortParameter = Annotated[limits.Sort, QueryParameter(description="relevance (default), newest or oldest letter first.")]
 
 
 class LetterPage(msgspec.Struct):
@@ -225,7 +226,7 @@ def provide_filters(
     date_from: Annotated[str | None, QueryParameter(description="Letters from this date on (YYYY-MM-DD).", schema_extra=_DATE_SCHEMA)] = None,
     date_to: Annotated[str | None, QueryParameter(description="Letters up to this date (YYYY-MM-DD).", schema_extra=_DATE_SCHEMA)] = None,
     dossier: Annotated[str | None, QueryParameter(max_length=60, description="Kamerstuk dossier, e.g. 27925.")] = None,
-    sender: Annotated[str | None, QueryParameter(max_length=rules.MAX_FILTER_TEXT, description="Part of the sender, e.g. Defensie.")] = None,
+    sender: Annotated[str | None, QueryParameter(max_length=limits.MAX_FILTER_TEXT, description="Part of the sender, e.g. Defensie.")] = None,
     doc_type: Annotated[str | None, QueryParameter(name="type", description=_TYPES, schema_extra=_TYPE_SCHEMA)] = None,
 ) -> Filters:
     return Filters.parse(date_from, date_to, dossier, sender, doc_type)
@@ -354,14 +355,14 @@ class AskController(Controller):
         self,
         service: NamedDependency[Service],
         filters: NamedDependency[Filters],
-        q: Annotated[str, QueryParameter(description="The query.", schema_extra={"minLength": 1, "maxLength": rules.MAX_QUESTION})],
-        k: Annotated[int, QueryParameter(ge=1, le=rules.MAX_K)] = rules.DEFAULT_K,
+        q: Annotated[str, QueryParameter(description="The query.", schema_extra={"minLength": 1, "maxLength": limits.MAX_QUESTION})],
+        k: Annotated[int, QueryParameter(ge=1, le=limits.MAX_K)] = limits.DEFAULT_K,
         mode: FromQuery[Literal["hybrid", "dense", "lexical"]] = "hybrid",
         sort: SortParameter = "relevance",
     ) -> SearchOut:
         """The best `k` passages, then ordered as `sort` asks. `facets` counts the `matches`, the passages that hold a
         word of the query, by type, ministry and year."""
-        query = rules.check_question(q, "q")
+        query = limits.check_question(q, "q")
 
         def run(engine: Engine) -> tuple[list[Hit], int, facets.Facets]:
             rows = word_matches(engine.index, query, filters)
@@ -381,14 +382,14 @@ class LetterController(Controller):
         self,
         service: NamedDependency[Service],
         filters: NamedDependency[Filters],
-        q: Annotated[str | None, QueryParameter(max_length=rules.MAX_FILTER_TEXT, description="Words the letter's text holds (all of them), or part of its id or title.")] = None,
+        q: Annotated[str | None, QueryParameter(max_length=limits.MAX_FILTER_TEXT, description="Words the letter's text holds (all of them), or part of its id or title.")] = None,
         page: Annotated[int, QueryParameter(ge=1)] = 1,
-        per_page: Annotated[int, QueryParameter(ge=1, le=rules.MAX_PER_PAGE)] = rules.PER_PAGE,
+        per_page: Annotated[int, QueryParameter(ge=1, le=limits.MAX_PER_PAGE)] = limits.PER_PAGE,
         sort: SortParameter = "relevance",
     ) -> LetterPage:
         index = service.engine.index
         found, _ = await service.run(lambda engine: matching_letters(engine.index, filters, q, sort))  # BM25 over every passage: off the event loop
-        shown = rules.paginate(found, page, per_page)
+        shown = limits.paginate(found, page, per_page)
         return LetterPage(
             letters=[letter_meta(letter, len(index.passages_of(letter.id))) for letter in shown.items],
             page=shown.page, per_page=shown.per_page, total=shown.total, pages=shown.pages, facets=facets_out(facets.count(found)),
@@ -401,7 +402,7 @@ class LetterController(Controller):
         letter_id = letter_id.removeprefix("/")
         letter = index.letters.get(letter_id)
         if letter is None:
-            raise NotFoundException(f"no letter with id {quote(letter_id[:rules.MAX_LETTER_ID], safe='/')!r}")  # as in a URL: no markup
+            raise NotFoundException(f"no letter with id {quote(letter_id[:limits.MAX_LETTER_ID], safe='/')!r}")  # as in a URL: no markup
         return letter_out(letter, index.passages_of(letter_id))
 
 
@@ -465,7 +466,7 @@ class WatchIn(msgspec.Struct, forbid_unknown_fields=True):
     filters: FiltersIn = msgspec.field(default_factory=FiltersIn)
 
     def __post_init__(self) -> None:
-        self.question = rules.check_question(self.question)
+        self.question = limits.check_question(self.question)
         parse_filters(self.filters)
 
 
@@ -569,19 +570,19 @@ class KamervragenController(Controller):
         service: NamedDependency[Service],
         filters: NamedDependency[Filters],
         q: Annotated[str | None, QueryParameter(description="The question; without it every pair, newest first.",
-                                                schema_extra={"maxLength": rules.MAX_QUESTION})] = None,
-        asker: Annotated[str | None, QueryParameter(max_length=rules.MAX_FILTER_TEXT, description="Part of an asking member's name or party.")] = None,
+                                                schema_extra={"maxLength": limits.MAX_QUESTION})] = None,
+        asker: Annotated[str | None, QueryParameter(max_length=limits.MAX_FILTER_TEXT, description="Part of an asking member's name or party.")] = None,
         min_score: Annotated[float | None, QueryParameter(ge=-10, le=10, description="Leave out pairs scoring below this (default: PairPolicy.list_from).")] = None,
         panel: Annotated[bool, QueryParameter(description="Only the good matches the chat shows beside an answer.")] = False,
         page: Annotated[int, QueryParameter(ge=1)] = 1,
-        per_page: Annotated[int, QueryParameter(ge=1, le=rules.MAX_PER_PAGE)] = rules.PER_PAGE,
+        per_page: Annotated[int, QueryParameter(ge=1, le=limits.MAX_PER_PAGE)] = limits.PER_PAGE,
     ) -> KamervragenPage:
         """Each pair quotes the Vraag and the Antwoord verbatim, with their offsets in the letter; `href` opens the
         letter with both highlighted. Ranked by how well the earlier question matches and its answer answers."""
-        question = rules.check_question(q, "q") if q is not None else None
+        question = limits.check_question(q, "q") if q is not None else None
         ranked = service.kamervragen
         found, _ = await service.run(lambda engine: kamervragen.find(
-            engine, ranked, question, filters, rules.blank_to_none(asker), page, per_page, min_score, panel))
+            engine, ranked, question, filters, limits.blank_to_none(asker), page, per_page, min_score, panel))
         return KamervragenPage([pair_out(match) for match in found.items], found.page, found.per_page, found.total, found.pages)
 
 

@@ -11,7 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Template
 from litestar.types import ExceptionHandlersMap
 
-from qa.errors import InvalidQuery
+from qa.core.errors import InvalidQuery
 from qa.server.security import log_safe
 
 log = logging.getLogger("qa.server")
@@ -80,7 +80,7 @@ def error_response(
     request: Request[Any, Any, Any], status: int, detail: str, extra: Any = None, headers: dict[str, str] | None = None,
     code: str | None = None, exc: HTTPException | None = None,
 ) -> Response[Any]:
-    """`code`: the rule of qa/rules.py the request broke, so a client (chat.js) can say it in its own words.
+    """`code`: the rule of qa/core/limits.py the request broke, so a client (chat.js) can say it in its own words.
     The error page is all Dutch: the English `detail` is for API clients only."""
     if _wants_html(request):
         context = {"status": status, "detail": _dutch(request, status, exc)}
@@ -102,7 +102,7 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
         where = where.rstrip("`").removeprefix("data").lstrip(".")
         return error_response(request, 400, f"Invalid request: {where + ': ' if where else ''}{message}")
     if isinstance(cause, msgspec.ValidationError) and isinstance(cause.__cause__, InvalidQuery):
-        # a rule of qa/rules.py checked in a request body's __post_init__
+        # a rule of qa/core/limits.py checked in a request body's __post_init__
         return error_response(request, 400, f"Invalid request: {cause.__cause__}", code=cause.__cause__.code)
     # exc.headers: Allow on a 405, RateLimit-* on a 429
     return error_response(request, exc.status_code, _detail(exc), exc.extra if isinstance(exc.extra, list) else None, exc.headers,
@@ -110,7 +110,7 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
 
 
 def invalid_query(request: Request[Any, Any, Any], exc: InvalidQuery) -> Response[Any]:
-    """A broken rule of qa/rules.py found outside request parsing (a query parameter, a dependency)."""
+    """A broken rule of qa/core/limits.py found outside request parsing (a query parameter, a dependency)."""
     return error_response(request, 400, f"Invalid request: {exc}", code=exc.code)
 
 

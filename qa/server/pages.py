@@ -24,16 +24,17 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template import TemplateConfig
 
-from qa import facets, rules
+from qa import facets
 from qa.answering import Citation
 from qa.chunking import Passage
 from qa.cleaning import footnotes
+from qa.core import display, limits
+from qa.core.display import dutch_date, type_label, web_url
+from qa.core.errors import InvalidQuery
 from qa.engine import Engine, Turn
-from qa.errors import InvalidQuery
 from qa.letters import Letter
 from qa.lexical import term_spans
 from qa.retrieval import CANDIDATES, Filters, Hit, matching_letters, sort_hits, word_matches
-from qa.rules import dutch_date, type_label, web_url
 from qa.schemas import answer_out, citation_out, letter_href
 from qa.server.errors import PageNotFound
 from qa.server.service import Service
@@ -51,13 +52,13 @@ _MARKER = re.compile(r"\[(\d+)\]")
 
 
 _FIELD_LABELS = {"date_from": "Vanaf", "date_to": "Tot en met", "type": "Soort", "sort": "Volgorde", "comment": "De toelichting"}
-_MESSAGES: dict[str, str] = {  # the rules of qa/rules.py, as the pages (and chat.js) say them
+_MESSAGES: dict[str, str] = {  # the rules of qa/core/limits.py, as the pages (and chat.js) say them
     "question_empty": "Typ eerst een vraag.",
-    "question_too_long": f"Uw vraag is te lang: maximaal {rules.MAX_QUESTION:,} tekens.".replace(",", "."),
+    "question_too_long": f"Uw vraag is te lang: maximaal {limits.MAX_QUESTION:,} tekens.".replace(",", "."),
     "not_a_date": "{label}: '{value}' is geen datum (JJJJ-MM-DD).",
     "dates_reversed": "De begindatum ligt na de einddatum.",
     "unknown_type": "{label}: '{value}' is geen bekende soort brief.",
-    "too_many_turns": f"Het gesprek is te lang (meer dan {rules.MAX_HISTORY_TURNS} vragen). Begin een nieuw gesprek.",
+    "too_many_turns": f"Het gesprek is te lang (meer dan {limits.MAX_HISTORY_TURNS} vragen). Begin een nieuw gesprek.",
     "unknown_value": "{label}: '{value}' is geen geldige waarde.",
     "text_too_long": "{label} is te lang.",
 }
@@ -93,8 +94,8 @@ def back_link(terug: str | None) -> str | None:
 def template_globals() -> dict[str, Any]:
     return {
         "letter_href": letter_href, "dutch_date": dutch_date, "type_label": type_label, "safe_url": web_url, "with_back": with_back,
-        "max_question": rules.MAX_QUESTION, "history_turns": rules.MAX_HISTORY_TURNS,
-        "script_messages": json.dumps(script_messages(), ensure_ascii=False), "months_json": json.dumps(rules.MONTH_NAMES),
+        "max_question": limits.MAX_QUESTION, "history_turns": limits.MAX_HISTORY_TURNS,
+        "script_messages": json.dumps(script_messages(), ensure_ascii=False), "months_json": json.dumps(display.MONTH_NAMES),
     }
 
 
@@ -204,7 +205,7 @@ def turn_view(state: dict[str, Any]) -> TurnView:
 def _past_state(index: Any, turn: PastTurn) -> dict[str, Any]:
     """An earlier turn's state, its citations rebuilt from the index; a reference the index no longer holds is dropped."""
     citations = []
-    for n, passage_id, start, end in turn.cites[: rules.MAX_K * 4]:
+    for n, passage_id, start, end in turn.cites[: limits.MAX_K * 4]:
         letter = index.letters.get(passage_id.rpartition("#")[0])
         passage = next((p for p in index.passages_of(letter.id) if p.id == passage_id), None) if letter else None
         if letter is None or passage is None or not (passage.start <= start < end <= passage.end):
@@ -212,9 +213,9 @@ def _past_state(index: Any, turn: PastTurn) -> dict[str, Any]:
         citation = Citation(n, passage_id, letter.id, letter.title, letter.date, letter.sender, passage.section, passage.page,
                             letter.url, letter.text[start:end], start, end, 0.0)
         citations.append(msgspec.to_builtins(citation_out(citation, letter)))
-    filters = {name: value[: rules.MAX_FILTER_TEXT] for name, value in turn.filters.items() if name in FILTER_FIELDS and value}
-    answer = {"answer": turn.answer[: rules.MAX_ANSWER_IN_HISTORY], "abstained": turn.abstained, "citations": citations}
-    return turn_state(turn.question, answer, filters, [c[: rules.MAX_QUESTION] for c in turn.context][-rules.MAX_HISTORY_TURNS :])
+    filters = {name: value[: limits.MAX_FILTER_TEXT] for name, value in turn.filters.items() if name in FILTER_FIELDS and value}
+    answer = {"answer": turn.answer[: limits.MAX_ANSWER_IN_HISTORY], "abstained": turn.abstained, "citations": citations}
+    return turn_state(turn.question, answer, filters, [c[: limits.MAX_QUESTION] for c in turn.context][-limits.MAX_HISTORY_TURNS :])
 
 
 def _past_json(state: dict[str, Any]) -> dict[str, Any]:
@@ -249,7 +250,7 @@ class FilterQuery:
 def provide_filter_query(
     date_from: Annotated[str, QueryParameter(max_length=20)] = "",
     date_to: Annotated[str, QueryParameter(max_length=20)] = "",
-    sender: Annotated[str, QueryParameter(max_length=rules.MAX_FILTER_TEXT)] = "",
+    sender: Annotated[str, QueryParameter(max_length=limits.MAX_FILTER_TEXT)] = "",
     doc_type: Annotated[str, QueryParameter(name="type", max_length=60)] = "",
     sort: Annotated[str, QueryParameter(max_length=20)] = "",
 ) -> FilterQuery:
@@ -281,7 +282,7 @@ def _history(raw: str) -> list[PastTurn]:
         turns = msgspec.json.decode(raw or "[]", type=list[PastTurn])
     except msgspec.DecodeError:  # ValidationError included
         return []
-    return [turn for turn in turns if turn.question.strip()][-rules.MAX_HISTORY_TURNS :]
+    return [turn for turn in turns if turn.question.strip()][-limits.MAX_HISTORY_TURNS :]
 
 
 def _choices(service: Service) -> dict[str, Any]:
@@ -293,7 +294,7 @@ class ChatController(Controller):
     dependencies = PAGE_FILTERS
 
     def _page(self, service: Service, states: list[dict[str, Any]], form: AskForm, error: str | None = None) -> dict[str, Any]:
-        history_json = json.dumps([_past_json(state) for state in states][-rules.MAX_HISTORY_TURNS :], ensure_ascii=False)
+        history_json = json.dumps([_past_json(state) for state in states][-limits.MAX_HISTORY_TURNS :], ensure_ascii=False)
         return {"info": service.info, "examples": EXAMPLES, "turns": [turn_view(state) for state in states], "form": form,
                 "chips": filter_chips(form.filters()), "history_json": history_json, "turns_json": json.dumps(states, ensure_ascii=False),
                 "error": error, **_choices(service)}
@@ -302,11 +303,11 @@ class ChatController(Controller):
                       history: list[Turn], context: list[str], status: int = 200) -> Template:
         """Ask, and render the page with the new turn after `states`; a broken rule renders the form with the Dutch message."""
         try:
-            question = rules.check_question(question)
+            question = limits.check_question(question)
             filters = Filters.parse(data.date_from, data.date_to, None, data.sender, data.type)
         except InvalidQuery as error:
             return Template("chat.html", context=self._page(service, states, data, dutch_message(error)), status_code=400)
-        answer, _ = await service.run(lambda engine: engine.ask(question, rules.DEFAULT_K, filters, history))
+        answer, _ = await service.run(lambda engine: engine.ask(question, limits.DEFAULT_K, filters, history))
         follow_up = answer.query != question  # the engine read the earlier questions with it
         state = turn_state(question, msgspec.to_builtins(answer_out(answer)), data.filters(), context if follow_up else [])
         form = AskForm(date_from=data.date_from, date_to=data.date_to, sender=data.sender, type=data.type)
@@ -317,8 +318,8 @@ class ChatController(Controller):
         self,
         service: NamedDependency[Service],
         page_filters: NamedDependency[FilterQuery],
-        q: Annotated[str, QueryParameter(max_length=rules.MAX_QUESTION * 2)] = "",
-        h: Annotated[list[str] | None, QueryParameter(max_items=rules.MAX_HISTORY_TURNS)] = None,
+        q: Annotated[str, QueryParameter(max_length=limits.MAX_QUESTION * 2)] = "",
+        h: Annotated[list[str] | None, QueryParameter(max_items=limits.MAX_HISTORY_TURNS)] = None,
     ) -> Template:
         """`/?q=…` (a share link) asks on the server, so the link works without JavaScript; `h` are the earlier
         questions a follow-up leans on."""
@@ -326,7 +327,7 @@ class ChatController(Controller):
         form = AskForm(question=q, date_from=chosen.date_from, date_to=chosen.date_to, sender=chosen.sender, type=chosen.type)
         if not q:
             return Template("chat.html", context=self._page(service, [], form))
-        context = [text[: rules.MAX_QUESTION] for text in h or [] if text.strip()]
+        context = [text[: limits.MAX_QUESTION] for text in h or [] if text.strip()]
         return await self._answer(service, [], form, q, [Turn(text) for text in context], context)
 
     @post("/", status_code=200)
@@ -504,16 +505,16 @@ def result_view(hit: Hit, query: str) -> ResultView:
                       letter.sender, passage.section, passage.page, letter.id, excerpt(passage.text, query))
 
 
-def _filters_or_error(query: dict[str, str]) -> tuple[Filters, rules.Sort, str | None]:
+def _filters_or_error(query: dict[str, str]) -> tuple[Filters, limits.Sort, str | None]:
     """The page's filters and order, or none and the Dutch message of the rule the query broke."""
     try:
         filters = Filters.parse(query.get("date_from"), query.get("date_to"), None, query.get("sender"), query.get("type"))
-        return filters, rules.parse_sort(query.get("sort")), None
+        return filters, limits.parse_sort(query.get("sort")), None
     except InvalidQuery as problem:
         return Filters(), "relevance", dutch_message(problem)
 
 
-SEARCH_RESULTS = rules.MAX_K  # passages the search view lists (and can re-sort); its facets count all that match
+SEARCH_RESULTS = limits.MAX_K  # passages the search view lists (and can re-sort); its facets count all that match
 
 
 @dataclass
@@ -529,7 +530,7 @@ def search_view(engine: Engine, text: str, filters: Filters) -> SearchView:
     the closest passages in meaning (and no facets: there is nothing to narrow)."""
     rows = word_matches(engine.index, text, filters)
     if not rows:
-        return SearchView(engine.search(text, k=rules.DEFAULT_K, filters=filters), 0, facets.count([]), True)
+        return SearchView(engine.search(text, k=limits.DEFAULT_K, filters=filters), 0, facets.count([]), True)
     # Deep enough that when at most SEARCH_RESULTS passages hold the words, every one is listed: a BM25 hit of rank
     # r <= 50 fuses to >= 0.7/111, which only dense hits of rank < 98 beat, so it ranks within the first ~150.
     ranked = engine.search(text, k=3 * CANDIDATES, filters=filters)
@@ -547,7 +548,7 @@ class SearchPage(Controller):
         self,
         service: NamedDependency[Service],
         page_filters: NamedDependency[FilterQuery],
-        q: Annotated[str, QueryParameter(max_length=rules.MAX_QUESTION)] = "",
+        q: Annotated[str, QueryParameter(max_length=limits.MAX_QUESTION)] = "",
     ) -> Template:
         """Ranked passages, beside the chat: the query's words marked, facets to narrow by type, ministry and year."""
         query = page_filters.query(q=q)
@@ -577,14 +578,14 @@ class LetterPages(Controller):
         self,
         service: NamedDependency[Service],
         page_filters: NamedDependency[FilterQuery],
-        q: Annotated[str, QueryParameter(max_length=rules.MAX_FILTER_TEXT)] = "",
+        q: Annotated[str, QueryParameter(max_length=limits.MAX_FILTER_TEXT)] = "",
         page: Annotated[int, QueryParameter(ge=1)] = 1,
     ) -> Template | Redirect:
         """Full text: the letters that hold every word of `q` (or match it in id or title), sortable, with facet counts."""
         query = page_filters.query(q=q)
         filters, order, error = _filters_or_error(query)
         found, _ = await service.run(lambda engine: matching_letters(engine.index, filters, q, order))
-        shown = rules.paginate(found, page)
+        shown = limits.paginate(found, page)
         if page > shown.pages:  # a page past the last one (an old link, a hand-made URL): the last page there is
             return Redirect(_page_href("/letters", query, shown.pages))
         context = {
@@ -604,17 +605,17 @@ class LetterPages(Controller):
         self,
         service: NamedDependency[Service],
         letter_id: FromPath[str],
-        passage: Annotated[str | None, QueryParameter(max_length=rules.MAX_LETTER_ID + 20)] = None,
+        passage: Annotated[str | None, QueryParameter(max_length=limits.MAX_LETTER_ID + 20)] = None,
         start: Annotated[int | None, QueryParameter(ge=0)] = None,
         end: Annotated[int | None, QueryParameter(ge=0)] = None,
-        terug: Annotated[str | None, QueryParameter(max_length=rules.MAX_QUESTION * 4)] = None,
+        terug: Annotated[str | None, QueryParameter(max_length=limits.MAX_QUESTION * 4)] = None,
     ) -> Template:
         """The cited passage is marked, and the quote within it; the fragment (#quote, #passage) scrolls there."""
         index = service.engine.index
         letter_id = letter_id.removeprefix("/")  # a path parameter, so an id with "/" (%2F) is one id
         letter = index.letters.get(letter_id)
         if letter is None:
-            raise PageNotFound(f"Er is geen brief met kenmerk {quote(letter_id[:rules.MAX_LETTER_ID], safe='/')!r} in de index.")
+            raise PageNotFound(f"Er is geen brief met kenmerk {quote(letter_id[:limits.MAX_LETTER_ID], safe='/')!r} in de index.")
         passages = index.passages_of(letter_id)
         span = (start, end) if start is not None and end is not None and start < end <= len(letter.text) else None
         chosen = next((p for p in passages if p.id == passage), None)
@@ -647,7 +648,7 @@ class KamervragenPages(Controller):
         self,
         service: NamedDependency[Service],
         page_filters: NamedDependency[FilterQuery],
-        q: Annotated[str, QueryParameter(max_length=rules.MAX_QUESTION + 100)] = "",
+        q: Annotated[str, QueryParameter(max_length=limits.MAX_QUESTION + 100)] = "",
         asker: Annotated[str, QueryParameter(max_length=200)] = "",
         page: Annotated[int, QueryParameter(ge=1)] = 1,
     ) -> Template | Redirect:
@@ -657,12 +658,12 @@ class KamervragenPages(Controller):
 
         error = None
         try:
-            question = rules.check_question(q, "q") if q.strip() else None
+            question = limits.check_question(q, "q") if q.strip() else None
             filters = Filters.parse(page_filters.date_from, page_filters.date_to, None, page_filters.sender, None)
         except InvalidQuery as problem:
             error, question, filters = dutch_message(problem), None, Filters()
         ranked = service.kamervragen
-        found, _ = await service.run(lambda engine: kamervragen.find(engine, ranked, question, filters, rules.blank_to_none(asker), page))
+        found, _ = await service.run(lambda engine: kamervragen.find(engine, ranked, question, filters, limits.blank_to_none(asker), page))
         query = FilterQuery(page_filters.date_from, page_filters.date_to, page_filters.sender).query(q=q, asker=asker)
         if page > found.pages:  # past the last page (an old link): the last page there is, as the letters overview does
             return Redirect(_page_href("/kamervragen", query, found.pages))

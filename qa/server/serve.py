@@ -28,7 +28,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from qa import store
 from qa.bootstrap import load_engine
-from qa.errors import SettingsError
+from qa.core.errors import SettingsError
 from qa.server.app import create_app
 from qa.server.security import log_safe
 from qa.server.settings import (

@@ -8,12 +8,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from qa.errors import SettingsError
+from qa.core.errors import SettingsError
+from qa.core.settings import default_index_dir
 from qa.llm.client import KEY_ENV as LLM_KEY_ENV
 from qa.llm.client import MODEL_ENV as LLM_MODEL_ENV
 from qa.llm.client import URL_ENV as LLM_URL_ENV
 from qa.llm.client import LLMSettings
-from qa.settings import default_index_dir
 from qa.store import STORE_ENV, Location, locate
 
 MAX_BODY_BYTES = 64 * 1024

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from qa.errors import InvalidQuery
+from qa.core.errors import InvalidQuery
 from qa.letters import LetterError, read_markup
 from qa.sources.http import FetchError, PoliteClient
 from qa.sources.query import DEFAULT_TYPES, TYPES, Candidate, Query, Source

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from qa.errors import FetchError
+from qa.core.errors import FetchError
 
 
 def _version() -> str:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urljoin
 
-from qa.errors import InvalidQuery
+from qa.core.errors import InvalidQuery
 from qa.letters import official_url
 from qa.sources.http import FetchError, PoliteClient
 from qa.sources.query import Candidate, Query

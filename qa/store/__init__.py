@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from qa.errors import IndexStateError, SettingsError
+from qa.core.errors import IndexStateError, SettingsError
 from qa.store.protocol import Ranking, Store, StoreWriter, TermStatistics
 
 if TYPE_CHECKING:

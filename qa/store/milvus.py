@@ -37,12 +37,12 @@ import numpy as np
 
 from qa import vectors as vector_index
 from qa.chunking import CHUNKER_VERSION, Passage
-from qa.errors import IndexStateError
+from qa.core.errors import IndexStateError
+from qa.core.locks import exclusive
 from qa.filters import Filters, dossier_key
 from qa.index import BUILD_FOLDER, FORMAT_VERSION, KEEP_GENERATIONS, IndexBusy, IndexOutdated, by_score, letters_summary
 from qa.letters import Letter
 from qa.lexical import idf, tokenize
-from qa.locks import exclusive
 from qa.ministries import sender_matches
 from qa.store import Location
 

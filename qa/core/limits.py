@@ -1,8 +1,8 @@
-"""The rules every shell shares (CLI, JSON API, HTML pages): what a question and its filters may be,
-the limits, the document types and their Dutch labels, pagination and how dates read in Dutch.
+"""The input rules every shell shares (CLI, JSON API, HTML pages): what a question and its filters may be,
+the limits, the document types, the orders and ratings, and pagination.
 
 Each rule has its one definition here; a broken rule raises `InvalidQuery`, which the CLI prints,
-the API answers with a 400 and the pages show in Dutch.
+the API answers with a 400 and the pages show in Dutch (how the shells show things: qa/core/display.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Generic, Literal, TypeVar, get_args
 
-from qa.errors import InvalidQuery
+from qa.core.errors import InvalidQuery
 
 T = TypeVar("T")
 
@@ -35,16 +35,6 @@ MAX_LETTER_ID = 1_000  # characters of a letter id read from a URL (a passage id
 
 DocumentType = Literal["brief_regering", "antwoord_kamervragen", "mededeling_kamervragen", "motie"]
 DOCUMENT_TYPES: tuple[DocumentType, ...] = get_args(DocumentType)
-# How the pages name a type (filters, source cards, letters): a motie says who speaks, so an MP's
-# "verzoekt de regering ..." is not read as a government position (issue 14).
-TYPE_LABELS: dict[str, str] = {
-    "brief_regering": "Brief van de regering",
-    "antwoord_kamervragen": "Antwoord op Kamervragen",
-    "mededeling_kamervragen": "Mededeling over Kamervragen",
-    "motie": "Motie van Kamerleden",
-}
-
-MONTH_NAMES = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober", "november", "december")
 
 
 def check_question(text: str, field: str = "question") -> str:
@@ -115,24 +105,6 @@ def parse_type(value: str | None) -> DocumentType | None:
         if text == known:
             return known
     raise InvalidQuery("unknown_type", f"type: {text!r} is not one of {', '.join(DOCUMENT_TYPES)}", "type", text)
-
-
-def type_label(value: str | None) -> str:
-    return TYPE_LABELS.get(value or "", value or "onbekend")
-
-
-def dutch_date(iso: str | None) -> str:
-    """'2021-05-12' -> '12 mei 2021'; anything else as it is."""
-    try:
-        day = date.fromisoformat(iso or "")
-    except ValueError:
-        return iso or "datum onbekend"
-    return f"{day.day} {MONTH_NAMES[day.month - 1]} {day.year}"
-
-
-def web_url(url: str | None) -> str | None:
-    """Only web links leave the site: a letter's url field never becomes a javascript: link."""
-    return url if url and url.lower().startswith(("https://", "http://")) else None
 
 
 @dataclass(frozen=True)

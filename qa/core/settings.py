@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-SAMPLE_CORPUS = Path(__file__).parent / "sample"
+SAMPLE_CORPUS = Path(__file__).parents[1] / "sample"  # qa/sample, the bundled letters
 INDEX_ENV = "QA_INDEX"
 
 

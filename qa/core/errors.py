@@ -43,7 +43,7 @@ Rule = Literal[
 
 
 class InvalidQuery(QAError, ValueError):
-    """A question, filter or limit that breaks one of the rules in qa/rules.py.
+    """A question, filter or limit that breaks one of the rules in qa/core/limits.py.
 
     `code` names the rule (the pages translate it to Dutch), `field` the input and `value` what was given.
     A ValueError too, so msgspec reports it raised in a request body's `__post_init__` as a validation error."""
