@@ -30,7 +30,7 @@ from bench.common import bench_questions, parser, percentiles, table, write_sect
 from qa import index as index_store  # noqa: E402
 from qa.core.settings import SAMPLE_CORPUS  # noqa: E402
 from qa.engine import Engine  # noqa: E402
-from qa.letters import read_letters  # noqa: E402
+from qa.ingest.reading import read_letters  # noqa: E402
 
 
 def milliseconds(since: float) -> float:

@@ -48,11 +48,12 @@ from common import (  # noqa: E402
     write_section,
 )
 
-from qa.chunking import Passage, chunk_letter  # noqa: E402
 from qa.evaluation import Question, normalise, read_questions  # noqa: E402
 from qa.filters import Filters  # noqa: E402
 from qa.index import Index  # noqa: E402
-from qa.letters import Letter, read_bulk, read_letters  # noqa: E402
+from qa.ingest.chunking import Passage, chunk_letter  # noqa: E402
+from qa.ingest.letter import Letter  # noqa: E402
+from qa.ingest.reading import read_bulk, read_letters
 from qa.lexical import STOPWORDS, LexicalIndex, fold, tokenize  # noqa: E402
 
 TITLE = "Lexical search against SQLite FTS5 (tkconv's engine)"

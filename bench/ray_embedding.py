@@ -34,7 +34,7 @@ from qa import index as index_store  # noqa: E402
 from qa.cluster import RayRunner  # noqa: E402
 from qa.core.settings import SAMPLE_CORPUS  # noqa: E402
 from qa.embedding import Embedder, default_model_name  # noqa: E402
-from qa.letters import read_letters  # noqa: E402
+from qa.ingest.reading import read_letters  # noqa: E402
 
 
 def timed_build(folder: Path, embedder: Embedder, letters: list, runner: object = None) -> tuple[index_store.UpdateSummary, float]:

@@ -43,8 +43,9 @@ from common import BULK, bench_questions, parser, peak_rss_mb, percentiles, tabl
 
 from qa import lexical  # noqa: E402
 from qa import vectors as V  # noqa: E402
-from qa.chunking import chunk_letter  # noqa: E402
-from qa.letters import Letter, read_bulk  # noqa: E402
+from qa.ingest.chunking import chunk_letter  # noqa: E402
+from qa.ingest.letter import Letter  # noqa: E402
+from qa.ingest.reading import read_bulk
 
 TITLE = "Scale: vector index kinds and BM25 at 100 k – 5 M passages"
 DIMENSION, K, CHUNK = 384, 10, 100_000

@@ -46,10 +46,10 @@ from scale import PeakRss, Synthetic, exact, passage_texts, recall, release, rss
 
 from qa import index as local_index  # noqa: E402
 from qa import lexical, retrieval, store  # noqa: E402
-from qa.chunking import Passage  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.filters import Filters  # noqa: E402
-from qa.letters import Letter  # noqa: E402
+from qa.ingest.chunking import Passage  # noqa: E402
+from qa.ingest.letter import Letter  # noqa: E402
 
 TITLE = "Stores: the local index against Milvus at 100 k and 1 M passages"
 SIZES, QUICK_SIZES = (100_000, 1_000_000), (20_000,)

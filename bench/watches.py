@@ -31,8 +31,8 @@ from qa import index as index_store  # noqa: E402
 from qa import userdb, watches  # noqa: E402
 from qa.embedding import Embedder  # noqa: E402
 from qa.engine import Engine  # noqa: E402
+from qa.ingest.reading import read_letters  # noqa: E402
 from qa.kamervragen import PairIndex, RankedPairs, find  # noqa: E402
-from qa.letters import read_letters  # noqa: E402
 
 
 def main() -> None:

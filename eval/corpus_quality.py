@@ -6,7 +6,7 @@ prints:
   colophon, addressee, a reference block ("Kenmerk", "Uw brief", "Datum") or a footnote;
 - which page-furniture patterns (derived from the corpus: sidebars, "Pagina x van y", letter-spaced
   text layers, glued footnote markers, private-use bullets) occur in passages, and how often;
-- letters whose sender has no ministry in the register (`qa.ministries`), and the values of the
+- letters whose sender has no ministry in the register (`qa.ingest.ministries`), and the values of the
   ministry filter that are not a register ministry (fragments such as "Cultuur");
 - letters with a date line in the text ("Den Haag, 12 mei 2021") but no date;
 - answer spans of eval/questions.jsonl no longer found in their letter (cleaning must keep them).
@@ -26,9 +26,10 @@ from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # $PYTHONPATH (another checkout) wins
 
-from qa.chunking import Passage, chunk_letter  # noqa: E402
 from qa.evaluation import normalise, read_questions  # noqa: E402
-from qa.letters import Letter, read_letters  # noqa: E402
+from qa.ingest.chunking import Passage, chunk_letter  # noqa: E402
+from qa.ingest.letter import Letter  # noqa: E402
+from qa.ingest.reading import read_letters
 
 DEFAULT_CORPUS = Path("/work/shared/corpus")
 QUESTIONS = Path(__file__).resolve().parent / "questions.jsonl"
@@ -106,7 +107,7 @@ def register_ministry(letter: Letter) -> str | None:
 
 
 def measure(letters: list[Letter]) -> dict[str, object]:
-    from qa import ministries
+    from qa.ingest import ministries
 
     passages: list[Passage] = [passage for letter in letters for passage in chunk_letter(letter)]
     kinds = Counter(kind for passage in passages if (kind := section_kind(passage.section)))

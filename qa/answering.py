@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from qa import reader
-from qa.letters import MONTH_NAMES
+from qa.core.display import MONTH_NAMES
 from qa.lexical import tokenize
 from qa.reader import Candidate, QuestionView, ReaderModel, ReadPassage
 from qa.retrieval import Hit

@@ -33,7 +33,7 @@ def load_engine(where: Path | store.Location, model: str | None = None, build_sa
                 f"(the bundled sample letters) or `qa index build PATH ... {option}` (your own letters)."
             )
         from qa.embedding import Embedder, default_model_name
-        from qa.letters import read_letters
+        from qa.ingest.reading import read_letters
 
         model = model or default_model_name()
         report = read_letters([SAMPLE_CORPUS])

@@ -41,7 +41,7 @@ else:
 
 
 def read_letters(paths: tuple[Path, ...]) -> Any:
-    from qa.letters import read_letters as read
+    from qa.ingest.reading import read_letters as read
 
     return read(paths)
 
@@ -850,7 +850,7 @@ def model_info(index_dir: Path) -> None:
     click.echo(f"{index.model} ({index.manifest['dimension']} dimensions){': ' + info.source if info else ''}")
 
 
-# --- fetching letters (qa/sources) --------------------------------------------------------
+# --- fetching letters (qa/ingest/sources) --------------------------------------------------------
 
 
 def fetch_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -875,8 +875,8 @@ def _fetch(folder: Path, source_name: str, query: Any, tk_url: str | None, sru_u
 
     from tqdm import tqdm
 
-    from qa import sources
-    from qa.sources.http import PoliteClient
+    from qa.ingest import sources
+    from qa.ingest.sources.http import PoliteClient
 
     started = datetime.now(UTC).replace(microsecond=0).isoformat()
     with sources.folder_lock(folder), PoliteClient(rate=rate, retries=retries) as client:
@@ -909,7 +909,8 @@ def fetch(source_name: str, dossier: str | None, since: str | None, until: str |
     """Download letters into a folder that `qa index build` reads; letters already there are skipped.
 
     Safe to interrupt and run again. Exits 3 when any letter failed (the rest are kept)."""
-    from qa.sources import Query, parse_types
+    from qa.ingest.sources import parse_types
+    from qa.ingest.sources.query import Query
 
     query = Query(dossier=dossier, since=since, until=until, types=parse_types(types), ministry=ministry)
     if _fetch(folder, source_name, query, **network).failed:
@@ -924,8 +925,8 @@ def update(folder: Path, index_dir: Path, model: str | None, **network: Any) -> 
     """Fetch what is new since the last `qa fetch`/`qa update` and add it to the index.
 
     Only new and changed letters are embedded. Meant for cron; exits 3 when a letter failed or was skipped."""
-    from qa import sources
     from qa.embedding import Embedder
+    from qa.ingest import sources
 
     source_name, query = sources.update_query(folder)
     index_ids: set[str] = set()

@@ -8,15 +8,15 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from qa.letters import Letter
-from qa.ministries import first_signer, ministry_label
+from qa.ingest.letter import Letter
+from qa.ingest.ministries import first_signer, ministry_label
 from qa.store import Store as Index
 
 
 def ministry(sender: str | None) -> str | None:
     """'Minister van Defensie' -> 'Defensie'; 'Minister De Jonge (Binnenlandse Zaken en Koninkrijksrelaties)' ->
     'Binnenlandse Zaken en Koninkrijksrelaties (BZK)': the register's label of the first signer's ministry
-    (qa/ministries.py; linear on any sender, issue 12). A letter's own is `letter_ministry` (its type, title and year help)."""
+    (qa/ingest/ministries.py; linear on any sender, issue 12). A letter's own is `letter_ministry` (its type, title and year help)."""
     return ministry_label(first_signer(sender))
 
 

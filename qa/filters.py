@@ -11,10 +11,10 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from qa.core import limits
-from qa.ministries import sender_matches
+from qa.ingest.ministries import sender_matches
 
 if TYPE_CHECKING:
-    from qa.letters import Letter
+    from qa.ingest.letter import Letter
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Filters:
     date_from: str | None = None  # ISO dates, inclusive
     date_to: str | None = None
     dossier: str | None = None
-    sender: str | None = None  # the sender's ministry or person, e.g. "defensie", "IenW" (qa.ministries.sender_matches)
+    sender: str | None = None  # the sender's ministry or person, e.g. "defensie", "IenW" (qa.ingest.ministries.sender_matches)
     type: str | None = None
 
     @classmethod

@@ -31,13 +31,13 @@ import numpy as np
 
 from qa import vectors as vector_index
 from qa.batches import BatchedEmbedding, LocalRunner, Runner
-from qa.chunking import CHUNKER_VERSION, Passage, chunk_letter
 from qa.core import progress as reporting
 from qa.core.errors import IndexStateError
 from qa.core.locks import exclusive
 from qa.embedding import TextEmbedder
 from qa.filters import Filters
-from qa.letters import Letter
+from qa.ingest.chunking import CHUNKER_VERSION, Passage, chunk_letter
+from qa.ingest.letter import Letter
 from qa.lexical import LexicalIndex, tokenize
 
 if TYPE_CHECKING:

@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qa import reader
-from qa.chunking import Passage
 from qa.core import limits
-from qa.letters import Letter, parse_dutch_date
+from qa.ingest.chunking import Passage
+from qa.ingest.letter import Letter
+from qa.ingest.metadata import parse_dutch_date
 from qa.lexical import tokenize
 from qa.reader import BLOCK_HEADING, QuestionView, ReadPassage, block_numbers
 from qa.retrieval import Filters, Hit

@@ -18,7 +18,7 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_DUTCH
 
-from qa.cleaning import without_note_markers
+from qa.ingest.cleaning import without_note_markers
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Question words, and words so frequent in letters that they carry no topic.

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.chunking import is_heading
+from qa.ingest.chunking import is_heading
 from qa.lexical import tokenize
 from qa.retrieval import Hit
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from qa.chunking import Passage
 from qa.core import limits as rules
 from qa.embedding import TextEmbedder
 from qa.filters import Filters  # its home is qa/filters.py; callers import it from here too
-from qa.letters import Letter
+from qa.ingest.chunking import Passage
+from qa.ingest.letter import Letter
 from qa.lexical import content_words, tokenize
 from qa.store import Store
 

@@ -12,12 +12,12 @@ import msgspec
 
 from qa import facets as facet_counts
 from qa.answering import Answer, Citation
-from qa.chunking import Passage
-from qa.cleaning import footnotes
 from qa.core.display import dutch_date, type_label, web_url
+from qa.ingest.chunking import Passage
+from qa.ingest.cleaning import footnotes
+from qa.ingest.letter import Letter
+from qa.ingest.ministries import Signer, first_signer
 from qa.kamervragen import Match
-from qa.letters import Letter
-from qa.ministries import Signer, first_signer
 from qa.retrieval import Hit
 from qa.watches import Watch, WatchHit, feed_path, page_path
 
@@ -56,7 +56,7 @@ class PassageOut(msgspec.Struct):
     date_label: str
     type: str | None = None  # the letter's document type (brief_regering, antwoord_kamervragen, motie, ...)
     type_label: str = ""  # that type as the pages show it ("Motie van Kamerleden")
-    ministry: str | None = None  # the sender's ministry, official name (qa/ministries.py)
+    ministry: str | None = None  # the sender's ministry, official name (qa/ingest/ministries.py)
     ministry_abbreviation: str | None = None
     role: str | None = None  # minister, staatssecretaris, minister-president, Kamerlid, Kamerleden
     person: str | None = None

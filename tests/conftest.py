@@ -20,7 +20,7 @@ from qa import store
 from qa.core.settings import SAMPLE_CORPUS
 from qa.embedding import DEFAULT_MODEL, Embedder
 from qa.engine import Engine
-from qa.letters import read_letters
+from qa.ingest.reading import read_letters
 
 TEST_MODEL = os.environ.get("QA_TEST_MODEL", DEFAULT_MODEL)
 SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"

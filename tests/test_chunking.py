@@ -1,9 +1,10 @@
 import re
 from dataclasses import replace
 
-from qa.chunking import MAX_CHARS, chunk_letter, notes_start, split_sentences
-from qa.cleaning import footnotes
-from qa.letters import Letter, make_letter
+from qa.ingest.chunking import MAX_CHARS, chunk_letter, notes_start, split_sentences
+from qa.ingest.cleaning import footnotes
+from qa.ingest.letter import Letter
+from qa.ingest.reading import make_letter
 
 
 def test_passages_are_exact_spans_with_sections_and_pages(sample_letters) -> None:
@@ -79,8 +80,8 @@ def test_letter_heads_reference_blocks_and_footnotes_are_no_sections() -> None:
     """Real letters of each source: OCR, a PDF answer to Kamervragen, a motie's XML, a ministry PDF's text layer."""
     from conftest import FIXTURE_LETTERS
 
-    from qa.chunking import block_kind
-    from qa.letters import read_file
+    from qa.ingest.chunking import block_kind
+    from qa.ingest.reading import read_file
 
     expected = {
         "sgd-0000001421.txt": None,
@@ -116,7 +117,7 @@ def test_a_motie_is_quoted_from_a_clause_on_to_its_request() -> None:
     quote reads in document order and carries what the motie asks; all in the passage of the motie's head."""
     from conftest import FIXTURE_LETTERS
 
-    from qa.letters import read_file
+    from qa.ingest.reading import read_file
 
     letter = read_file(FIXTURE_LETTERS / "kst-36749-6.xml")
     passages = chunk_letter(letter)
@@ -164,8 +165,8 @@ def test_motie_text_layer_reads_its_dictum_clause_by_clause(shared_corpus) -> No
     """The 60 plain-text moties of the corpus: every dictum's request (verzoekt, roept ... op, spreekt uit, draagt ...
     op, besluit) is read as one clause that ends with the closing, no clause holds two, and every quote of a clause
     ends with the request."""
-    from qa.chunking import _MOTION_CLAUSE
-    from qa.letters import read_letters
+    from qa.ingest.chunking import _MOTION_CLAUSE
+    from qa.ingest.reading import read_letters
 
     moties = [letter for letter in read_letters([shared_corpus]).letters if letter.type == "motie"]
     assert len(moties) == 60

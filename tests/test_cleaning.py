@@ -1,6 +1,7 @@
 from conftest import FIXTURE_LETTERS
 
-from qa.cleaning import clean, strip_page_furniture
+from qa.ingest.cleaning import clean
+from qa.ingest.pages import strip_page_furniture
 
 
 def test_footer_block_is_removed_and_ends_the_page() -> None:
@@ -123,7 +124,7 @@ def test_ocr_footnote_without_its_number_becomes_note_one() -> None:
 
 def test_footnotes_are_linked_to_their_markers() -> None:
     """The NPCE letter (a PDF text layer): footnote 1 closes the letter and its marker stands after "grondstoffen"."""
-    from qa.cleaning import footnotes
+    from qa.ingest.cleaning import footnotes
 
     text = clean((FIXTURE_LETTERS / "rijksoverheid-kamerbrief-2023-02-03-npce.txt").read_text(encoding="utf-8")).text
     notes = {note.number: note for note in footnotes(text)}
@@ -142,7 +143,7 @@ def test_an_answer_to_kamervragen_keeps_its_head_and_links_each_note_to_its_own_
     Handelingen" stays in the head (read as footnote 2 it moved the head line to the end, and the real note 2 lost
     its marker); markers after a closing quote ("gevaarlijk»»?1", "vuurwerkrampen»3") and after an abbreviation
     ("ADR.2") become superscripts; the page footers are gone."""
-    from qa.cleaning import footnotes
+    from qa.ingest.cleaning import footnotes
 
     text = clean((FIXTURE_LETTERS / "ah-tk-20232024-1771.txt").read_text(encoding="utf-8")).text
     assert text.startswith("Tweede Kamer der Staten-Generaal\n\nVergaderjaar 2023–2024\n\n2\n\nAanhangsel van de Handelingen\n\n")

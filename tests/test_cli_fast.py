@@ -26,7 +26,7 @@ from qa.bootstrap import load_engine
 from qa.cli import describe_index, main
 from qa.core import progress as reporting
 from qa.core.settings import SAMPLE_CORPUS
-from qa.letters import read_letters
+from qa.ingest.reading import read_letters
 
 LETTERS = ("kst-27925-781.txt", "kst-33279-1.txt", "kst-34700-6.txt")
 

@@ -26,7 +26,7 @@ from qa import cluster
 from qa import index as index_store
 from qa.cli import main
 from qa.core.settings import SAMPLE_CORPUS
-from qa.letters import read_letters
+from qa.ingest.reading import read_letters
 
 ROOT = Path(__file__).resolve().parents[1]
 # Six sample letters, 100-odd passages: four batches of 32, so a build can be killed between batches.

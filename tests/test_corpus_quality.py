@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.letters import read_letters
+from qa.ingest.reading import read_letters
 
 SCRIPT = Path(__file__).resolve().parent.parent / "eval" / "corpus_quality.py"
 MAX_NON_BODY_SECTION_SHARE = 0.01  # the bound: at most 1 % of the passages

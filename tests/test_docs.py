@@ -97,7 +97,7 @@ def test_the_quick_start_installs_the_pinned_torch_and_says_where_the_cpu_build_
 def test_the_first_start_counts_the_sample_letters_it_embeds() -> None:
     """The first-start note names the number of bundled letters qa serve embeds (issue 14, item 16)."""
     from qa.core.settings import SAMPLE_CORPUS
-    from qa.letters import read_letters
+    from qa.ingest.reading import read_letters
 
     quick_start = README.split("## Quick start")[1].split("## Using it")[0]
     assert f"builds the index of the {len(read_letters([SAMPLE_CORPUS]).letters)} sample\nletters" in quick_start

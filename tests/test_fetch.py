@@ -21,11 +21,13 @@ from fetch_server import FakeServer, Reply
 from qa import index as index_store
 from qa.cli import main
 from qa.engine import Engine
-from qa.letters import read_file, read_letters, xml_metadata
-from qa.sources import Query, fetch, make_source
-from qa.sources.http import FetchError, PoliteClient
-from qa.sources.sru import cql, parse_page, record_fields
-from qa.sources.tk import document_filter, document_record, zaak_records
+from qa.ingest.formats import xml_metadata
+from qa.ingest.reading import read_file, read_letters
+from qa.ingest.sources import fetch, make_source
+from qa.ingest.sources.http import FetchError, PoliteClient
+from qa.ingest.sources.query import Query
+from qa.ingest.sources.sru import cql, parse_page, record_fields
+from qa.ingest.sources.tk import document_filter, document_record, zaak_records
 
 FIXTURES = RECORDED
 
@@ -296,7 +298,7 @@ def test_fetch_then_update_adds_new_letters_to_the_index_and_answers(tmp_path: P
 def _parsed_by_an_older_qa(index_dir: Path, extra_letter: str | None = None) -> str:
     """Make the live generation look built by the previous chunker (what an index from before an upgrade is);
     returns CURRENT, which a refusal must leave as it was."""
-    from qa.chunking import CHUNKER_VERSION
+    from qa.ingest.chunking import CHUNKER_VERSION
 
     generation = index_store.live_generation(index_dir)
     assert generation is not None
@@ -316,7 +318,7 @@ def test_an_index_of_an_older_chunker_is_refused_and_update_rebuilds_it(tmp_path
     every command says what to run (exit 2, the index untouched), and `qa update` rebuilds it from its letters folder
     when that folder holds all its letters, before fetching anything otherwise."""
     import qa.embedding
-    from qa.chunking import CHUNKER_VERSION
+    from qa.ingest.chunking import CHUNKER_VERSION
 
     monkeypatch.setattr(qa.embedding, "Embedder", lambda name=None, device=None: fake_embedder)
     letters, index_dir = tmp_path / "letters", tmp_path / "index"

@@ -19,7 +19,7 @@ from conftest import TEST_MODEL
 from mutants import mutants
 
 from qa.cli import EXIT_OK, EXIT_PARTIAL
-from qa.letters import read_letters
+from qa.ingest.reading import read_letters
 
 SEED = 12
 COUNT = 360  # >= 300 by the issue; ~180 PDF, ~120 XML, ~60 HTML
@@ -29,8 +29,9 @@ TESTS = Path(__file__).resolve().parent
 CHILD = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    from qa.chunking import chunk_letter
-    from qa.letters import LetterError, read_file
+    from qa.ingest.chunking import chunk_letter
+    from qa.core.errors import LetterError
+    from qa.ingest.reading import read_file
     for name in sys.argv[1:]:
         print(json.dumps({"start": name}), flush=True)
         started = time.perf_counter()

@@ -22,8 +22,9 @@ from litestar.testing import TestClient
 from qa import index as index_store
 from qa.embedding import Embedder
 from qa.engine import Engine
+from qa.ingest.letter import Letter
+from qa.ingest.reading import read_letters
 from qa.kamervragen import DEFAULT_PAIR_POLICY, PairIndex, RankedPairs, askers, find, letter_pairs
-from qa.letters import Letter, read_letters
 from qa.server.app import create_app
 from qa.server.settings import Settings
 

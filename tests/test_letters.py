@@ -5,13 +5,10 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURE_LETTERS
 
-from qa.letters import (
-    LetterError,
-    decode_text,
-    metadata_from_text,
-    read_file,
-    read_letters,
-)
+from qa.core.errors import LetterError
+from qa.ingest.formats import decode_text
+from qa.ingest.metadata import metadata_from_text
+from qa.ingest.reading import read_file, read_letters
 
 
 def test_sidecar_metadata_wins_and_official_url_is_built(shared_corpus: Path) -> None:
@@ -56,8 +53,8 @@ def test_stored_officielebekendmakingen_page() -> None:
     """The text of a zoek.officielebekendmakingen.nl page (10 modern letters of the corpus): the page's notes
     pop-up ("X Noot") and "Naar boven" are gone, the note closes the letter linked to its marker, the date and
     the sender come from the letter, and the short letter is one passage without a letterhead section."""
-    from qa.chunking import chunk_letter
-    from qa.cleaning import footnotes
+    from qa.ingest.chunking import chunk_letter
+    from qa.ingest.cleaning import footnotes
 
     letter = read_file(FIXTURE_LETTERS / "kst-32733-53.txt")
     assert (letter.id, letter.number, letter.date, letter.type) == ("kst-32733-53", "53", "2011-12-27", "brief_regering")

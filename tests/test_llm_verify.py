@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from qa.answering import Reading
-from qa.chunking import Passage
-from qa.letters import Letter
+from qa.ingest.chunking import Passage
+from qa.ingest.letter import Letter
 from qa.lexical import tokenize
 from qa.llm.generate import Composer
 from qa.llm.prompt import PromptBudget, build_messages, shown_passages

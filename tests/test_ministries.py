@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURE_LETTERS
 
-from qa.letters import make_letter, read_file
-from qa.ministries import REGISTER, first_signer, ministry_named, sender_matches, signers
+from qa.ingest.ministries import REGISTER, first_signer, ministry_named, sender_matches, signers
+from qa.ingest.reading import make_letter, read_file
 from qa.retrieval import Filters
 
 

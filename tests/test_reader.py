@@ -10,8 +10,8 @@ import pytest
 
 from qa import reader
 from qa.answering import DEFAULT_POLICY, AnswerPolicy, unknown_names
-from qa.chunking import Passage, paragraphs, split_sentences
-from qa.letters import Letter
+from qa.ingest.chunking import Passage, paragraphs, split_sentences
+from qa.ingest.letter import Letter
 from qa.reader import FEATURES, QuestionView, ReaderModel, ReadPassage
 from qa.retrieval import Hit
 

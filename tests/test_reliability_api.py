@@ -17,7 +17,7 @@ from litestar.testing import TestClient
 from qa import index as index_store
 from qa.core.errors import SettingsError
 from qa.engine import Engine
-from qa.letters import make_letter
+from qa.ingest.reading import make_letter
 from qa.server.app import create_app
 from qa.server.settings import Settings, parse_rate_limit
 

@@ -17,10 +17,11 @@ from fetch_server import FakeServer, Reply
 from hostile import deep_xml
 
 from qa.cli import EXIT_ERROR, main
-from qa.sources import Query, fetch, make_source
-from qa.sources.http import FetchError, PoliteClient
-from qa.sources.sru import parse_page
-from qa.sources.store import LetterStore, folder_lock, safe_name
+from qa.ingest.sources import fetch, make_source
+from qa.ingest.sources.http import FetchError, PoliteClient
+from qa.ingest.sources.query import Query
+from qa.ingest.sources.sru import parse_page
+from qa.ingest.sources.store import LetterStore, folder_lock, safe_name
 
 LETTER_XML = (b"<officiele-publicatie><kamerstuk><al>De minister van Defensie meldt dat de proef met drones in maart "
               b"2025 begon en in juni wordt afgerond.</al></kamerstuk></officiele-publicatie>")

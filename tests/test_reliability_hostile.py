@@ -19,18 +19,13 @@ import pytest
 from conftest import TEST_MODEL
 from hostile import HOSTILE_PDFS, TEXT, deep_xml, encrypted_pdf, good_pdf, write_hostile
 
-from qa.chunking import split_sentences
-from qa.cleaning import clean
 from qa.cli import EXIT_PARTIAL
+from qa.core.errors import LetterError
 from qa.core.settings import SAMPLE_CORPUS
-from qa.letters import (
-    MAX_LETTER_BYTES,
-    Letter,
-    LetterError,
-    read_bulk,
-    read_file,
-    read_letters,
-)
+from qa.ingest.chunking import split_sentences
+from qa.ingest.cleaning import clean
+from qa.ingest.letter import Letter
+from qa.ingest.reading import MAX_LETTER_BYTES, read_bulk, read_file, read_letters
 
 # --- item 1: PDFs that make pypdf raise anything --------------------------------------------------
 
@@ -140,7 +135,8 @@ def test_a_bulk_line_over_the_limit_is_skipped_without_holding_it_in_memory(tmp_
     script = textwrap.dedent(f"""
         import resource, sys
         from pathlib import Path
-        from qa.letters import Letter, read_bulk
+        from qa.ingest.letter import Letter
+        from qa.ingest.reading import read_bulk
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         usage = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
         resource.setrlimit(resource.RLIMIT_AS, (usage + 250_000_000, hard))
@@ -199,7 +195,7 @@ def test_sidecar_file_fields_of_the_wrong_type_or_place_are_messages(tmp_path: P
 
 
 def test_qa_update_does_not_index_a_record_that_points_outside_the_folder(tmp_path: Path) -> None:
-    from qa.sources import letters_to_index
+    from qa.ingest.sources import letters_to_index
 
     secret = tmp_path / "secret.txt"
     secret.write_text("Den Haag, 1 mei 2021\n\nHet wachtwoord is geheim.")
@@ -292,7 +288,7 @@ def test_qa_search_and_ask_strip_control_characters_from_letters(tmp_path: Path,
     import qa.engine
     from qa import index as index_store
     from qa.cli import main
-    from qa.letters import make_letter
+    from qa.ingest.reading import make_letter
 
     evil = make_letter(
         "Den Haag, 3 mei 2021\n\nDe proef met drones \x1b]0;gehackt\x07 begon op 1 maart 2021 \x1b[2J boven de Noordzee."

@@ -26,7 +26,7 @@ import sys, time
 from pathlib import Path
 import numpy as np
 from qa import index as index_store
-from qa.letters import read_letters
+from qa.ingest.reading import read_letters
 
 folder, point, marker, model = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
 

@@ -18,9 +18,9 @@ import pytest
 from conftest import TEST_MODEL
 from pypdf import PdfWriter
 
-from qa.chunking import chunk_letter
 from qa.core.settings import SAMPLE_CORPUS
-from qa.letters import read_file, read_letters
+from qa.ingest.chunking import chunk_letter
+from qa.ingest.reading import read_file, read_letters
 
 PDF = SAMPLE_CORPUS / "letters" / "ah-tk-20232024-1076.pdf"
 GOOD = "Den Haag, 3 mei 2021\n\nDe minister van Defensie meldt dat de proef met drones op {day} maart 2021 begon."

@@ -100,7 +100,7 @@ def test_limits_are_the_same_in_every_shell(client: TestClient, tmp_path: Path) 
 
 
 def test_dutch_dates_use_the_one_list_of_month_names() -> None:
-    from qa.letters import parse_dutch_date
+    from qa.ingest.metadata import parse_dutch_date
 
     for number, name in enumerate(display.MONTH_NAMES, start=1):
         iso = f"2021-{number:02d}-07"

@@ -50,7 +50,7 @@ def letters_with_word(engine: Engine, word: str) -> set[str]:
 
 def test_ministry_reads_the_office_and_stays_linear_on_hostile_senders() -> None:
     assert facets.ministry("Minister van Defensie") == "Defensie"
-    # The register's labels (qa/ministries.py, issue 15): the official name and its abbreviation.
+    # The register's labels (qa/ingest/ministries.py, issue 15): the official name and its abbreviation.
     assert facets.ministry("De staatssecretaris van Infrastructuur en Waterstaat, mede namens") == "Infrastructuur en Waterstaat (IenW)"
     assert facets.ministry("Minister De Jonge (Binnenlandse Zaken en Koninkrijksrelaties)") == "Binnenlandse Zaken en Koninkrijksrelaties (BZK)"
     assert facets.ministry("Tweede Kamerlid Jansen") is None and facets.ministry(None) is None

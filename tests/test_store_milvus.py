@@ -18,7 +18,7 @@ from qa import index as index_store
 from qa import store
 from qa.cli import main
 from qa.engine import Engine
-from qa.letters import make_letter
+from qa.ingest.reading import make_letter
 from qa.retrieval import Filters, full_text, matching_letters, word_matches
 
 pytest.importorskip("pymilvus", reason="the Milvus store is not installed: pip install -c constraints.txt -e '.[milvus]'")

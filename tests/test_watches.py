@@ -26,7 +26,7 @@ from qa import index as index_store
 from qa import userdb, watches
 from qa.core.settings import SAMPLE_CORPUS
 from qa.engine import Engine
-from qa.letters import make_letter
+from qa.ingest.reading import make_letter
 from qa.server.app import create_app
 from qa.server.settings import Settings
 

@@ -17,7 +17,7 @@ from litestar.testing import TestClient
 from qa import store
 from qa.core import display, limits
 from qa.engine import Engine
-from qa.letters import make_letter
+from qa.ingest.reading import make_letter
 from qa.server.app import create_app
 from qa.server.settings import Settings
 
@@ -119,7 +119,7 @@ def test_settings_reach_worker_processes_whole(tmp_path: Path) -> None:
 
 
 def test_letters_and_citations_carry_the_register_reading_of_their_sender(client: TestClient) -> None:
-    """Ministry, role and person (qa/ministries.py) on the wire; the ministry filter uses the register's names."""
+    """Ministry, role and person (qa/ingest/ministries.py) on the wire; the ministry filter uses the register's names."""
     letter = client.get(f"/api/letters/{LETTER}").json()
     assert (letter["ministry"], letter["ministry_abbreviation"], letter["role"]) == ("Defensie", "Defensie", "minister")
     assert letter["co_senders"] == [] and isinstance(letter["footnotes"], list)

@@ -22,7 +22,8 @@ sys.path.insert(0, str(REPO))
 
 from qa import index as index_store  # noqa: E402
 from qa.embedding import Embedder  # noqa: E402
-from qa.letters import Letter, make_letter  # noqa: E402
+from qa.ingest.letter import Letter  # noqa: E402
+from qa.ingest.reading import make_letter  # noqa: E402
 
 DEFAULT_CSV = REPO.parent / "shared" / "corpus" / "extra" / "kamervragen_qa_pairs_validation.csv"
 DEFAULT_INDEX = Path("/tmp/qa-kamervragen-index")

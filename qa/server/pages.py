@@ -26,13 +26,13 @@ from litestar.template import TemplateConfig
 
 from qa import facets
 from qa.answering import Citation
-from qa.chunking import Passage
-from qa.cleaning import footnotes
 from qa.core import display, limits
 from qa.core.display import dutch_date, type_label, web_url
 from qa.core.errors import InvalidQuery
 from qa.engine import Engine, Turn
-from qa.letters import Letter
+from qa.ingest.chunking import Passage
+from qa.ingest.cleaning import footnotes
+from qa.ingest.letter import Letter
 from qa.lexical import term_spans
 from qa.retrieval import CANDIDATES, Filters, Hit, matching_letters, sort_hits, word_matches
 from qa.schemas import answer_out, citation_out, letter_href

@@ -11,8 +11,8 @@ from typing import TypeVar
 
 from qa import store
 from qa.engine import Engine
+from qa.ingest.ministries import ministry_label
 from qa.kamervragen import PairIndex, RankedPairs
-from qa.ministries import ministry_label
 
 T = TypeVar("T")
 

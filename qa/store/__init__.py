@@ -27,7 +27,7 @@ from qa.store.protocol import Ranking, Store, StoreWriter, TermStatistics
 if TYPE_CHECKING:
     from qa.embedding import TextEmbedder
     from qa.index import UpdateSummary
-    from qa.letters import Letter
+    from qa.ingest.letter import Letter
 
 __all__ = ["STORE_ENV", "IndexStateError", "SettingsError", "Location", "Ranking", "Store", "StoreWriter", "TermStatistics", "exists", "live_generation",
            "load", "locate", "no_index", "update"]

@@ -36,14 +36,14 @@ from typing import Any
 import numpy as np
 
 from qa import vectors as vector_index
-from qa.chunking import CHUNKER_VERSION, Passage
 from qa.core.errors import IndexStateError
 from qa.core.locks import exclusive
 from qa.filters import Filters, dossier_key
 from qa.index import BUILD_FOLDER, FORMAT_VERSION, KEEP_GENERATIONS, IndexBusy, IndexOutdated, by_score, letters_summary
-from qa.letters import Letter
+from qa.ingest.chunking import CHUNKER_VERSION, Passage
+from qa.ingest.letter import Letter
+from qa.ingest.ministries import sender_matches
 from qa.lexical import idf, tokenize
-from qa.ministries import sender_matches
 from qa.store import Location
 
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)  # milvus-lite 2.5 imports it
@@ -113,7 +113,7 @@ NOTHING = "row < 0"  # an expression no passage passes
 
 def expression(filters: Filters, letters: Mapping[str, Letter]) -> str:
     """The filters as a Milvus expression on the passages: the one place they are translated. Dates, dossier and type
-    are fields of each passage; the sender rule is qa.ministries' (a person, an office, a ministry of its time), so
+    are fields of each passage; the sender rule is qa.ingest.ministries' (a person, an office, a ministry of its time), so
     it is applied to the letters and goes to Milvus as their ids."""
     parts = []
     if filters.date_from:

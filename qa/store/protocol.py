@@ -10,8 +10,8 @@ from qa.filters import Filters
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.chunking import Passage
-    from qa.letters import Letter
+    from qa.ingest.chunking import Passage
+    from qa.ingest.letter import Letter
 
 Ranking = list[tuple[int, float]]  # (passage row, score), best first
 

@@ -11,10 +11,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from qa.cleaning import NOTE_MARKERS, CleanText, footnotes
-from qa.letters import Letter
+from qa.ingest.cleaning import CleanText, footnotes
+from qa.ingest.letter import Letter
+from qa.ingest.pages import NOTE_MARKERS
 
-# The version of how letters are read and cut (qa/cleaning.py, qa/letters.py and this module): an index of another
+# The version of how letters are read and cut (qa/ingest/: pages.py, cleaning.py, reading.py and this module): an index of another
 # version is refused (qa/index.py), `qa update` rebuilds it. 2: issue 15 (PDF text-layer repair, footnotes linked and
 # out of passages, sections of the body only, a motie quoted by its clauses, a long letter head its own passage);
 # 3: a stored web page's notes heading ("X Noot") dropped.
@@ -303,7 +304,7 @@ def chunk_letter(letter: Letter) -> list[Passage]:
     # letter's title (three such passages pushed answers out of the top 5).
     body_opened = sections_from in (0, len(text))
     after_note_number = False
-    # Footnotes are no passage: they close the letter (qa/cleaning.py) and the letter page shows them under it,
+    # Footnotes are no passage: they close the letter (qa/ingest/cleaning.py) and the letter page shows them under it,
     # linked to their markers. As passages they were found by their link texts ("NOS.nl, «... Bunq ...»") and
     # took the place of the answer (a notes-only passage ranked 2nd for a question on that letter).
     notes_from = notes_start(text)

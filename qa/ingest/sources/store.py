@@ -24,9 +24,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from qa.core.errors import FetchError
+from qa.core.errors import FetchError, LetterError
 from qa.core.locks import exclusive
-from qa.letters import SIDECAR_NAME, LetterError, record_path
+from qa.ingest.reading import SIDECAR_NAME, record_path
 
 STATE_NAME = ".fetch-state.json"
 LOCK_NAME = ".fetch.lock"

@@ -21,11 +21,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from qa.core.errors import InvalidQuery
-from qa.letters import LetterError, read_markup
-from qa.sources.http import FetchError, PoliteClient
-from qa.sources.query import DEFAULT_TYPES, TYPES, Candidate, Query, Source
-from qa.sources.store import LetterStore, folder_lock, read_state, write_state
+from qa.core.errors import InvalidQuery, LetterError
+from qa.ingest.formats import read_markup
+from qa.ingest.sources.http import FetchError, PoliteClient
+from qa.ingest.sources.query import DEFAULT_TYPES, TYPES, Candidate, Query, Source
+from qa.ingest.sources.store import LetterStore, folder_lock, read_state, write_state
 
 SOURCES = ("tk", "sru")
 DEFAULT_SOURCE = "tk"
@@ -75,10 +75,10 @@ def make_source(source: str, client: PoliteClient, url: str | None = None) -> So
     base = base_url(source, url)
     client.allow(base)
     if source == "tk":
-        from qa.sources.tk import TweedeKamer
+        from qa.ingest.sources.tk import TweedeKamer
 
         return TweedeKamer(client, base)
-    from qa.sources.sru import Sru
+    from qa.ingest.sources.sru import Sru
 
     return Sru(client, base)
 
@@ -188,7 +188,7 @@ def stored_ids(folder: Path) -> set[str]:
 def letters_to_index(folder: Path, index_ids: set[str], changed: list[str]) -> tuple[list[Any], list[str]]:
     """The letters of the folder that the index lacks or that changed in this run, read from disk;
     a run that fetched but was killed before indexing is caught up by the next `qa update`."""
-    from qa.letters import read_record
+    from qa.ingest.reading import read_record
 
     store = LetterStore(folder)
     wanted = set(changed) | (set(store.records) - index_ids)

@@ -13,9 +13,9 @@ from typing import Any
 from urllib.parse import urljoin
 
 from qa.core.errors import InvalidQuery
-from qa.letters import official_url
-from qa.sources.http import FetchError, PoliteClient
-from qa.sources.query import Candidate, Query
+from qa.ingest.metadata import official_url
+from qa.ingest.sources.http import FetchError, PoliteClient
+from qa.ingest.sources.query import Candidate, Query
 
 SOORT = {  # TK "Soort" -> our type
     "Brief regering": "brief_regering",

@@ -13,9 +13,9 @@ from typing import Any
 
 from lxml import etree
 
-from qa.letters import official_url
-from qa.sources.http import FetchError, PoliteClient
-from qa.sources.query import Candidate, Query
+from qa.ingest.metadata import official_url
+from qa.ingest.sources.http import FetchError, PoliteClient
+from qa.ingest.sources.query import Candidate, Query
 
 PAGE = 100
 MAX_PAGES = 10_000  # a million records: more than a query of ours can match; a server that never stops paging is cut off

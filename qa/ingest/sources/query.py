@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from qa.sources.http import FetchError
+from qa.ingest.sources.http import FetchError
 
 TYPES = {  # what users may type -> the type names of the index
     "brief_regering": "brief_regering", "letters": "brief_regering", "brief": "brief_regering",
