@@ -33,7 +33,7 @@ import json, sys, time
 started = time.perf_counter()
 marks = {}
 from qa import index as index_store
-from qa.embedding import Embedder
+from qa.embed.embedding import Embedder
 from qa.engine import Engine
 marks["imports (qa.engine, numpy, FAISS, bm25s)"] = time.perf_counter()
 index = index_store.load(__import__("pathlib").Path(sys.argv[1]))

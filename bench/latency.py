@@ -126,7 +126,7 @@ def main() -> None:
         index = args.index
         if index is None:
             index = Path(workspace) / "index"
-            from qa.embedding import Embedder
+            from qa.embed.embedding import Embedder
 
             index_store.update(index, Embedder(), add=read_letters([SAMPLE_CORPUS]).letters, replace_all=True)
         engine = Engine.open(index)

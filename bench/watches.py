@@ -29,7 +29,7 @@ from bench.common import SHARED_CORPUS, bench_questions, parser, percentiles, ta
 from bench.latency import milliseconds, start_server, stop_server  # noqa: E402
 from qa import index as index_store  # noqa: E402
 from qa import userdb, watches  # noqa: E402
-from qa.embedding import Embedder  # noqa: E402
+from qa.embed.embedding import Embedder  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.ingest.reading import read_letters  # noqa: E402
 from qa.kamervragen import PairIndex, RankedPairs, find  # noqa: E402

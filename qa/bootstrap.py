@@ -32,7 +32,7 @@ def load_engine(where: Path | store.Location, model: str | None = None, build_sa
                 f"no index in {shown}. Build one with `qa index build {option}` "
                 f"(the bundled sample letters) or `qa index build PATH ... {option}` (your own letters)."
             )
-        from qa.embedding import Embedder, default_model_name
+        from qa.embed.embedding import Embedder, default_model_name
         from qa.ingest.reading import read_letters
 
         model = model or default_model_name()

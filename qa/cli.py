@@ -33,11 +33,11 @@ class _Deferred:
 
 
 if TYPE_CHECKING:
-    from qa import embedding
     from qa import index as index_store
+    from qa.embed import embedding
 else:
     index_store = _Deferred("qa.index")
-    embedding = _Deferred("qa.embedding")
+    embedding = _Deferred("qa.embed.embedding")
 
 
 def read_letters(paths: tuple[Path, ...]) -> Any:
@@ -171,14 +171,14 @@ def _update(index_dir: Path, model: str | None, progress: bool, ray_address: str
     from contextlib import nullcontext
 
     from qa import store as stores
-    from qa.embedding import Embedder
+    from qa.embed.embedding import Embedder
 
     location = _location(index_dir, store)
     if model is None and stores.exists(location) and not changes.get("replace_all"):
         model = stores.load(location).model
     name = model or embedding.default_model_name()
     if ray_address is not None:
-        from qa.cluster import RayRunner
+        from qa.embed.cluster import RayRunner
 
         runner: Any = RayRunner(name, ray_address, log=_log)  # the address is checked here, before any work
     else:
@@ -237,7 +237,7 @@ def index_build(paths: tuple[Path, ...], index_dir: Path, store: str | None, mod
     records. The old index stays in place until the new one is complete. An interrupted build
     run again embeds only what it had not finished."""
     if ray_address is not None:
-        from qa.cluster import check_address
+        from qa.embed.cluster import check_address
 
         check_address(ray_address)  # a wrong address is refused before the letters are read
     report = _read_or_fail(paths or (SAMPLE_CORPUS,))
@@ -710,7 +710,7 @@ def watch_check(index_dir: Path) -> None:
             index = index_store.load(index_dir)
             through = watches.sync_letters(connection, index)
             if any(watch.checked_through < through for watch in saved):
-                from qa.embedding import Embedder
+                from qa.embed.embedding import Embedder
                 from qa.engine import Engine
 
                 report = watches.check(connection, Engine(index, Embedder(index.model)), _log)
@@ -836,7 +836,7 @@ def model_list() -> None:
 @click.argument("name", default="multilingual-e5-small")
 def model_install(name: str) -> None:
     """Prepare a bundled model now instead of on first use."""
-    from qa.embedding import resolve_model_path
+    from qa.embed.embedding import resolve_model_path
 
     click.echo(resolve_model_path(name))
 
@@ -925,7 +925,7 @@ def update(folder: Path, index_dir: Path, model: str | None, **network: Any) -> 
     """Fetch what is new since the last `qa fetch`/`qa update` and add it to the index.
 
     Only new and changed letters are embedded. Meant for cron; exits 3 when a letter failed or was skipped."""
-    from qa.embedding import Embedder
+    from qa.embed.embedding import Embedder
     from qa.ingest import sources
 
     source_name, query = sources.update_query(folder)

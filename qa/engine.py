@@ -12,7 +12,7 @@ import numpy as np
 
 from qa import store
 from qa.answering import DEFAULT_POLICY, Answer, AnswerPolicy, Evidence, Reading, answer, unknown_names
-from qa.embedding import Embedder, TextEmbedder
+from qa.embed.embedding import Embedder, TextEmbedder
 from qa.lexical import tokenize
 from qa.reader import BLOCK_HEADING, QuestionView, ReadPassage, block_numbers
 from qa.retrieval import Filters, Hit, Mode, search

@@ -7,7 +7,7 @@ Layout of an index folder::
                             sentence_spans.npy + sentence_vectors.npy (each passage's sentences, for answers)
     index/.lock             held while a build or update writes
     index/.build/           vectors of the batches an unfinished build embedded, so that running it again
-                            resumes (qa/batches.py); removed when a change completes
+                            resumes (qa/embed/batches.py); removed when a change completes
 
 Every change writes a complete new generation and then swaps CURRENT, so a failed or killed
 build leaves the previous index untouched and readers never see a half-written one.
@@ -30,11 +30,11 @@ import faiss
 import numpy as np
 
 from qa import vectors as vector_index
-from qa.batches import BatchedEmbedding, LocalRunner, Runner
 from qa.core import progress as reporting
 from qa.core.errors import IndexStateError
 from qa.core.locks import exclusive
-from qa.embedding import TextEmbedder
+from qa.embed.batches import BatchedEmbedding, LocalRunner, Runner
+from qa.embed.embedding import TextEmbedder
 from qa.filters import Filters
 from qa.ingest.chunking import CHUNKER_VERSION, Passage, chunk_letter
 from qa.ingest.letter import Letter
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 2
 POINTER = "CURRENT"
-BUILD_FOLDER = ".build"  # checkpoints of an unfinished build's batches (qa/batches.py)
+BUILD_FOLDER = ".build"  # checkpoints of an unfinished build's batches (qa/embed/batches.py)
 KEEP_GENERATIONS = 2  # the live one and its predecessor, which a running server may still read
 
 
@@ -297,7 +297,7 @@ class Target(Protocol):
 
     @property
     def checkpoints(self) -> Path:
-        """The local folder where an unfinished build's batches are kept (qa/batches.py)."""
+        """The local folder where an unfinished build's batches are kept (qa/embed/batches.py)."""
         ...
 
 
@@ -373,7 +373,7 @@ def update(
     """Write a new generation with letters added, replaced or removed, then swap it in.
 
     Unchanged letters keep their vectors, so only new and changed letters are embedded, in checkpointed
-    batches (qa/batches.py): by `runner` (default: `embedder` in this process; qa/cluster.py's on Ray), and
+    batches (qa/embed/batches.py): by `runner` (default: `embedder` in this process; qa/embed/cluster.py's on Ray), and
     an interrupted update run again embeds only the batches it had not finished.
     With `replace_all` the new index holds exactly the letters given (a full build). Without an
     `embedder` (removing letters) nothing may need embedding, and the model is not loaded at all.

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from qa.core import limits as rules
-from qa.embedding import TextEmbedder
+from qa.embed.embedding import TextEmbedder
 from qa.filters import Filters  # its home is qa/filters.py; callers import it from here too
 from qa.ingest.chunking import Passage
 from qa.ingest.letter import Letter

@@ -35,7 +35,7 @@ from qa.lexical import tokenize
 from qa.retrieval import Filters, Hit
 
 if TYPE_CHECKING:
-    from qa.embedding import TextEmbedder
+    from qa.embed.embedding import TextEmbedder
     from qa.engine import Engine
     from qa.store import Store as Index
 

@@ -18,7 +18,7 @@ from llm_servers import free_port
 from qa import index as index_store
 from qa import store
 from qa.core.settings import SAMPLE_CORPUS
-from qa.embedding import DEFAULT_MODEL, Embedder
+from qa.embed.embedding import DEFAULT_MODEL, Embedder
 from qa.engine import Engine
 from qa.ingest.reading import read_letters
 

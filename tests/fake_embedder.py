@@ -1,6 +1,6 @@
 """A deterministic embedder for the fast tests: hashed, stemmed words instead of a neural model.
 
-It satisfies `qa.embedding.TextEmbedder`, so indexing, retrieval, answering, the API, the pages and
+It satisfies `qa.embed.embedding.TextEmbedder`, so indexing, retrieval, answering, the API, the pages and
 fetching run for real on top of it, in milliseconds and without the 1 GB model. Passages that share
 content words with a query are near it, which is enough to test the logic around the model; what
 the model itself gets right is tested with the real one (the `model` marker).

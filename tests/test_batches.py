@@ -1,4 +1,4 @@
-"""Checkpointed batches (qa/batches.py), with the deterministic embedder: the plan, the checkpoint files, and an
+"""Checkpointed batches (qa/embed/batches.py), with the deterministic embedder: the plan, the checkpoint files, and an
 update that fails part-way and is run again (the same with the real model, a real SIGKILL and Ray: tests/test_cluster.py)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from fake_embedder import FakeEmbedder
 
-from qa import batches
 from qa import index as index_store
+from qa.embed import batches
 
 
 class Failing(FakeEmbedder):

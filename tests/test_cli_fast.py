@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 from fake_embedder import FakeEmbedder
 
-import qa.embedding
+import qa.embed.embedding
 import qa.engine
 import qa.server.serve
 from qa import index as index_store
@@ -46,7 +46,7 @@ def small_index(tmp_path: Path, fake_embedder: FakeEmbedder) -> Path:
 
 def _use_model(monkeypatch: pytest.MonkeyPatch, make: object) -> None:
     """What loading the model gives, wherever it is loaded (the CLI's index commands and the engine)."""
-    monkeypatch.setattr(qa.embedding, "Embedder", make)
+    monkeypatch.setattr(qa.embed.embedding, "Embedder", make)
     monkeypatch.setattr(qa.engine, "Embedder", make)
 
 
@@ -254,7 +254,7 @@ def test_off_a_terminal_progress_is_lines_not_a_bar(capsys: pytest.CaptureFixtur
     stream = io.StringIO()
     assert isinstance(reporting.progress(10, "Embedding", "passages", stream), reporting.ProgressLines)
     slices = [list(range(i, min(i + 32, 300))) for i in range(0, 300, 32)]
-    assert [len(s) for s in qa.embedding._progress(slices, True, 300)] == [len(s) for s in slices]
+    assert [len(s) for s in qa.embed.embedding._progress(slices, True, 300)] == [len(s) for s in slices]
     err = capsys.readouterr().err
     assert "\r" not in err and err.splitlines()[-1] == "Embedding: 300/300 passages (100%), 0 s"
     assert len(err.splitlines()) == 10  # 9 slices of 32 (each over a tenth) and the last 12

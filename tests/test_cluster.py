@@ -1,4 +1,4 @@
-"""`qa index build --ray` (qa/cluster.py) and resumable builds (qa/batches.py), for real: the real model, a real
+"""`qa index build --ray` (qa/embed/cluster.py) and resumable builds (qa/embed/batches.py), for real: the real model, a real
 local Ray cluster, a real SIGKILL. A Ray build equals the single-process build; a killed build run again embeds
 fewer batches and gives the same index, the live index intact throughout; bad input is one line and exit 2."""
 
@@ -21,11 +21,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import TEST_MODEL
 
-import qa.embedding
-from qa import cluster
+import qa.embed.embedding
 from qa import index as index_store
 from qa.cli import main
 from qa.core.settings import SAMPLE_CORPUS
+from qa.embed import cluster
 from qa.ingest.reading import read_letters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,7 +172,7 @@ def _intact(index: Path, before: str) -> None:
 
 @pytest.mark.parametrize("address", ["nonsense", "http://head:6379", "head:99999", "head:"])
 def test_a_malformed_ray_address_is_one_line(small_index: Path, address: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(qa.embedding, "Embedder", _no_model)
+    monkeypatch.setattr(qa.embed.embedding, "Embedder", _no_model)
     before = (small_index / "CURRENT").read_text()
     result = _build(small_index, f"--ray={address}")
     assert result.exit_code == 2, result.output  # type: ignore[attr-defined]
@@ -183,7 +183,7 @@ def test_a_malformed_ray_address_is_one_line(small_index: Path, address: str, mo
 
 def test_an_unreachable_ray_cluster_is_one_line(small_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("ray", reason="the ray extra is not installed")
-    monkeypatch.setattr(qa.embedding, "Embedder", _no_model)
+    monkeypatch.setattr(qa.embed.embedding, "Embedder", _no_model)
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -198,7 +198,7 @@ def test_an_unreachable_ray_cluster_is_one_line(small_index: Path, monkeypatch: 
 
 def test_without_ray_installed_the_build_says_what_to_install(small_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as where the extra is not installed
-    monkeypatch.setattr(qa.embedding, "Embedder", _no_model)
+    monkeypatch.setattr(qa.embed.embedding, "Embedder", _no_model)
     before = (small_index / "CURRENT").read_text()
     result = _build(small_index, "--ray")
     assert result.exit_code == 2, result.output  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qa.embedding import Embedder
+from qa.embed.embedding import Embedder
 
 PASSAGE = (
     "De terugtrekking uit Afghanistan verloopt volgens plan. Uiterlijk 11 september dient dit te zijn afgerond. "

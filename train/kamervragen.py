@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from qa import index as index_store  # noqa: E402
-from qa.embedding import Embedder  # noqa: E402
+from qa.embed.embedding import Embedder  # noqa: E402
 from qa.ingest.letter import Letter  # noqa: E402
 from qa.ingest.reading import make_letter  # noqa: E402
 

@@ -36,7 +36,7 @@ from kamervragen import DEFAULT_CSV, DEFAULT_INDEX, Pair, build_answer_index, re
 from qa import index as index_store  # noqa: E402
 from qa import reader  # noqa: E402
 from qa.answering import DEFAULT_POLICY, Reading, rank  # noqa: E402
-from qa.embedding import Embedder  # noqa: E402
+from qa.embed.embedding import Embedder  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.reader import ReaderModel  # noqa: E402
 

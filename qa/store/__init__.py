@@ -25,7 +25,7 @@ from qa.core.errors import IndexStateError, SettingsError
 from qa.store.protocol import Ranking, Store, StoreWriter, TermStatistics
 
 if TYPE_CHECKING:
-    from qa.embedding import TextEmbedder
+    from qa.embed.embedding import TextEmbedder
     from qa.index import UpdateSummary
     from qa.ingest.letter import Letter
 

@@ -377,7 +377,7 @@ class Target:
 
     @property
     def checkpoints(self) -> Path:
-        """An unfinished build's embedded batches are kept in the local data folder (qa/batches.py)."""
+        """An unfinished build's embedded batches are kept in the local data folder (qa/embed/batches.py)."""
         return self.location.data_dir / BUILD_FOLDER
 
     def lock(self) -> AbstractContextManager[object]:

