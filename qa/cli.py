@@ -728,14 +728,16 @@ def watch_check(index_dir: Path) -> None:
 @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
               help="Try another answer policy value, e.g. --set passages_read=3 (see qa/answering.py AnswerPolicy).")
 @click.option("--verbose", is_flag=True, help="Print each question with its answer and whether it holds the span.")
+@click.option("--part", type=click.Choice(["all", "dev", "test"]), default="all", show_default=True,
+              help="The set's fixed split by a hash of each question: tune on dev, report test.")
 @index_option
 @store_option
 @json_option
-def evaluate_command(questions_file: Path, mode: str, settings: tuple[str, ...], verbose: bool, index_dir: Path, store: str | None,
-                     as_json: bool) -> None:
+def evaluate_command(questions_file: Path, mode: str, settings: tuple[str, ...], verbose: bool, part: str, index_dir: Path,
+                     store: str | None, as_json: bool) -> None:
     """Recall@1/5/10, MRR, answer quality and decline rates on a JSONL question set."""
     from qa.answering import DEFAULT_POLICY, Answer
-    from qa.evaluation import Question, evaluate, quotes_span, read_questions
+    from qa.evaluation import Question, evaluate, question_part, quotes_span, read_questions
     from qa.retrieval import Mode
 
     if any("=" not in setting for setting in settings):
@@ -745,7 +747,7 @@ def evaluate_command(questions_file: Path, mode: str, settings: tuple[str, ...],
         policy = DEFAULT_POLICY.with_values(values)
     except ValueError as error:
         raise click.UsageError(str(error)) from error
-    questions = read_questions(questions_file)
+    questions = [q for q in read_questions(questions_file) if part == "all" or question_part(q.question) == part]
     engine = _open_engine(index_dir, None, store)
     missing = {q.doc_id for q in questions if q.doc_id and q.doc_id not in engine.index.letters}
     if missing:
@@ -829,6 +831,8 @@ def model_list() -> None:
     for info in embedding.BUNDLED_MODELS.values():
         marker = "*" if info.name == default else " "
         click.echo(f"{marker} {info.name:24} {info.dimension:4}d  {info.languages:22} {info.source}")
+        if info.figures:
+            click.echo(f"  {'':24} measured: {info.figures}")
     click.echo("Any other sentence-transformers model name or local path works with --model or $QA_MODEL.")
 
 

@@ -8,6 +8,7 @@ same question spelled out (`standalone`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -59,6 +60,12 @@ def read_questions(path: Path) -> list[Question]:
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise QAError(f"{path}:{number}: not a question record ({error})") from error
     return questions
+
+
+def question_part(question: str) -> str:
+    """The question set's fixed split by the SHA-1 of the question: "dev" (first hex digit 0-7; tune on it) or
+    "test" (8-f; only report it). Follow-ups go by their own text, like every record."""
+    return "dev" if hashlib.sha1(question.strip().encode("utf-8")).hexdigest()[0] in "01234567" else "test"
 
 
 def quotes_span(result: Answer, question: Question) -> bool:
