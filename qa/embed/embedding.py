@@ -127,9 +127,10 @@ class Embedder:
         if self.name == TUNED_MODEL:
             from qa.embed.adapters import merge
 
-            if not tuned_adapter_path().is_file():
-                raise ModelError(f"the adapter of {TUNED_MODEL!r} is missing ({tuned_adapter_path()}); reinstall the package")
-            merge(self.model[0].auto_model, tuned_adapter_path())
+            adapter = tuned_adapter_path()
+            if not adapter.is_file():
+                raise ModelError(f"the adapter of {TUNED_MODEL!r} is missing ({adapter}); reinstall the package")
+            merge(self.model[0].auto_model, adapter)
         self.query_prefix, self.passage_prefix = _prefixes(self.name, {key: value for key, value in (self.model.prompts or {}).items() if value is not None})
         self.dimension = int(self.model.get_embedding_dimension() or 0)
         self._query_cache = lru_cache(maxsize=4096)(self._embed_query)
