@@ -100,8 +100,9 @@ def fast_engine(fast_index_dir: Path, fake_embedder) -> Engine:  # type: ignore[
 
 # --- the Milvus store (qa/store/milvus.py): the same index copied into a milvus-lite file -----------------
 
-# Test modules that must hold for every store parametrize their engine or client over these.
-BACKENDS = ["local", "milvus"]
+# Test modules that must hold for every store parametrize their engine or client over these. Milvus runs in the
+# full suite only: each milvus-lite copy starts a server process (4-10 s), too slow for the fast loop.
+BACKENDS = ["local", pytest.param("milvus", marks=pytest.mark.slow)]
 
 
 def milvus_copy(index_dir: Path, folder: Path) -> store.Location:

@@ -29,6 +29,7 @@ FILTERS = [Filters(), Filters(date_from="2021-01-01"), Filters(date_to="1995-01-
            Filters(dossier='9" or row >= 0 or dossier == "'), Filters(dossier="\\\" or \\"), Filters(sender='Defensie" or "x')]  # quotes stay text
 
 
+@pytest.mark.slow  # a milvus-lite server process
 def test_the_dutch_analyzer_stems(tmp_path: Path) -> None:
     """The trap of issue 18: milvus-lite 3.x accepts the Dutch stemmer setting and ignores it; 2.5.1 stems. The store
     itself hands Milvus our stemmed tokens (qa/store/milvus.py, ANALYZER, says why), but a Milvus that silently drops
@@ -57,6 +58,7 @@ def test_the_dutch_analyzer_stems(tmp_path: Path) -> None:
     client.close()
 
 
+@pytest.mark.slow  # a milvus-lite server process
 def test_every_ranking_filter_and_read_is_the_local_one(fast_engine: Engine, fast_milvus_engine: Engine) -> None:
     local, milvus = fast_engine.index, fast_milvus_engine.index
     assert [p.id for p in milvus.passages] == [p.id for p in local.passages] and milvus.letters == local.letters
@@ -81,12 +83,14 @@ def test_every_ranking_filter_and_read_is_the_local_one(fast_engine: Engine, fas
     assert [milvus.lexical.idf(t) for t in ("afbouw", "drone", "xqzvw")] == [local.lexical.idf(t) for t in ("afbouw", "drone", "xqzvw")]
 
 
+@pytest.mark.slow  # a milvus-lite server process
 def test_answers_are_the_local_ones(fast_engine: Engine, fast_milvus_engine: Engine) -> None:
     for question in QUESTIONS[::10]:
         ours, theirs = fast_milvus_engine.ask(question), fast_engine.ask(question)
         assert (ours.text, ours.abstained, ours.confidence) == (theirs.text, theirs.abstained, theirs.confidence), question
 
 
+@pytest.mark.slow  # a milvus-lite server process
 def test_add_replace_and_remove_by_content_hash_then_swap(tmp_path: Path, fast_index_dir: Path, fake_embedder: Any) -> None:
     location = milvus_copy(fast_index_dir, tmp_path)
     first = store.load(location)
@@ -118,6 +122,7 @@ def test_add_replace_and_remove_by_content_hash_then_swap(tmp_path: Path, fast_i
     assert store.live_generation(location) == third.generation
 
 
+@pytest.mark.slow  # a milvus-lite server process
 def test_a_first_build_makes_the_milvus_lite_folder(tmp_path: Path, fake_embedder: Any) -> None:
     location = store.locate(tmp_path, f"milvus-lite:{tmp_path / 'new' / 'deeper' / 'milvus.db'}")
     letter = make_letter("De zeearend broedt weer in Nederland, schrijft de minister.", None, {"id": "kst-99999-2", "type": "brief_regering"})
@@ -125,6 +130,7 @@ def test_a_first_build_makes_the_milvus_lite_folder(tmp_path: Path, fake_embedde
     assert summary.added == ["kst-99999-2"] and list(store.load(location).letters) == ["kst-99999-2"]
 
 
+@pytest.mark.slow  # a milvus-lite server process
 def test_a_server_on_milvus_reloads_a_swapped_generation(tmp_path: Path, fast_index_dir: Path, fake_embedder: Any) -> None:
     """A running app notices the new live generation (--watch-index) and serves it; the data folder keeps only user data."""
     import time
@@ -152,6 +158,7 @@ def test_a_server_on_milvus_reloads_a_swapped_generation(tmp_path: Path, fast_in
     assert not (location.data_dir / index_store.POINTER).exists()  # nothing of the index is local
 
 
+@pytest.mark.slow  # a milvus-lite server process
 def test_the_cli_builds_searches_and_copies_on_milvus(tmp_path: Path, fast_index_dir: Path) -> None:
     runner = CliRunner()
     target = f"milvus-lite:{tmp_path / 'cli.db'}"
@@ -171,6 +178,7 @@ def test_a_malformed_store_is_one_line_and_exit_2(value: str, tmp_path: Path) ->
         store.locate(tmp_path, value)
 
 
+@pytest.mark.slow  # pymilvus waits CONNECT_TIMEOUT (10 s) before it gives up
 def test_an_unreachable_server_is_one_line_and_exit_2(tmp_path: Path) -> None:
     import socket
 

@@ -117,6 +117,9 @@ class Embedder:
         transformers_logging.disable_progress_bar()  # "Loading weights" bars on every start
         self.name = name or default_model_name()
         path = resolve_model_path(self.name)
+        adapter = tuned_adapter_path() if self.name == TUNED_MODEL else None
+        if adapter is not None and not adapter.is_file():  # checked before the 2-s model load, so it fails at once
+            raise ModelError(f"the adapter of {TUNED_MODEL!r} is missing ({adapter}); reinstall the package")
         try:
             self.model = SentenceTransformer(path, device=device, trust_remote_code=False)
         except (OSError, ValueError) as error:
@@ -124,12 +127,9 @@ class Embedder:
                 f"cannot load embedding model {self.name!r}: {error}. Offline, use a local path or one of "
                 f"{', '.join(BUNDLED_MODELS)}."
             ) from error
-        if self.name == TUNED_MODEL:
+        if adapter is not None:
             from qa.embed.adapters import merge
 
-            adapter = tuned_adapter_path()
-            if not adapter.is_file():
-                raise ModelError(f"the adapter of {TUNED_MODEL!r} is missing ({adapter}); reinstall the package")
             merge(self.model[0].auto_model, adapter)
         self.query_prefix, self.passage_prefix = _prefixes(self.name, {key: value for key, value in (self.model.prompts or {}).items() if value is not None})
         self.dimension = int(self.model.get_embedding_dimension() or 0)
