@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import re
 import sqlite3
 import sys
 import textwrap
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from qa.core import limits
+from qa.core.display import terminal_safe
 from qa.core.errors import LetterError, QAError
 from qa.core.settings import SAMPLE_CORPUS, default_index_dir
 from qa.filters import Filters
@@ -110,16 +110,6 @@ class Main(click.Group):
         except (QAError, OSError) as error:
             click.echo(f"Error: {terminal_safe(str(error))}", err=True)
             ctx.exit(EXIT_ERROR)
-
-
-# C0 and C1 controls except tab and newline, DEL, and the bidi overrides: what letters (and the
-# servers they come from) must not send to a terminal (ESC ] 0 title, ESC [ 2J clear, OSC 52 clipboard).
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def terminal_safe(text: str) -> str:
-    """Text from a letter, a file name or a server, fit for a terminal: control characters become "?"."""
-    return _CONTROL.sub("?", text)
 
 
 def _echo(text: str = "", err: bool = False) -> None:
