@@ -19,6 +19,7 @@ from litestar.testing import TestClient
 
 from qa import feedback, watches
 from qa import index as index_store
+from qa.core.errors import SettingsError
 from qa.engine import Engine
 from qa.filters import Filters
 from qa.server.app import create_app
@@ -36,7 +37,7 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory, fast_index_dir: Path) ->
 @pytest.fixture(scope="module")
 def client(index_dir: Path, fast_engine: Engine) -> Iterator[TestClient]:
     engine = Engine(index_store.load(index_dir), fast_engine.embedder, fast_engine.policy)
-    settings = Settings(index_dir=index_dir, build_sample=False, admin_key=KEY)
+    settings = Settings(index_dir=index_dir, build_sample=False, admin_key=KEY, allowed_hosts=(HOST,))
     with TestClient(create_app(settings, engine=engine), base_url=f"http://{HOST}") as test_client:
         yield test_client
 
@@ -113,3 +114,74 @@ def test_a_saved_question_with_control_characters_still_has_a_feed_that_parses(c
     feed = client.get(made.json()["feed_url"])
     assert feed.status_code == 200
     assert ElementTree.fromstring(feed.content).findtext(f"{ATOM}title") == "Kamerbrieven QA: Wat kost de [31mdrone <&]]>?"
+
+
+# --- a forged Host header -------------------------------------------------------------------------------
+
+EVIL = "evil.example"
+FORGED_HOSTS = [EVIL, f"{EVIL}:8000", f"{HOST}.{EVIL}", f"{HOST}@{EVIL}", f"{EVIL}/{HOST}", f"{HOST} {EVIL}", f"{HOST}:1:2", "", "[::ffff]"]
+
+
+def _links(feed: bytes) -> list[str]:
+    return [link.get("href", "") for link in ElementTree.fromstring(feed).iter(f"{ATOM}link")]
+
+
+@pytest.fixture(scope="module")
+def feed_url(client: TestClient) -> str:
+    made = client.post("/api/watches", json={"question": "Hoeveel kost de registratie van een drone?"})
+    assert made.status_code == 201, made.text
+    return str(made.json()["feed_url"])
+
+
+def test_the_feed_links_to_the_servers_own_host_never_a_forged_one(client: TestClient, feed_url: str) -> None:
+    own = client.get(feed_url)
+    assert own.status_code == 200 and all(link.startswith(f"http://{HOST}/watches/") for link in _links(own.content)), own.text
+    for host in FORGED_HOSTS:
+        forged = client.get(feed_url, headers={"host": host})
+        assert forged.status_code == 400 and EVIL not in forged.text, (host, forged.status_code, forged.text[:300])  # was 200, links to evil.example
+    assert "QA_BASE_URL" in client.get(feed_url, headers={"host": EVIL, "accept": "application/json"}).json()["detail"]
+    assert client.get(feed_url, headers={"host": "127.0.0.1:8000"}).status_code == 200  # loopback is always this server
+
+
+def test_with_a_base_url_every_absolute_link_uses_it_whatever_the_host(index_dir: Path, fast_engine: Engine, feed_url: str) -> None:
+    settings = Settings(index_dir=index_dir, build_sample=False, base_url="https://qa.example.nl/")
+    with TestClient(create_app(settings, engine=fast_engine)) as other:
+        for host in (EVIL, "127.0.0.1:8000", "qa.example.nl"):
+            feed = other.get(feed_url, headers={"host": host})
+            assert feed.status_code == 200 and all(link.startswith("https://qa.example.nl/watches/") for link in _links(feed.content)), host
+
+
+def test_the_admin_api_refuses_a_forged_host_even_with_the_key(client: TestClient) -> None:
+    """Before: a page under the attacker's name, rebound to this server's address, reached it as if it were this site."""
+    admin = {"authorization": f"Bearer {KEY}"}
+    for host in FORGED_HOSTS:
+        for method, path in (("POST", "/api/admin/reload"), ("GET", "/api/watches")):
+            response = client.request(method, path, headers={**admin, "host": host})
+            assert response.status_code == 400 and "host" in response.json()["detail"].lower(), (host, path, response.status_code)
+    assert client.post("/api/admin/reload", headers=admin).status_code == 200
+    assert client.get("/api/watches", headers=admin).status_code == 200
+
+
+@pytest.mark.parametrize("host", FORGED_HOSTS)
+def test_a_malformed_or_foreign_host_is_never_a_5xx(client: TestClient, feed_url: str, host: str) -> None:
+    """Before: "a:1:2" passed Litestar's host check, then `request.url` raised ValueError in the feed and in the
+    error handlers themselves (a 404 became a 500)."""
+    for method, path in (("GET", "/"), ("GET", "/api/health"), ("GET", "/api/letters/nope"), ("GET", "/letters/nope"), ("GET", feed_url),
+                         ("POST", "/api/ask")):
+        response = client.request(method, path, headers={"host": host, "accept": "application/json"})
+        assert response.status_code < 500, (method, path, response.status_code, response.text[:200])
+
+
+def test_redirects_stay_relative_so_a_forged_host_never_reaches_a_location(client: TestClient) -> None:
+    response = client.get("/letters?page=9999", headers={"host": EVIL}, follow_redirects=False)
+    assert response.status_code in (301, 302, 303, 307, 308) and response.headers["location"].startswith("/letters"), response.headers
+
+
+def test_the_host_settings_are_checked_at_start_up(tmp_path: Path) -> None:
+    for bad in ({"base_url": "kamerbrieven.example.nl"}, {"base_url": "ftp://x.example"}, {"base_url": "https://x.example/?a=1"},
+                {"allowed_hosts": ("https://x.example",)}, {"allowed_hosts": ("x.example:8000",)}, {"allowed_hosts": ("a/b",)}):
+        with pytest.raises(SettingsError):
+            Settings(index_dir=tmp_path, web_dir=tmp_path, **bad)  # type: ignore[arg-type]
+    settings = Settings(index_dir=tmp_path, web_dir=tmp_path, base_url="https://Qa.example.nl/", allowed_hosts=("A.example", "[::2]"))
+    assert settings.base_url == "https://Qa.example.nl" and settings.host_names() >= {"qa.example.nl", "a.example", "::2", "localhost"}
+    assert Settings.from_dict(settings.to_dict()) == settings  # what a worker process gets

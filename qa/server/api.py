@@ -498,7 +498,7 @@ class WatchController(Controller):
     def all(self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> WatchList:
         """Listing every saved question hands out every token: `Authorization: Bearer $QA_ADMIN_KEY` (401 without
         it, 403 when the server has no key)."""
-        security.admin_guard(settings.admin_key)(request, None)  # type: ignore[arg-type]
+        security.admin_guard(settings)(request, None)  # type: ignore[arg-type]
         if not userdb.exists(settings.index_dir):
             return WatchList([])
         with closing(userdb.connect(settings.index_dir)) as connection:

@@ -45,7 +45,7 @@ def _wants_html(request: Request[Any, Any, Any]) -> bool:
     """Pages answer errors as a page unless the client asks for JSON only; /api and /static answer JSON
     unless the client asks for HTML (a browser always does)."""
     accept = request.headers.get("accept", "")
-    path = request.url.path
+    path = request.scope["path"]  # not request.url, which raises ValueError on a Host header like "a:1:2"
     if path.startswith(("/api", "/static")):
         return "text/html" in accept
     return "text/html" in accept or "json" not in accept
@@ -125,7 +125,7 @@ def too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[A
 
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Never a bare 500 page: log the traceback, answer with JSON (or the error page)."""
-    log.exception("unexpected error on %s %s", request.method, log_safe(request.url.path))
+    log.exception("unexpected error on %s %s", request.method, log_safe(request.scope["path"]))
     return error_response(request, 500, "Internal error: the server could not handle this request.")
 
 
