@@ -185,3 +185,63 @@ def test_the_host_settings_are_checked_at_start_up(tmp_path: Path) -> None:
     settings = Settings(index_dir=tmp_path, web_dir=tmp_path, base_url="https://Qa.example.nl/", allowed_hosts=("A.example", "[::2]"))
     assert settings.base_url == "https://Qa.example.nl" and settings.host_names() >= {"qa.example.nl", "a.example", "::2", "localhost"}
     assert Settings.from_dict(settings.to_dict()) == settings  # what a worker process gets
+
+
+# --- cross-site requests (CSRF) ---------------------------------------------------------------------------
+
+FEEDBACK = b'{"rating": "down", "question": "Wat kost een drone?", "answer": "Niets.", "comment": "via een andere site"}'
+WATCH = b'{"question": "Wat kost een drone?"}'
+ASK = b'{"question": "Wat kost een drone?"}'
+# What a page on another site can send without a CORS preflight: a form (urlencoded, multipart, text/plain),
+# or fetch(..., {mode: "no-cors", body: new Blob([json])}), which sends no Content-Type at all.
+SIMPLE_TYPES = ["text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None]
+CROSS_SITE = [{"origin": "https://evil.example"}, {"origin": "null"}, {"origin": f"http://{HOST}.evil.example"},
+              {"origin": f"http://{HOST}:8443"}, {"sec-fetch-site": "cross-site"}, {"sec-fetch-site": "same-site"},
+              {"origin": f"http://{HOST}", "sec-fetch-site": "cross-site"}]
+
+
+def _stored(client: TestClient) -> tuple[int, int]:
+    """Feedback rows and saved questions, to see that a refused request changed nothing."""
+    listed = client.get("/api/watches", headers={"authorization": f"Bearer {KEY}"}).json()["watches"]
+    return int(client.get("/api/health").json()["feedback"]), len(listed)
+
+
+@pytest.mark.parametrize("content_type", SIMPLE_TYPES, ids=lambda value: str(value))
+@pytest.mark.parametrize(("path", "body"), [("/api/feedback", FEEDBACK), ("/api/watches", WATCH), ("/api/ask", ASK), ("/api/ask/stream", ASK),
+                                            ("/api/admin/reload", b"{}")], ids=["feedback", "watches", "ask", "stream", "reload"])
+def test_a_json_endpoint_refuses_a_body_a_form_could_send(client: TestClient, path: str, body: bytes, content_type: str | None) -> None:
+    """Before: Litestar read any body as JSON, so a form on another site with enctype=text/plain stored feedback (201)."""
+    before = _stored(client)
+    headers = {"authorization": f"Bearer {KEY}", **({"content-type": content_type} if content_type else {})}
+    response = client.post(path, content=body, headers=headers)
+    assert response.status_code == 415, (response.status_code, response.text[:200])
+    assert response.headers["content-type"].startswith("application/json") and "application/json" in response.json()["detail"]
+    assert _stored(client) == before
+
+
+@pytest.mark.parametrize("headers", CROSS_SITE, ids=lambda value: ",".join(f"{k}={v}" for k, v in value.items()))
+def test_a_request_from_another_site_changes_nothing(client: TestClient, headers: dict[str, str]) -> None:
+    """JSON and all: Origin and Sec-Fetch-Site say where a browser's request comes from."""
+    token = client.post("/api/watches", content=WATCH, headers={"content-type": "application/json"}).json()["token"]
+    before = _stored(client)
+    for method, path, body in (("POST", "/api/feedback", FEEDBACK), ("POST", "/api/watches", WATCH), ("DELETE", f"/api/watches/{token}", b""),
+                               ("POST", "/api/ask", ASK), ("POST", "/api/admin/reload", b"")):
+        response = client.request(method, path, content=body, headers={**headers, "content-type": "application/json",
+                                                                        "authorization": f"Bearer {KEY}"})
+        assert response.status_code == 403 and "another site" in response.json()["detail"], (method, path, response.status_code)
+    assert _stored(client) == before
+    page = client.post("/", data={"question": "Wat kost een drone?"}, headers={**headers, "accept": "text/html"})
+    assert page.status_code == 403 and "andere website" in page.text  # the chat form too, in Dutch
+
+
+def test_the_pages_own_requests_and_other_clients_keep_working(client: TestClient) -> None:
+    """The chat form posts urlencoded from this origin; chat.js posts JSON; curl and `qa --url` send no Origin."""
+    same = {"origin": f"http://{HOST}", "sec-fetch-site": "same-origin"}
+    page = client.post("/", data={"question": "Wat kost een drone?"}, headers={**same, "accept": "text/html"})
+    assert page.status_code == 200 and 'class="turn' in page.text
+    for headers in (same, {"origin": "http://127.0.0.1:8000", "host": "127.0.0.1:8000"}, {"sec-fetch-site": "none"}, {}):
+        stored = client.post("/api/feedback", content=FEEDBACK, headers={**headers, "content-type": "application/json; charset=utf-8"})
+        assert stored.status_code == 201, (headers, stored.text)
+    made = client.post("/api/watches", content=WATCH, headers={**same, "content-type": "application/json"}).json()
+    assert client.delete(f"/api/watches/{made['token']}", headers=same).status_code == 204
+    assert client.post("/api/admin/reload", headers={**same, "authorization": f"Bearer {KEY}"}).status_code == 200  # no body, no type

@@ -1,4 +1,5 @@
-"""What protects the service: security headers on every response, the admin-key guard, the rate limit, the Host check."""
+"""What protects the service: security headers on every response, the admin-key guard, the rate limit, the Host check,
+and the refusal of requests from other sites."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hmac
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import ClientException, NotAuthorizedException, PermissionDeniedException
@@ -69,12 +71,57 @@ def reject_malformed_host(request: Any) -> None:
         raise ClientException("the Host header is malformed")
 
 
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+OWN_SITE = ("same-origin", "none")  # Sec-Fetch-Site of this site's own pages, and of what a user typed or bookmarked
+
+
+class CrossSiteRequest(PermissionDeniedException):
+    """403: a browser sent it from another site's page (CSRF). `dutch`: what the error page says."""
+
+    dutch = "Dit verzoek komt van een andere website en is daarom geweigerd. Stel uw vraag op deze site zelf."
+
+
+def is_own_origin(origin: str, connection: ASGIConnection[Any, Any, Any, Any], settings: Settings) -> bool:
+    """An Origin header of this site: the base URL's, or this request's own Host when that is one of ours (the scheme
+    is not compared: behind a TLS proxy the page is https and the request reaches qa serve as http)."""
+    parts = urlsplit(origin.strip().lower())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+        return False  # "null" (a sandboxed frame, a file:// page) included
+    if settings.base_url and parts.netloc == urlsplit(settings.base_url.lower()).netloc:
+        return True
+    return parts.netloc == connection.headers.get("host", "").lower() and is_our_host(parts.netloc, settings)
+
+
+def _json_or_no_body(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    content_type = connection.headers.get("content-type")
+    if content_type is None:
+        return connection.headers.get("content-length", "0") == "0" and "transfer-encoding" not in connection.headers
+    return content_type.partition(";")[0].strip().lower() == "application/json"
+
+
+def refuse_cross_site(connection: ASGIConnection[Any, Any, Any, Any], settings: Settings) -> None:
+    """A page on another site may make a browser POST here: a form (urlencoded, multipart, text/plain) or a no-cors
+    fetch, both without a CORS preflight. Litestar read any of those bodies as JSON, so they stored feedback and
+    saved questions (issue 29). Refused: every POST, PUT, PATCH or DELETE whose Origin or Sec-Fetch-Site says another
+    site (403), and on /api a body that is not `application/json` (415), which no such page can send without a preflight.
+    Clients that are no browser (curl, `qa --url`) send neither header and keep working."""
+    if connection.scope.get("method") not in UNSAFE_METHODS:
+        return
+    site = connection.headers.get("sec-fetch-site")
+    origin = connection.headers.get("origin")
+    if (site is not None and site.strip().lower() not in OWN_SITE) or (origin is not None and not is_own_origin(origin, connection, settings)):
+        raise CrossSiteRequest("refused: a request from another site (its Origin or Sec-Fetch-Site header says so)")
+    if connection.scope["path"].startswith("/api/") and not _json_or_no_body(connection):
+        raise ClientException("the body must be JSON, sent with Content-Type: application/json", status_code=415)
+
+
 def request_checks(settings: Settings) -> Callable[[Any], None]:
     """What every request must pass before its handler runs or its body is read (the app's before-request hook)."""
 
     def check(request: Any) -> None:
         reject_control_paths(request)
         reject_malformed_host(request)
+        refuse_cross_site(request, settings)
 
     return check
 
