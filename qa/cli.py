@@ -490,7 +490,7 @@ def answer_json(result: Any) -> dict[str, Any]:
 
 @main.group("feedback")
 def feedback_group() -> None:
-    """The 👍/👎 and comments given on answers in the chat (kept in qa.sqlite3 in the index folder)."""
+    """The ratings (up: Nuttig, down: Niet nuttig) and comments given on answers in the chat (kept in qa.sqlite3 in the index folder)."""
 
 
 def _stored_feedback(index_dir: Path, rating: str | None, limit: int | None) -> list[Any]:

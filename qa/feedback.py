@@ -1,4 +1,4 @@
-"""Feedback on answers: 👍/👎 and an optional comment, kept with the question, the answer, its citations
+"""Feedback on answers: up/down (Nuttig / Niet nuttig) and an optional comment, kept with the question, the answer, its citations
 and the index generation, so a team can find its bad answers later (`qa feedback list --rating down`).
 
 The record and its rules are plain values here; storing takes an open connection of qa/userdb.py,

@@ -41,6 +41,27 @@ def client(index_dir: Path, fast_engine: Engine) -> Iterator[TestClient]:
     with TestClient(create_app(settings, engine=engine), base_url=f"http://{HOST}") as test_client:
         yield test_client
 
+# --- icons ------------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _emoji(char: str) -> bool:
+    """Pictographs, dingbats and symbols that only an emoji font draws (DejaVu, Debian's default, has none of them)."""
+    code = ord(char)
+    return code >= 0x1F000 or 0x2600 <= code <= 0x27BF or 0x2B00 <= code <= 0x2BFF or code == 0xFE0F
+
+
+def test_no_page_script_or_server_message_draws_with_an_emoji() -> None:
+    """👍/👎 on the feedback buttons were empty boxes in headless Chromium on Debian: the icons are SVG now
+    (and tests/test_browser_chat.py measures them)."""
+    files = [*(ROOT / "web").rglob("*.html"), *(ROOT / "web" / "static").glob("*.js"), *(ROOT / "web" / "static").glob("*.css"),
+             *(ROOT / "qa" / "server").glob("*.py")]
+    found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()[:80]}" for path in files
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1) if any(map(_emoji, line))]
+    assert len(files) > 15 and not found, "\n".join(found)
+
+
 # --- the CSV export of feedback ------------------------------------------------------------------------
 
 # (what someone typed, how the cell must read in the export)
