@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import re
 import sqlite3
 import sys
 import textwrap
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from qa.core import limits
+from qa.core.display import terminal_safe
 from qa.core.errors import LetterError, QAError
 from qa.core.settings import SAMPLE_CORPUS, default_index_dir
 from qa.filters import Filters
@@ -110,16 +110,6 @@ class Main(click.Group):
         except (QAError, OSError) as error:
             click.echo(f"Error: {terminal_safe(str(error))}", err=True)
             ctx.exit(EXIT_ERROR)
-
-
-# C0 and C1 controls except tab and newline, DEL, and the bidi overrides: what letters (and the
-# servers they come from) must not send to a terminal (ESC ] 0 title, ESC [ 2J clear, OSC 52 clipboard).
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def terminal_safe(text: str) -> str:
-    """Text from a letter, a file name or a server, fit for a terminal: control characters become "?"."""
-    return _CONTROL.sub("?", text)
 
 
 def _echo(text: str = "", err: bool = False) -> None:
@@ -500,7 +490,7 @@ def answer_json(result: Any) -> dict[str, Any]:
 
 @main.group("feedback")
 def feedback_group() -> None:
-    """The 👍/👎 and comments given on answers in the chat (kept in qa.sqlite3 in the index folder)."""
+    """The ratings (up: Nuttig, down: Niet nuttig) and comments given on answers in the chat (kept in qa.sqlite3 in the index folder)."""
 
 
 def _stored_feedback(index_dir: Path, rating: str | None, limit: int | None) -> list[Any]:
@@ -797,23 +787,30 @@ def evaluate_command(questions_file: Path, mode: str, settings: tuple[str, ...],
               help="Without an index, build one from the bundled sample letters (else say what to run).")
 @click.option("--rate-limit", envvar="QA_RATE_LIMIT", default=None, metavar="N/UNIT",
               help="Requests per client address on /api, e.g. 60/minute [default: $QA_RATE_LIMIT or no limit].")
+@click.option("--base-url", envvar="QA_BASE_URL", default=None, metavar="URL",
+              help="The site's address for absolute links (Atom feeds), e.g. https://kamerbrieven.example.nl [default: $QA_BASE_URL, "
+                   "else the request's Host when it is an allowed one].")
+@click.option("--allowed-hosts", envvar="QA_ALLOWED_HOSTS", default="", metavar="NAMES",
+              help="Host names clients use besides loopback, --host and --base-url's, comma separated; * for any [default: $QA_ALLOWED_HOSTS].")
 @click.option("--watch-index", "watch_seconds", type=click.FloatRange(0), default=0, show_default=True, metavar="SECONDS",
               help="Check the index's CURRENT pointer this often and load a rebuilt index (0: only on POST /api/admin/reload).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Server processes, each with its own copy of the model (~1.2 GB each with e5-small) and cores / N threads.")
 @llm_options
 def serve(host: str, port: int, index_dir: Path, store: str | None, model: str | None, build_sample: bool, rate_limit: str | None,
-          watch_seconds: float, workers: int, llm_url: str | None, llm_model: str | None, llm_timeout: float | None) -> None:
+          base_url: str | None, allowed_hosts: str, watch_seconds: float, workers: int, llm_url: str | None, llm_model: str | None,
+          llm_timeout: float | None) -> None:
     """The web app: chat page at /, JSON API at /api, API docs at /api/docs.
 
     The index and model load once, before the server starts (so a missing index is one clear
     line, not a traceback). A rebuilt index is picked up with --watch-index or POST /api/admin/reload
     (enabled by setting $QA_ADMIN_KEY; never pass the key on the command line)."""
     from qa.server.serve import serve as run
-    from qa.server.settings import Settings
+    from qa.server.settings import Settings, parse_hosts
 
     run(Settings(index_dir=index_dir, store=store, model=model, build_sample=build_sample, rate_limit=rate_limit, watch_seconds=watch_seconds,
-                 llm_url=llm_url, llm_model=llm_model, llm_timeout=llm_timeout), host, port, workers)
+                 llm_url=llm_url, llm_model=llm_model, llm_timeout=llm_timeout, base_url=base_url or None,
+                 allowed_hosts=parse_hosts(allowed_hosts)), host, port, workers)
 
 
 # --- models --------------------------------------------------------------------------------

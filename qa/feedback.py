@@ -1,4 +1,4 @@
-"""Feedback on answers: 👍/👎 and an optional comment, kept with the question, the answer, its citations
+"""Feedback on answers: up/down (Nuttig / Niet nuttig) and an optional comment, kept with the question, the answer, its citations
 and the index generation, so a team can find its bad answers later (`qa feedback list --rating down`).
 
 The record and its rules are plain values here; storing takes an open connection of qa/userdb.py,
@@ -18,6 +18,7 @@ from typing import IO
 
 from qa import userdb
 from qa.core import limits
+from qa.core.display import terminal_safe
 from qa.core.errors import InvalidQuery
 from qa.core.limits import Rating
 
@@ -139,19 +140,25 @@ def csv_row(feedback: Feedback) -> list[str]:
 
 
 def write_csv(items: Iterable[Feedback], stream: IO[str]) -> int:
-    """RFC 4180 CSV with a header row; returns the rows written. Cells that a spreadsheet would run as a
-    formula (=, +, -, @ first) get a leading apostrophe: comments come from anyone."""
+    """RFC 4180 CSV with a header row; returns the rows written. Every cell goes through `csv_cell`:
+    comments come from anyone, and the export is opened in a spreadsheet or printed to a terminal."""
     writer = csv.writer(stream, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     rows = 0
     for feedback in items:
-        writer.writerow([_no_formula(cell) for cell in csv_row(feedback)])
+        writer.writerow([csv_cell(cell) for cell in csv_row(feedback)])
         rows += 1
     return rows
 
 
-def _no_formula(cell: str) -> str:
-    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet run a cell (OWASP's list)
 
 
-__all__ = ["CSV_COLUMNS", "Cited", "Feedback", "as_dict", "count", "csv_row", "listing", "new", "save", "write_csv"]
+def csv_cell(cell: str) -> str:
+    """Control characters (ESC sequences, C1, bidi overrides) removed, then a leading apostrophe on a cell a
+    spreadsheet would run as a formula, also after blanks (issue 29: ESC or spaces before "=" slipped through)."""
+    cell = terminal_safe(cell, "")
+    return "'" + cell if cell.lstrip(" ")[:1] in FORMULA_START else cell
+
+
+__all__ = ["CSV_COLUMNS", "Cited", "Feedback", "as_dict", "count", "csv_cell", "csv_row", "listing", "new", "save", "write_csv"]

@@ -15,6 +15,7 @@ and `qa watch check` (one line per hit not yet printed, for cron).
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import sqlite3
 import time
@@ -403,6 +404,14 @@ def hit_line(watch: Watch, hit: WatchHit) -> str:
 # --- the Atom feed (RFC 4287) ------------------------------------------------------------------------------
 
 ATOM = "http://www.w3.org/2005/Atom"
+# What XML 1.0 cannot carry, not even as &#...;: most C0 controls, lone surrogates, U+FFFE and U+FFFF.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """Text and attribute values for the feed: ElementTree escapes <, & and ]]> but writes a NUL or ESC as it is,
+    and a feed reader then refuses the whole feed (issue 29). Those characters are dropped."""
+    return _NOT_XML.sub("", text)
 
 
 def feed_path(token: str) -> str:
@@ -419,9 +428,9 @@ def atom_feed(watch: Watch, found: Iterable[WatchHit], base_url: str, letter_lin
     base = base_url.rstrip("/")
 
     def sub(parent: ElementTree.Element, tag: str, text: str | None = None, **attributes: str) -> ElementTree.Element:
-        node = ElementTree.SubElement(parent, f"{{{ATOM}}}{tag}", attributes)
+        node = ElementTree.SubElement(parent, f"{{{ATOM}}}{tag}", {name: xml_text(value) for name, value in attributes.items()})
         if text is not None:
-            node.text = text
+            node.text = xml_text(text)
         return node
 
     found = list(found)

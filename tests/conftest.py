@@ -133,6 +133,9 @@ def fast_milvus_engine(tmp_path_factory: pytest.TempPathFactory, fast_index_dir:
 
 # --- the web app (tests/test_api.py, tests/test_browser.py) -------------------------------
 
+# The Host of Litestar's TestClient: an app that serves the admin API or feeds to it must allow it (Settings.allowed_hosts).
+TEST_HOST = "testserver.local"
+
 
 def copy_index(source: Path, target: Path) -> Path:
     """A test's own copy of an index folder, without the writer's lock file."""

@@ -145,6 +145,21 @@ def test_source_cards_show_every_quote_the_type_and_a_preview_on_each_citation(s
     expect(motion.locator(".cards .card .kind").first).to_have_text("Motie van Kamerleden")
 
 
+def test_the_feedback_buttons_are_drawn_and_named(server: str, page) -> None:  # type: ignore[no-untyped-def]
+    """They were 👍 and 👎: empty boxes in this headless Chromium, which has no emoji font (issue 29). Now an SVG
+    thumb each, named by hidden Dutch text (and a tooltip), with no glyph a font could lack."""
+    page.goto(server + "/")
+    answer, _ = _ask(page, RESOLUTE)
+    for name in ("Nuttig", "Niet nuttig"):
+        button = answer.get_by_role("button", name=name, exact=True)
+        expect(button).to_be_visible()
+        expect(button).to_have_attribute("title", name)
+        drawn = _box(button.locator("svg path"))
+        assert drawn["width"] >= 12 and drawn["height"] >= 12, drawn
+        assert _box(button)["width"] >= 28, _box(button)
+        assert not button.evaluate("b => [...b.childNodes].some(n => n.nodeType === Node.TEXT_NODE && n.textContent.trim())")
+
+
 def test_a_tap_previews_before_it_opens_the_letter(server: str, browser) -> None:  # type: ignore[no-untyped-def]
     context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True, locale="nl-NL")
     tab = context.new_page()

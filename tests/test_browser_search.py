@@ -1,5 +1,5 @@
 """Headless Chromium against the session's real `qa serve` (issue 14, items 5 and 6): the search view with marked
-words, facets, chips and sorting; the full-text letters overview; 👍/👎 with a comment stored in the real SQLite file
+words, facets, chips and sorting; the full-text letters overview; Nuttig / Niet nuttig with a comment stored in the real SQLite file
 beside the index. Screenshots go to docs/screenshots/ (the README shows them)."""
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def test_feedback_on_an_answer_is_stored_in_the_database(server: str, page, web_
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     answer.screenshot(path=str(SCREENSHOTS / "feedback.png"))
     with page.expect_response("**/api/feedback") as sent:
-        answer.get_by_role("button", name="Slecht antwoord").click()
+        answer.get_by_role("button", name="Niet nuttig").click()
     assert sent.value.status == 201
     expect(answer.locator(".feedback-done")).to_have_text("Bedankt voor uw feedback.")
     assert _feedback_count(server) == before + 1

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import TEST_HOST
 from litestar.testing import TestClient
 
 from qa import index as index_store
@@ -41,7 +42,7 @@ def sse(text: str) -> list[tuple[str, Any]]:
 
 @pytest.fixture(scope="module")
 def client(web_index: Path, web_engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(index_dir=web_index, build_sample=False, admin_key=None), engine=web_engine)) as test_client:
+    with TestClient(create_app(Settings(index_dir=web_index, build_sample=False, admin_key=None, allowed_hosts=(TEST_HOST,)), engine=web_engine)) as test_client:
         yield test_client
 
 
@@ -153,7 +154,7 @@ def test_admin_reload_is_disabled_without_a_key(client: TestClient) -> None:
 
 
 def test_admin_reload_needs_the_right_key(web_index: Path, web_engine: Engine) -> None:
-    app = create_app(Settings(index_dir=web_index, build_sample=False, admin_key="s3cret-key"), engine=web_engine)
+    app = create_app(Settings(index_dir=web_index, build_sample=False, admin_key="s3cret-key", allowed_hosts=(TEST_HOST,)), engine=web_engine)
     with TestClient(app) as admin:
         for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": "s3cret-key"}, {"authorization": "Bearer s3cret-ke"}):
             response = admin.post("/api/admin/reload", headers=headers)

@@ -130,7 +130,7 @@ def test_the_error_log_escapes_control_characters_in_the_path(caplog: pytest.Log
 
     from qa.server.errors import unexpected_error
 
-    request = SimpleNamespace(method="GET", url=SimpleNamespace(path="/static/x\nFORGED: admin logged in\r"),
+    request = SimpleNamespace(method="GET", scope={"path": "/static/x\nFORGED: admin logged in\r"},
                               headers={"accept": "application/json"})
     with caplog.at_level("ERROR", logger="qa.server"):
         try:

@@ -19,7 +19,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 import pytest
-from conftest import TEST_MODEL, copy_index
+from conftest import TEST_HOST, TEST_MODEL, copy_index
 from litestar.testing import TestClient
 
 from qa import index as index_store
@@ -115,7 +115,7 @@ def client(fast_copy: Path, fake_embedder) -> Iterator[TestClient]:  # type: ign
     from fake_embedder import FAST_POLICY
 
     engine = Engine(index_store.load(fast_copy), fake_embedder, FAST_POLICY)
-    with TestClient(create_app(Settings(index_dir=fast_copy, build_sample=False, admin_key=KEY), engine=engine)) as test_client:
+    with TestClient(create_app(Settings(index_dir=fast_copy, build_sample=False, admin_key=KEY, allowed_hosts=(TEST_HOST,)), engine=engine)) as test_client:
         yield test_client
 
 
@@ -216,7 +216,7 @@ def test_a_saved_question_fires_for_the_letter_that_answers_it_not_the_one_that_
     assert "1 hit(s)" in listed.stdout and RESOLUTE in listed.stdout
 
     engine = Engine(index_store.load(index), embedder)
-    with TestClient(create_app(Settings(index_dir=index, build_sample=False), engine=engine)) as client:
+    with TestClient(create_app(Settings(index_dir=index, build_sample=False, allowed_hosts=(TEST_HOST,)), engine=engine)) as client:
         feed = client.get(f"/watches/{token}/feed.atom")
     assert feed.status_code == 200
     root = ElementTree.fromstring(feed.content)  # well-formed XML in the Atom namespace, with RFC 4287's required elements

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BACKENDS, copy_index, milvus_copy, store_setting
+from conftest import BACKENDS, TEST_HOST, copy_index, milvus_copy, store_setting
 from litestar.testing import TestClient
 
 from qa import store
@@ -38,7 +38,8 @@ def index_copy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 @pytest.fixture(scope="module")
 def client(index_copy: store.Location, fast_engine: Engine) -> Iterator[TestClient]:
     engine = Engine(store.load(index_copy), fast_engine.embedder, fast_engine.policy)
-    settings = Settings(index_dir=index_copy.data_dir, store=store_setting(index_copy), build_sample=False, admin_key=KEY)
+    settings = Settings(index_dir=index_copy.data_dir, store=store_setting(index_copy), build_sample=False, admin_key=KEY,
+                        allowed_hosts=(TEST_HOST,))
     with TestClient(create_app(settings, engine=engine)) as test_client:
         yield test_client
 

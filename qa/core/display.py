@@ -5,6 +5,7 @@ The pages, the API's `*_label` fields and the CLI all say a type and a date this
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 # How the pages name a type (filters, source cards, letters): a motie says who speaks, so an MP's
@@ -35,3 +36,14 @@ def dutch_date(iso: str | None) -> str:
 def web_url(url: str | None) -> str | None:
     """Only web links leave the site: a letter's url field never becomes a javascript: link."""
     return url if url and url.lower().startswith(("https://", "http://")) else None
+
+
+# C0 and C1 controls except tab and newline, DEL, and the bidi overrides: what letters, feedback (and the
+# servers they come from) must not send to a terminal (ESC ] 0 title, ESC [ 2J clear, OSC 52 clipboard).
+TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str, replacement: str = "?") -> str:
+    """Text from a letter, a file name, a server or a user, fit for a terminal: control characters become "?"
+    (or `replacement`). The CLI prints through it, the feedback CSV removes them with it."""
+    return TERMINAL_CONTROL.sub(replacement, text)

@@ -135,9 +135,9 @@ class CitedIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class FeedbackIn(msgspec.Struct, forbid_unknown_fields=True):
-    """👍 ("up") or 👎 ("down") on an answer, with what was asked and answered; the server adds the time and generation."""
+    """Thumbs up ("up", Nuttig) or down ("down", Niet nuttig) on an answer, with what was asked and answered; the server adds the time and generation."""
 
-    rating: Annotated[limits.Rating, Meta(description="up (👍) or down (👎).")]
+    rating: Annotated[limits.Rating, Meta(description="up (Nuttig) or down (Niet nuttig).")]
     question: Question
     answer: Annotated[str, Meta(max_length=limits.MAX_ANSWER_IN_HISTORY, description="The answer as shown, with its [n] markers.")]
     comment: Annotated[str, Meta(max_length=limits.MAX_COMMENT, description="What was wrong or right, optional.")] | None = None
@@ -413,7 +413,7 @@ class FeedbackController(Controller):
     path = "/api/feedback"
     tags = ["feedback"]
 
-    @post("/", status_code=201, sync_to_thread=True, summary="Store 👍/👎 and a comment on an answer")
+    @post("/", status_code=201, sync_to_thread=True, summary="Store a thumbs up or down and a comment on an answer")
     def give(self, data: JSONBody[FeedbackIn], service: NamedDependency[Service], settings: NamedDependency[Settings]) -> FeedbackOut:
         """Kept in `qa.sqlite3` in the index folder with the time and the index generation being served;
         `qa feedback list|export` reads it. 503 when the folder is read-only (nothing is stored, nothing breaks)."""
@@ -498,7 +498,7 @@ class WatchController(Controller):
     def all(self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> WatchList:
         """Listing every saved question hands out every token: `Authorization: Bearer $QA_ADMIN_KEY` (401 without
         it, 403 when the server has no key)."""
-        security.admin_guard(settings.admin_key)(request, None)  # type: ignore[arg-type]
+        security.admin_guard(settings)(request, None)  # type: ignore[arg-type]
         if not userdb.exists(settings.index_dir):
             return WatchList([])
         with closing(userdb.connect(settings.index_dir)) as connection:

@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     return Litestar(
         route_handlers=[
             *api.CONTROLLERS,
-            Router("/", route_handlers=[api.AdminController], guards=[security.admin_guard(settings.admin_key)]),
+            Router("/", route_handlers=[api.AdminController], guards=[security.admin_guard(settings)]),
             *pages.CONTROLLERS,
             create_static_files_router("/static", [settings.web_dir / "static"], include_in_schema=False),
             openapi.swagger_files(),
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         openapi_config=openapi.openapi_config(),
         exception_handlers=errors.HANDLERS,
         before_send=[security.security_headers],
-        before_request=security.reject_control_paths,
+        before_request=security.request_checks(settings),
         # Litestar would set the root logger to INFO, and sentence-transformers then draws a progress bar per query.
         logging_config=LoggingConfig(configure_root_logger=False, log_exceptions="never"),
         request_max_body_size=settings.max_body_bytes,

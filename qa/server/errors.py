@@ -12,7 +12,7 @@ from litestar.response import Template
 from litestar.types import ExceptionHandlersMap
 
 from qa.core.errors import InvalidQuery
-from qa.server.security import log_safe
+from qa.server.security import CrossSiteRequest, log_safe
 
 log = logging.getLogger("qa.server")
 
@@ -20,9 +20,11 @@ log = logging.getLogger("qa.server")
 # What a page says in Dutch for a status whose message is not already Dutch (a PageError's is).
 DUTCH_STATUS = {
     400: "Het adres of het formulier bevat een waarde die niet klopt.",
+    403: "Dit verzoek is geweigerd.",
     404: "Deze pagina bestaat niet. Misschien is de link oud of verkeerd overgenomen.",
     405: "Deze pagina kan zo niet worden opgevraagd.",
     413: "Het verzoek is te groot.",
+    415: "Het formulier is verzonden in een vorm die deze pagina niet aanneemt.",
     429: "Te veel verzoeken in korte tijd. Wacht even en probeer het opnieuw.",
     500: "Er ging iets mis op de server. Probeer het later opnieuw.",
 }
@@ -45,7 +47,7 @@ def _wants_html(request: Request[Any, Any, Any]) -> bool:
     """Pages answer errors as a page unless the client asks for JSON only; /api and /static answer JSON
     unless the client asks for HTML (a browser always does)."""
     accept = request.headers.get("accept", "")
-    path = request.url.path
+    path = request.scope["path"]  # not request.url, which raises ValueError on a Host header like "a:1:2"
     if path.startswith(("/api", "/static")):
         return "text/html" in accept
     return "text/html" in accept or "json" not in accept
@@ -55,6 +57,8 @@ def _dutch(request: Request[Any, Any, Any], status: int, exc: HTTPException | No
     """The message of the error page: the page's own Dutch one, or which part of the address is wrong, or the status's."""
     if isinstance(exc, PageError):
         return str(exc.detail)
+    if isinstance(exc, CrossSiteRequest):
+        return exc.dutch
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
         names = [str(item.get("key")) for item in exc.extra if isinstance(item, dict) and item.get("key") and item.get("source") == "query"]
         if names:
@@ -125,7 +129,7 @@ def too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[A
 
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Never a bare 500 page: log the traceback, answer with JSON (or the error page)."""
-    log.exception("unexpected error on %s %s", request.method, log_safe(request.url.path))
+    log.exception("unexpected error on %s %s", request.method, log_safe(request.scope["path"]))
     return error_response(request, 500, "Internal error: the server could not handle this request.")
 
 

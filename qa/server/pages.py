@@ -36,6 +36,7 @@ from qa.ingest.letter import Letter
 from qa.lexical import term_spans
 from qa.retrieval import CANDIDATES, Filters, Hit, matching_letters, sort_hits, word_matches
 from qa.schemas import answer_out, citation_out, letter_href
+from qa.server import security
 from qa.server.errors import PageNotFound
 from qa.server.service import Service
 from qa.server.settings import Settings
@@ -712,11 +713,11 @@ class WatchPages(Controller):
     @get("/{token:str}/feed.atom", name="watch_feed", media_type="application/atom+xml")
     async def feed(self, request: Request[Any, Any, Any], settings: NamedDependency[Settings],
                    token: FromPath[Annotated[str, msgspec.Meta(max_length=100)]]) -> Response[bytes]:
-        """Atom (RFC 4287): feed readers and mail-to-RSS services poll it; links are absolute."""
+        """Atom (RFC 4287): feed readers and mail-to-RSS services poll it; links are absolute, on the configured base URL."""
         from qa import watches
 
         watch, found = self._load(settings, token)
-        base = str(request.base_url)
+        base = security.public_base_url(request, settings)
         body = watches.atom_feed(watch, found, base, lambda hit: letter_href(hit.letter_id, hit.passage_id, hit.quote_start, hit.quote_end))
         return Response(body, media_type="application/atom+xml; charset=utf-8")
 

@@ -127,11 +127,16 @@ def check_port(host: str, port: int) -> None:
             raise SettingsError(f"cannot listen on {host}:{port} ({error.strerror or error}); check --host and --port") from error
 
 
+WILDCARD_ADDRESSES = ("", "0.0.0.0", "::")
+
+
 def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     """The index and model load (or the sample index is built) before the server starts, so a problem is one line."""
     import uvicorn
 
     check_port(host, port)
+    if host not in WILDCARD_ADDRESSES:  # the address it listens on is one of its names
+        settings = replace(settings, allowed_hosts=(*settings.allowed_hosts, host))
     faulthandler.enable()  # a fatal signal (SIGBUS from a memory-mapped file changed on disk) leaves a traceback in the log
     if workers == 1:
         app = create_app(settings, engine=load_engine(settings.location(), settings.model, settings.build_sample))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from qa.core.errors import SettingsError
 from qa.core.settings import default_index_dir
@@ -27,6 +30,10 @@ REQUEST_TIMEOUT = 10.0  # seconds for a client to send a request's headers and b
 MAX_HEADER_BYTES = 64 * 1024  # request line and headers together; a browser sends ~1 KB
 MAX_CONNECTIONS = 500  # open connections and running requests; beyond them uvicorn answers 503
 WORKER_WATCH_SECONDS = 1.0  # with --workers N every worker watches CURRENT this often, so a reload reaches all
+BASE_URL_ENV = "QA_BASE_URL"
+ALLOWED_HOSTS_ENV = "QA_ALLOWED_HOSTS"
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")  # always this server's own names
+ANY_HOST = "*"
 
 
 def default_web_dir() -> Path:
@@ -47,6 +54,27 @@ def parse_rate_limit(value: str) -> tuple[str, int]:
     if not count.strip().isdigit() or int(count) < 1 or unit not in RATE_UNITS:
         raise SettingsError(f"rate limit {value!r}: expected N/unit with unit one of {', '.join(RATE_UNITS)}, e.g. 60/minute")
     return unit, int(count)
+
+
+def parse_hosts(value: str | Sequence[str]) -> tuple[str, ...]:
+    """'a.example, B.example' (or a list) -> ('a.example', 'b.example'): host names only, lower case, no port."""
+    items = value.replace(",", " ").split() if isinstance(value, str) else [str(item) for item in value]
+    hosts = tuple(dict.fromkeys(item.strip().lower().strip("[]") for item in items if item.strip()))
+    for host in hosts:
+        if host != ANY_HOST and not _HOST_NAME.fullmatch(host):
+            raise SettingsError(f"allowed host {host!r}: expected a host name or address without scheme or port, e.g. kamerbrieven.example.nl")
+    return hosts
+
+
+def check_base_url(value: str) -> str:
+    """'https://kamerbrieven.example.nl/' -> without the final '/'; a typo is an error at start-up, not wrong links."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or parts.username or parts.password:
+        raise SettingsError(f"base URL {value!r}: expected the site's address, e.g. https://kamerbrieven.example.nl")
+    return value.strip().rstrip("/")
+
+
+_HOST_NAME = re.compile(r"[a-z0-9_][a-z0-9_.-]{0,252}|[0-9a-f:.]+")
 
 
 @dataclass(frozen=True)
@@ -72,8 +100,16 @@ class Settings:
     llm_model: str | None = field(default_factory=lambda: os.environ.get(LLM_MODEL_ENV) or None)
     llm_api_key: str | None = field(default_factory=lambda: os.environ.get(LLM_KEY_ENV) or None, repr=False)
     llm_timeout: float | None = None  # seconds to wait for the model's first (and every next) byte; None: $QA_LLM_TIMEOUT or 90
+    # Where the site is, for the links that must be absolute (Atom feeds), e.g. https://kamerbrieven.example.nl;
+    # None: the request's own Host, when it is one of `host_names()` (never whatever a client sends, issue 29).
+    base_url: str | None = field(default_factory=lambda: os.environ.get(BASE_URL_ENV) or None)
+    # Host names this server answers to besides loopback and the base URL's (the admin API, links, cross-site checks); "*": any.
+    allowed_hosts: tuple[str, ...] = field(default_factory=lambda: parse_hosts(os.environ.get(ALLOWED_HOSTS_ENV, "")))
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "allowed_hosts", parse_hosts(self.allowed_hosts))  # also a JSON list from a worker's settings
+        if self.base_url:
+            object.__setattr__(self, "base_url", check_base_url(self.base_url))
         if self.rate_limit:
             parse_rate_limit(self.rate_limit)  # a typo is an error now, not a server without a limit
         self.llm()  # a bad URL is an error at start-up
@@ -86,6 +122,11 @@ class Settings:
     def llm(self) -> LLMSettings | None:
         """The chat model's settings, or None when no model server is configured."""
         return LLMSettings.from_env(self.llm_url, self.llm_model, self.llm_api_key, self.llm_timeout) if self.llm_url else None
+
+    def host_names(self) -> frozenset[str]:
+        """The names a Host (or Origin) header may give for this server: loopback, the base URL's, the allowed ones."""
+        own = urlsplit(self.base_url).hostname if self.base_url else None
+        return frozenset((*LOOPBACK_HOSTS, *self.allowed_hosts, *([own] if own else [])))
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as JSON values, so a worker process runs with exactly these settings."""

@@ -223,7 +223,29 @@
       el("button", { type: "button", class: "link-button", "data-copy": "markdown" }, "Kopieer als Markdown"));
   }
 
-  // --- feedback: 👍/👎 and an optional comment, stored by POST /api/feedback (qa feedback list) ------
+  // --- feedback: thumbs up/down and an optional comment, stored by POST /api/feedback (qa feedback list) ------
+
+  // Drawn, not the emoji: without an emoji font (headless Chromium on Debian, many Linux desktops) those are empty
+  // boxes (issue 29). The button's name is its hidden text; the drawing is hidden from screen readers.
+  var THUMB = "M7 10v11H3V10h4zm0 0l4-8c1.7 0 3 1.3 3 3v4h5.5c1.2 0 2.1 1.1 1.9 2.3l-1.3 7.5c-.2 1-1 1.7-2 1.7H7";
+
+  function thumb(down) {
+    var SVG = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(SVG, "svg");
+    var path = document.createElementNS(SVG, "path");
+    [["viewBox", "0 0 24 24"], ["width", "18"], ["height", "18"], ["fill", "none"], ["stroke", "currentColor"], ["stroke-width", "2"],
+     ["stroke-linecap", "round"], ["stroke-linejoin", "round"], ["aria-hidden", "true"], ["focusable", "false"], ["class", "icon"]]
+      .forEach(function (pair) { svg.setAttribute(pair[0], pair[1]); });
+    path.setAttribute("d", THUMB);
+    if (down) path.setAttribute("transform", "rotate(180 12 12)");
+    svg.appendChild(path);
+    return svg;
+  }
+
+  function feedbackButton(value, label) {
+    return el("button", { type: "button", class: "feedback-button", value: value, title: label },
+      thumb(value === "down"), el("span", { class: "visually-hidden" }, label));
+  }
 
   function feedbackNode(turn) {
     if (turn.feedback) return el("p", { class: "feedback-done", role: "status" }, "Bedankt voor uw feedback.");
@@ -231,8 +253,7 @@
                                 placeholder: "Toelichting (optioneel)" });
     var note = el("span", { class: "feedback-error", "aria-live": "polite" });  // not role=alert: the page has one alert box
     var box = el("div", { class: "feedback", role: "group", "aria-label": "Feedback op dit antwoord" }, el("span", null, "Nuttig?"),
-      el("button", { type: "button", class: "feedback-button", value: "up", "aria-label": "Goed antwoord" }, "👍"),
-      el("button", { type: "button", class: "feedback-button", value: "down", "aria-label": "Slecht antwoord" }, "👎"), comment, note);
+      feedbackButton("up", "Nuttig"), feedbackButton("down", "Niet nuttig"), comment, note);
     box.addEventListener("click", async function (event) {
       var button = event.target.closest ? event.target.closest("button") : null;
       if (!button) return;
