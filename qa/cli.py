@@ -229,7 +229,8 @@ def _report(summary: index_store.UpdateSummary, errors: list[str]) -> None:
 @model_option
 @progress_option
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
-              help="Embed on Ray: a local cluster of all CPUs, or the cluster at ADDRESS (HOST:PORT, ray://HOST:PORT, auto). Needs the ray extra.")
+              help="Embed on Ray: a local cluster of as many CPUs as the free memory allows (2 GB per actor; $QA_RAY_MEMORY caps it), "
+                   "or the cluster at ADDRESS (HOST:PORT, ray://HOST:PORT, auto). Needs the ray extra.")
 def index_build(paths: tuple[Path, ...], index_dir: Path, store: str | None, model: str | None, progress: bool, ray_address: str | None) -> None:
     """Build a new index from letter files or folders (default: the bundled sample letters).
 
