@@ -171,7 +171,7 @@ def _update(index_dir: Path, model: str | None, progress: bool, ray_address: str
     from contextlib import nullcontext
 
     from qa import store as stores
-    from qa.embed.embedding import Embedder
+    from qa.embed.embedding import Embedder, LazyEmbedder, TextEmbedder
 
     location = _location(index_dir, store)
     if model is None and stores.exists(location) and not changes.get("replace_all"):
@@ -184,7 +184,8 @@ def _update(index_dir: Path, model: str | None, progress: bool, ray_address: str
     else:
         runner = nullcontext(None)
     with runner as started:  # with --ray: the cluster is joined (or started) and its actors have loaded the model
-        embedder = Embedder(name)
+        # With --ray the actors hold the model; this process loads it only if something needs it after the build.
+        embedder: TextEmbedder = Embedder(name) if started is None else LazyEmbedder(name, started.dimension)
         summary = stores.update(location, embedder, log=_log, progress_bar=progress, runner=started, **changes)
     _check_watches(index_dir, embedder, summary, location)
     return summary

@@ -296,3 +296,19 @@ def test_the_memory_budget_is_meminfo_capped_by_the_setting(monkeypatch: pytest.
     with pytest.raises(SettingsError, match="QA_RAY_MEMORY='lots': expected bytes or a size like 3G or 512M"):
         cluster.available_memory()
 
+
+def test_a_ray_build_driver_loads_the_model_only_when_it_embeds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The actors hold the model; the driver's LazyEmbedder has its name and dimension without loading it."""
+    loaded: list[str] = []
+
+    class Model:
+        def __init__(self, name: str) -> None:
+            loaded.append(name)
+
+        def embed_query(self, text: str) -> np.ndarray:
+            return np.ones((1, 384), np.float32)
+
+    monkeypatch.setattr(qa.embed.embedding, "Embedder", Model)
+    lazy = qa.embed.embedding.LazyEmbedder("multilingual-e5-small", 384)
+    assert (lazy.name, lazy.dimension, loaded) == ("multilingual-e5-small", 384, [])
+    assert lazy.embed_query("vraag").shape == (1, 384) and lazy.embed_query("nog een") is not None and loaded == ["multilingual-e5-small"]
