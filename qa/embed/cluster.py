@@ -61,6 +61,9 @@ OBJECT_STORE_MEMORY = 256 * MB
 # with --ray) and Ray's own processes (GCS, raylet, dashboard head and agents, log monitor, autoscaler monitor):
 # measured 174 MB and ~510 MB RSS for tests/test_cluster.py's letters; a larger corpus adds its vectors to the driver.
 DRIVER_MEMORY = 1024 * MB
+# How long ray.init waits for its GCS server to come up; Ray's 30 s ran out once on this 2-core machine with a load
+# of 5 and 8 GB taken by other work (tests/test_cluster.py, "Timed out waiting for file .../gcs_server_port_...").
+GCS_START_SECONDS = 120
 MEMORY_ENV = "QA_RAY_MEMORY"  # caps the memory a local Ray build assumes it has (bytes, or with K/M/G), e.g. 3G
 LOCAL = "local"
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the folder that holds this qa package
@@ -208,6 +211,8 @@ class RayRunner:
                                    f"{SOCKET_PATH_MAX - RAY_SOCKET_SUFFIX - len('/qa-ray-12345678')} characters, e.g. /tmp")
             # The workers import this very package (a worktree's, not another installed copy): they inherit the environment.
             self._setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])))
+            if "RAY_gcs_server_port_wait_time_s" not in os.environ:
+                self._setenv("RAY_gcs_server_port_wait_time_s", str(GCS_START_SECONDS))
             available = available_memory()
             count = actor_count(available, self.num_cpus)  # before Ray starts: a machine short of memory is one line
             if count < 1:
