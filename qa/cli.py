@@ -161,7 +161,7 @@ def _update(index_dir: Path, model: str | None, progress: bool, ray_address: str
     from contextlib import nullcontext
 
     from qa import store as stores
-    from qa.embed.embedding import Embedder
+    from qa.embed.embedding import Embedder, LazyEmbedder, TextEmbedder
 
     location = _location(index_dir, store)
     if model is None and stores.exists(location) and not changes.get("replace_all"):
@@ -174,7 +174,8 @@ def _update(index_dir: Path, model: str | None, progress: bool, ray_address: str
     else:
         runner = nullcontext(None)
     with runner as started:  # with --ray: the cluster is joined (or started) and its actors have loaded the model
-        embedder = Embedder(name)
+        # With --ray the actors hold the model; this process loads it only if something needs it after the build.
+        embedder: TextEmbedder = Embedder(name) if started is None else LazyEmbedder(name, started.dimension)
         summary = stores.update(location, embedder, log=_log, progress_bar=progress, runner=started, **changes)
     _check_watches(index_dir, embedder, summary, location)
     return summary
@@ -219,7 +220,8 @@ def _report(summary: index_store.UpdateSummary, errors: list[str]) -> None:
 @model_option
 @progress_option
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
-              help="Embed on Ray: a local cluster of all CPUs, or the cluster at ADDRESS (HOST:PORT, ray://HOST:PORT, auto). Needs the ray extra.")
+              help="Embed on Ray: a local cluster of as many CPUs as the free memory allows (2 GB per actor; $QA_RAY_MEMORY caps it), "
+                   "or the cluster at ADDRESS (HOST:PORT, ray://HOST:PORT, auto). Needs the ray extra.")
 def index_build(paths: tuple[Path, ...], index_dir: Path, store: str | None, model: str | None, progress: bool, ray_address: str | None) -> None:
     """Build a new index from letter files or folders (default: the bundled sample letters).
 

@@ -1,6 +1,7 @@
 """`qa index build --ray` (qa/embed/cluster.py) and resumable builds (qa/embed/batches.py), for real: the real model, a real
 local Ray cluster, a real SIGKILL. A Ray build equals the single-process build; a killed build run again embeds
-fewer batches and gives the same index, the live index intact throughout; bad input is one line and exit 2."""
+fewer batches and gives the same index, the live index intact throughout; bad input, or too little memory for an
+actor, is one line and exit 2; an actor that dies is not restarted, and said once."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from conftest import TEST_MODEL
 import qa.embed.embedding
 from qa import index as index_store
 from qa.cli import main
+from qa.core.errors import SettingsError
 from qa.core.settings import SAMPLE_CORPUS
 from qa.embed import cluster
 from qa.ingest.reading import read_letters
@@ -88,7 +90,7 @@ def test_a_local_ray_build_equals_the_single_process_build(tmp_path: Path, short
     home_before = _ray_home()
     built = run_qa("index", "build", str(letters_dir), "--index", str(tmp_path / "index"), "--ray", tmp=short_tmp)
     assert built.returncode == 0, built.stderr
-    assert "embedding on a local Ray cluster of" in built.stderr and "actors, one per CPU" in built.stderr, built.stderr
+    assert re.search(r"embedding on a local Ray cluster of \d+ CPUs?.*: \d+ actors?, one per CPU", built.stderr), built.stderr
     assert_same_index(tmp_path / "index", reference)
     assert not list(short_tmp.glob("qa-ray-*"))  # the cluster's folder went with it
     assert _ray_home() == home_before  # no token file or session written to ~/.ray
@@ -145,6 +147,48 @@ def test_a_ray_build_into_milvus_lite_holds_the_single_process_vectors(tmp_path:
         (spans, vectors), (expected_spans, expected) = milvus.sentences(row), local.sentences(row)
         assert np.array_equal(spans, expected_spans) and np.allclose(np.asarray(vectors, np.float32), expected.astype(np.float32), atol=2e-3)
     assert not (data / index_store.BUILD_FOLDER).exists()
+
+
+@pytest.mark.slow
+def test_short_of_memory_a_ray_build_is_one_line_before_ray_starts(small_index: Path, short_tmp: Path) -> None:
+    """A memory budget below one actor's (here $QA_RAY_MEMORY; on a loaded machine MemAvailable): exit 2 before the
+    cluster or any model is started, not workers killed while loading the model."""
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    before = (small_index / "CURRENT").read_text()
+    built = subprocess.run([sys.executable, "-m", "qa", "index", "build", str(SAMPLE_CORPUS / "letters" / "kst-27925-781.txt"),
+                            "--index", str(small_index), "--ray"], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                           env={**_env(short_tmp), cluster.MEMORY_ENV: "1500M"})
+    assert built.returncode == 2, built.stderr
+    assert built.stderr.splitlines() == [
+        "Error: not enough memory for a Ray build on this machine: 1.5 GB available, one actor needs 2.0 GB (one copy of the model) "
+        "beside 1.2 GB for the driver and Ray's object store; free memory, raise $QA_RAY_MEMORY if it is set, or build without "
+        "--ray (one copy of the model, in this process)"]
+    assert not list(short_tmp.glob("qa-ray-*"))  # no cluster was started
+    _intact(small_index, before)
+
+
+@pytest.mark.slow
+def test_an_actor_that_dies_is_not_restarted_and_is_said_once(short_tmp: Path) -> None:
+    """SIGKILL of an actor's process mid-build (what the kernel's or Ray's OOM killer does): the run stops with one
+    ClusterError naming the batches done, and the actor stays dead (max_restarts=0) instead of loading the model again."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+    from qa.embed.batches import plan
+
+    texts = [f"Dit is zin {i}. En dit is de volgende zin." for i in range(320)]
+    batches = plan(TEST_MODEL, texts, [np.asarray([[0, 14], [15, len(text)]]) for text in texts], size=32)
+    done = 0
+    with cluster.RayRunner(TEST_MODEL, num_cpus=1, temp_dir=short_tmp) as runner, pytest.raises(cluster.ClusterError) as failed:
+        (actor,) = runner.actors
+        pid = ray.get(actor.__ray_call__.remote(lambda _: os.getpid()))
+        for _ in runner.run(batches):
+            done += 1
+            if done == 2:
+                os.kill(pid, signal.SIGKILL)
+    message = str(failed.value)
+    assert message.startswith(f"a Ray actor died while embedding, after {done} of {len(batches)} batches: ") and "\n" not in message
+    assert message.endswith("the finished batches are kept: run the same command again to embed the rest")
+    assert done == 2  # nothing more came back from it: its batch was not retried on a restarted actor
+    assert isinstance(failed.value.__cause__, ray.exceptions.RayActorError)
 
 
 # --- bad input: one line, exit 2, the index as it was (no model, no cluster) ---------------------------------
@@ -210,3 +254,61 @@ def test_the_ray_option_reads_an_address_or_none() -> None:
     assert cluster.check_address(None) is None and cluster.check_address("local") is None
     for address in ("auto", "10.0.0.5:6379", "ray://head.example:10001", "[::1]:6379"):
         assert cluster.check_address(address) == address
+
+
+def test_a_machine_short_of_memory_is_one_line_without_ray_or_model(small_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MemAvailable below one actor: refused before ray.init, so no worker is started only to be killed loading the model."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+    monkeypatch.setattr(qa.embed.embedding, "Embedder", _no_model)
+    monkeypatch.setattr(ray, "init", _no_model)
+    monkeypatch.setattr(cluster, "_meminfo_available", lambda: 2 * 1024**3)
+    monkeypatch.delenv(cluster.MEMORY_ENV, raising=False)
+    before = (small_index / "CURRENT").read_text()
+    result = _build(small_index, "--ray")
+    assert result.exit_code == 2, result.output  # type: ignore[attr-defined]
+    (line,) = result.stderr.splitlines()  # type: ignore[attr-defined]
+    assert line.startswith("Error: not enough memory for a Ray build on this machine: 2.0 GB available, one actor needs 2.0 GB")
+    _intact(small_index, before)
+
+
+def test_the_actors_are_as_many_as_the_memory_holds() -> None:
+    """One per CPU while the memory lasts: each actor holds a model (ACTOR_MEMORY) beside the driver and the object store."""
+    gb, reserved = 1024**3, cluster.DRIVER_MEMORY + cluster.OBJECT_STORE_MEMORY
+    assert cluster.actor_count(24 * gb, 2) == 2  # this machine, quiet
+    assert cluster.actor_count(16 * gb, 2) == 2  # with 8 GB in use by other work
+    assert cluster.actor_count(reserved + 2 * cluster.ACTOR_MEMORY - 1, 2) == 1
+    assert cluster.actor_count(reserved + cluster.ACTOR_MEMORY, 2) == 1
+    assert cluster.actor_count(reserved + cluster.ACTOR_MEMORY - 1, 2) == 0  # not even one: the build says so
+    assert cluster.actor_count(0, 2) == 0 and cluster.actor_count(gb, 64) == 0  # never negative
+    assert cluster.actor_count(1024 * gb, 64) == 64  # never more than the CPUs
+    assert cluster.actor_count(9 * gb, 8, actor=gb, reserved=0) == 8  # a cluster's own memory resource: nothing reserved
+
+
+def test_the_memory_budget_is_meminfo_capped_by_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cluster._meminfo_available() > 0  # /proc/meminfo's MemAvailable
+    monkeypatch.setattr(cluster, "_meminfo_available", lambda: 8 * 1024**3)
+    monkeypatch.delenv(cluster.MEMORY_ENV, raising=False)
+    assert cluster.available_memory() == 8 * 1024**3
+    for setting, expected in (("3G", 3 * 1024**3), ("1500M", 1500 * 1024**2), ("2.5GiB", int(2.5 * 1024**3)), ("4096", 4096), ("64G", 8 * 1024**3)):
+        monkeypatch.setenv(cluster.MEMORY_ENV, setting)
+        assert cluster.available_memory() == expected, setting  # a cap: never more than is available
+    monkeypatch.setenv(cluster.MEMORY_ENV, "lots")
+    with pytest.raises(SettingsError, match="QA_RAY_MEMORY='lots': expected bytes or a size like 3G or 512M"):
+        cluster.available_memory()
+
+
+def test_a_ray_build_driver_loads_the_model_only_when_it_embeds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The actors hold the model; the driver's LazyEmbedder has its name and dimension without loading it."""
+    loaded: list[str] = []
+
+    class Model:
+        def __init__(self, name: str) -> None:
+            loaded.append(name)
+
+        def embed_query(self, text: str) -> np.ndarray:
+            return np.ones((1, 384), np.float32)
+
+    monkeypatch.setattr(qa.embed.embedding, "Embedder", Model)
+    lazy = qa.embed.embedding.LazyEmbedder("multilingual-e5-small", 384)
+    assert (lazy.name, lazy.dimension, loaded) == ("multilingual-e5-small", 384, [])
+    assert lazy.embed_query("vraag").shape == (1, 384) and lazy.embed_query("nog een") is not None and loaded == ["multilingual-e5-small"]

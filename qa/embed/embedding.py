@@ -188,6 +188,29 @@ class Embedder:
         return self._query_cache(text)
 
 
+class LazyEmbedder:
+    """An `Embedder` loaded on first use, with its name and dimension known before: the driver of a Ray build, whose
+    actors embed the passages, so that it does not hold another copy of the model (~1.2 GB) while they run; the saved
+    questions checked after the build load it then."""
+
+    def __init__(self, name: str, dimension: int) -> None:
+        self.name, self.dimension = name, dimension
+        self._embedder: Embedder | None = None
+
+    def loaded(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = Embedder(self.name)
+        return self._embedder
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.loaded().embed_query(text)
+
+    def embed_passages_with_spans(
+        self, texts: Sequence[str], spans: Sequence[np.ndarray], batch_size: int = 32, progress: bool = False
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        return self.loaded().embed_passages_with_spans(texts, spans, batch_size, progress)
+
+
 def _pool_spans(tokens: np.ndarray, offsets: np.ndarray, spans: np.ndarray) -> np.ndarray:
     """Mean of the token vectors inside each span, L2-normalised; zero for a span past truncation."""
     spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
