@@ -40,6 +40,9 @@ else:
     embedding = _Deferred("qa.embed.embedding")
 
 
+from qa.embed import onnx_runtime  # noqa: E402 - light: the backends' names, for --backend
+
+
 def read_letters(paths: tuple[Path, ...]) -> Any:
     from qa.ingest.reading import read_letters as read
 
@@ -61,6 +64,10 @@ store_option = click.option(
          "--index keeps the feedback and saved questions either way.",
 )
 model_option = click.option("--model", default=None, help="Sentence-transformers model name or path [default: $QA_MODEL or multilingual-e5-small].")
+backend_option = click.option(
+    "--backend", type=click.Choice(onnx_runtime.BACKENDS), default=None,
+    help=f"What runs the model: onnx (int8, fastest), onnx-fp32 or torch; the index records it and its queries use it "
+         f"[default: ${onnx_runtime.BACKEND_ENV} or {onnx_runtime.DEFAULT_BACKEND}].")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def llm_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Where the chat model for generated answers is (the key only ever from $QA_LLM_API_KEY, never a flag)."""
@@ -157,7 +164,7 @@ def _read_or_fail(paths: tuple[Path, ...]):
 
 
 def _update(index_dir: Path, model: str | None, progress: bool, ray_address: str | None = None, store: str | None = None,
-            **changes: Any) -> index_store.UpdateSummary:
+            backend: str | None = None, **changes: Any) -> index_store.UpdateSummary:
     from contextlib import nullcontext
 
     from qa import store as stores
@@ -165,17 +172,19 @@ def _update(index_dir: Path, model: str | None, progress: bool, ray_address: str
 
     location = _location(index_dir, store)
     if model is None and stores.exists(location) and not changes.get("replace_all"):
-        model = stores.load(location).model
+        current = stores.load(location)  # adding to an index: its model, run by its backend
+        model, backend = current.model, current.backend
     name = model or embedding.default_model_name()
     if ray_address is not None:
         from qa.embed.cluster import RayRunner
 
-        runner: Any = RayRunner(name, ray_address, log=_log)  # the address is checked here, before any work
+        runner: Any = RayRunner(name, ray_address, log=_log, backend=backend)  # the address is checked here, before any work
     else:
         runner = nullcontext(None)
     with runner as started:  # with --ray: the cluster is joined (or started) and its actors have loaded the model
         # With --ray the actors hold the model; this process loads it only if something needs it after the build.
-        embedder: TextEmbedder = Embedder(name) if started is None else LazyEmbedder(name, started.dimension)
+        embedder: TextEmbedder = (Embedder(name, backend=backend) if started is None
+                                  else LazyEmbedder(name, started.dimension, started.backend))
         summary = stores.update(location, embedder, log=_log, progress_bar=progress, runner=started, **changes)
     _check_watches(index_dir, embedder, summary, location)
     return summary
@@ -218,11 +227,13 @@ def _report(summary: index_store.UpdateSummary, errors: list[str]) -> None:
 @index_option
 @store_option
 @model_option
+@backend_option
 @progress_option
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Embed on Ray: a local cluster of as many CPUs as the free memory allows (2 GB per actor; $QA_RAY_MEMORY caps it), "
                    "or the cluster at ADDRESS (HOST:PORT, ray://HOST:PORT, auto). Needs the ray extra.")
-def index_build(paths: tuple[Path, ...], index_dir: Path, store: str | None, model: str | None, progress: bool, ray_address: str | None) -> None:
+def index_build(paths: tuple[Path, ...], index_dir: Path, store: str | None, model: str | None, backend: str | None, progress: bool,
+                ray_address: str | None) -> None:
     """Build a new index from letter files or folders (default: the bundled sample letters).
 
     Reads .txt, .xml, .html, .pdf, folders with a letters.jsonl sidecar, and .jsonl(.gz)
@@ -233,7 +244,8 @@ def index_build(paths: tuple[Path, ...], index_dir: Path, store: str | None, mod
 
         check_address(ray_address)  # a wrong address is refused before the letters are read
     report = _read_or_fail(paths or (SAMPLE_CORPUS,))
-    summary = _update(index_dir, model or embedding.default_model_name(), progress, ray_address, store, add=report.letters, replace_all=True)
+    summary = _update(index_dir, model or embedding.default_model_name(), progress, ray_address, store, backend,
+                      add=report.letters, replace_all=True)
     _report(summary, report.errors)
 
 
@@ -705,7 +717,7 @@ def watch_check(index_dir: Path) -> None:
                 from qa.embed.embedding import Embedder
                 from qa.engine import Engine
 
-                report = watches.check(connection, Engine(index, Embedder(index.model)), _log)
+                report = watches.check(connection, Engine(index, Embedder(index.model, backend=index.backend)), _log)
                 _log(report.line())
         for watch, hit in watches.unreported(connection):
             _echo(watches.hit_line(watch, hit))
@@ -933,11 +945,11 @@ def update(folder: Path, index_dir: Path, model: str | None, **network: Any) -> 
 
     source_name, query = sources.update_query(folder)
     index_ids: set[str] = set()
-    rebuild = False
+    rebuild, backend = False, None
     if index_store.exists(index_dir):
         try:
             current = index_store.load(index_dir)
-            index_ids, model = set(current.letters), current.model
+            index_ids, model, backend = set(current.letters), current.model, current.backend
         except index_store.IndexOutdated as outdated:  # a newer qa parses letters differently: all of them again
             missing = sorted(set(outdated.letter_ids) - sources.stored_ids(folder))
             if missing:
@@ -951,7 +963,7 @@ def update(folder: Path, index_dir: Path, model: str | None, **network: Any) -> 
     for error in errors:
         _log(f"skipped: {error}")
     if letters:
-        embedder = Embedder(model)
+        embedder = Embedder(model, backend=backend)
         changed = index_store.update(index_dir, embedder, add=letters, replace_all=rebuild, log=_log, progress_bar=network["progress"])
         _check_watches(index_dir, embedder, changed)
         _report(changed, errors)

@@ -58,7 +58,7 @@ class Engine:
                 f"{index.location} was built with model {index.model!r}; it cannot be searched with {model!r}. "
                 f"Rebuild it with `qa index build --model {model}`."
             )
-        return cls(index, Embedder(index.model))
+        return cls(index, Embedder(index.model, backend=index.backend))
 
     def search(self, query: str, k: int = 5, filters: Filters = Filters(), mode: Mode = "hybrid") -> list[Hit]:
         return search(self.index, self.embedder, query, k, filters, mode)

@@ -35,6 +35,7 @@ from qa.core.errors import IndexStateError
 from qa.core.locks import exclusive
 from qa.embed.batches import BatchedEmbedding, LocalRunner, Runner
 from qa.embed.embedding import TextEmbedder
+from qa.embed.onnx_runtime import LEGACY_BACKEND, vector_identity
 from qa.filters import Filters
 from qa.ingest.chunking import CHUNKER_VERSION, Passage, chunk_letter
 from qa.ingest.letter import Letter
@@ -99,6 +100,10 @@ class Index:
     @property
     def model(self) -> str:
         return str(self.manifest["model"])
+
+    @property
+    def backend(self) -> str:
+        return str(self.manifest.get("backend", LEGACY_BACKEND))
 
     @property
     def dimension(self) -> int:
@@ -291,7 +296,7 @@ class Target(Protocol):
 
     def load(self) -> Store: ...
 
-    def writer(self, model: str, dimension: int) -> StoreWriter: ...
+    def writer(self, model: str, dimension: int, backend: str) -> StoreWriter: ...
 
     def no_index(self) -> IndexStateError: ...
 
@@ -318,8 +323,8 @@ class LocalTarget:
     def load(self) -> Index:
         return load(self.folder)
 
-    def writer(self, model: str, dimension: int) -> LocalWriter:
-        return LocalWriter(self.folder, model, dimension)
+    def writer(self, model: str, dimension: int, backend: str) -> LocalWriter:
+        return LocalWriter(self.folder, model, dimension, backend)
 
     def no_index(self) -> IndexStateError:
         return no_index(self.folder)
@@ -328,8 +333,8 @@ class LocalTarget:
 class LocalWriter:
     """Collects the batches in memory and writes the generation folder on commit (FAISS and BM25 are built whole)."""
 
-    def __init__(self, folder: Path, model: str, dimension: int) -> None:
-        self.folder, self.model, self.dimension = folder, model, dimension
+    def __init__(self, folder: Path, model: str, dimension: int, backend: str) -> None:
+        self.folder, self.model, self.dimension, self.backend = folder, model, dimension, backend
         self.letters: dict[str, Letter] = {}
         self.hashes: dict[str, str] = {}
         self.passages: list[Passage] = []
@@ -348,7 +353,7 @@ class LocalWriter:
 
     def commit(self) -> str:
         vectors = np.concatenate(self.vectors) if self.vectors else np.zeros((0, self.dimension), np.float32)
-        generation = _write_generation(self.folder, self.model, self.dimension, self.letters, self.hashes, self.passages, vectors, self.sentences)
+        generation = _write_generation(self.folder, self.model, self.dimension, self.backend, self.letters, self.hashes, self.passages, vectors, self.sentences)
         _swap(self.folder, generation)
         return generation.name
 
@@ -383,15 +388,15 @@ def update(
     with target.lock():
         old = target.load() if target.exists() and not replace_all else None
         if embedder is not None:
-            model, dimension = embedder.name, int(embedder.dimension)
+            model, dimension, backend = embedder.name, int(embedder.dimension), embedder.backend
         elif old is not None:
-            model, dimension = old.model, int(old.manifest["dimension"])
+            model, dimension, backend = old.model, int(old.manifest["dimension"]), old.backend
         else:
             raise target.no_index()
-        if old is not None and old.model != model:
+        if old is not None and (old.model, old.backend) != (model, backend):
             raise IndexStateError(
-                f"{old.location} was built with model {old.model!r}, not {model!r}; "
-                f"use --model {old.model} or rebuild with `qa index build`"
+                f"{old.location} was built with model {old.model!r} on {old.backend}, not {model!r} on {backend}; "
+                f"use --model {old.model} --backend {old.backend} or rebuild with `qa index build`"
             )
         letters: dict[str, Letter] = dict(old.letters) if old else {}
         hashes: dict[str, str] = dict(old.manifest["letters"]) if old else {}
@@ -446,9 +451,9 @@ def update(
         if new_positions:
             if embedder is None:
                 raise ValueError(f"{len(new_positions)} passages to embed, but no embedder was given")
-            job = BatchedEmbedding(model, dimension, texts, text_spans, target.checkpoints, batch_size)
+            job = BatchedEmbedding(vector_identity(model, backend), dimension, texts, text_spans, target.checkpoints, batch_size)
             saved = job.resumable
-            log(f"embedding {len(new_positions)} passages of {len(fresh)} letters with {model}"
+            log(f"embedding {len(new_positions)} passages of {len(fresh)} letters with {model} ({backend})"
                 + (f"; {saved} were embedded by an interrupted build and are read back" if saved else ""))
             bar = reporting.progress(len(new_positions) - saved, "Embedding", "passages") if progress_bar and len(new_positions) > saved else None
             try:
@@ -471,7 +476,7 @@ def update(
                 sentences_by_row[i] = old.sentences(row)
 
         log("writing the index")
-        writer = target.writer(model, dimension)
+        writer = target.writer(model, dimension, backend)
         try:
             writer.add_letters(letters.values(), hashes)
             for start in range(0, len(passages), WRITE_BATCH):
@@ -499,6 +504,7 @@ def _write_generation(
     folder: Path,
     model: str,
     dimension: int,
+    backend: str,
     letters: dict[str, Letter],
     hashes: dict[str, str],
     passages: list[Passage],
@@ -531,6 +537,7 @@ def _write_generation(
             "format_version": FORMAT_VERSION,
             "chunker_version": CHUNKER_VERSION,
             "model": model,
+            "backend": backend,
             "dimension": dimension,
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "counts": {"letters": len(letters), "passages": len(passages)},
@@ -598,6 +605,7 @@ def info(index: Index) -> dict[str, object]:
     return {
         "folder": str(index.folder),
         "model": index.model,
+        "backend": index.backend,
         "dimension": index.manifest["dimension"],
         "built_at": index.manifest["built_at"],
         "letters": len(index.letters),

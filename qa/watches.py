@@ -32,6 +32,7 @@ from qa import retrieval
 from qa.answering import Answer
 from qa.core import display, limits
 from qa.core.errors import InvalidQuery, QAError
+from qa.embed.onnx_runtime import vector_identity
 from qa.lexical import tokenize
 from qa.retrieval import Filters, Hit
 
@@ -284,7 +285,7 @@ class StoredQueries:
     def __init__(self, embedder: TextEmbedder, vectors: dict[str, np.ndarray]) -> None:
         self.embedder = embedder
         self.vectors = vectors
-        self.name, self.dimension = embedder.name, embedder.dimension
+        self.name, self.dimension, self.backend = embedder.name, embedder.dimension, embedder.backend
 
     def embed_query(self, text: str) -> np.ndarray:
         stored = self.vectors.get(text)
@@ -297,7 +298,7 @@ class StoredQueries:
 
 def _query_vectors(connection: sqlite3.Connection, engine: Engine, due: list[Watch]) -> dict[str, np.ndarray]:
     """The due watches' query vectors: stored ones of the index's model, the others embedded now (and stored after)."""
-    model = engine.index.model
+    model = vector_identity(engine.index.model, engine.index.backend)
     vectors: dict[str, np.ndarray] = {}
     for watch in due:
         row = connection.execute("SELECT vector, vector_model FROM watches WHERE id = ?", (watch.id,)).fetchone()
@@ -341,7 +342,7 @@ def check(connection: sqlite3.Connection, engine: Engine, log: Callable[[str], N
         for result in letters.answers(watch.question, list(versions), watch.filters):
             if is_hit(result, watch.threshold):
                 found.append((watch, versions[result.citations[0].letter_id], result))
-    checked_at, model = now(), engine.index.model
+    checked_at, model = now(), vector_identity(engine.index.model, engine.index.backend)
     connection.execute("BEGIN IMMEDIATE")
     try:
         for watch, seq, result in found:

@@ -42,6 +42,7 @@ class FakeEmbedder:
 
     name = NAME
     dimension = DIMENSION
+    backend = "test"
 
     def __init__(self) -> None:
         self.queries = 0  # how many queries were embedded (tests of caching and of not embedding)

@@ -52,7 +52,7 @@ def _use_model(monkeypatch: pytest.MonkeyPatch, make: object) -> None:
 
 @pytest.fixture
 def fake_model(monkeypatch: pytest.MonkeyPatch, fake_embedder: FakeEmbedder) -> FakeEmbedder:
-    _use_model(monkeypatch, lambda name=None, device=None: fake_embedder)
+    _use_model(monkeypatch, lambda name=None, device=None, backend=None: fake_embedder)
     return fake_embedder
 
 

@@ -302,13 +302,13 @@ def test_a_ray_build_driver_loads_the_model_only_when_it_embeds(monkeypatch: pyt
     loaded: list[str] = []
 
     class Model:
-        def __init__(self, name: str) -> None:
+        def __init__(self, name: str, backend: str) -> None:
             loaded.append(name)
 
         def embed_query(self, text: str) -> np.ndarray:
             return np.ones((1, 384), np.float32)
 
     monkeypatch.setattr(qa.embed.embedding, "Embedder", Model)
-    lazy = qa.embed.embedding.LazyEmbedder("multilingual-e5-small", 384)
+    lazy = qa.embed.embedding.LazyEmbedder("multilingual-e5-small", 384, "torch")
     assert (lazy.name, lazy.dimension, loaded) == ("multilingual-e5-small", 384, [])
     assert lazy.embed_query("vraag").shape == (1, 384) and lazy.embed_query("nog een") is not None and loaded == ["multilingual-e5-small"]

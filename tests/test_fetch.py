@@ -260,7 +260,7 @@ def test_fetch_then_update_adds_new_letters_to_the_index_and_answers(tmp_path: P
     """`qa fetch` → `qa index build` → a new letter appears → `qa update` embeds only that one."""
     import qa.embed.embedding
 
-    monkeypatch.setattr(qa.embed.embedding, "Embedder", lambda name=None, device=None: embedder)  # the session's model, loaded once
+    monkeypatch.setattr(qa.embed.embedding, "Embedder", lambda name=None, device=None, backend=None: embedder)  # the session's model, loaded once
     letters, index_dir = tmp_path / "letters", tmp_path / "index"
     runner = CliRunner()
     with FakeServer() as server:
@@ -320,7 +320,7 @@ def test_an_index_of_an_older_chunker_is_refused_and_update_rebuilds_it(tmp_path
     import qa.embed.embedding
     from qa.ingest.chunking import CHUNKER_VERSION
 
-    monkeypatch.setattr(qa.embed.embedding, "Embedder", lambda name=None, device=None: fake_embedder)
+    monkeypatch.setattr(qa.embed.embedding, "Embedder", lambda name=None, device=None, backend=None: fake_embedder)
     letters, index_dir = tmp_path / "letters", tmp_path / "index"
     runner = CliRunner()
     with FakeServer() as server:

@@ -299,7 +299,7 @@ def test_qa_search_and_ask_strip_control_characters_from_letters(tmp_path: Path,
     )
     index_dir = tmp_path / "index"
     index_store.update(index_dir, embedder, add=[evil], replace_all=True)
-    monkeypatch.setattr(qa.engine, "Embedder", lambda name=None, device=None: embedder)
+    monkeypatch.setattr(qa.engine, "Embedder", lambda name=None, device=None, backend=None: embedder)
     runner = CliRunner()
     searched = runner.invoke(main, ["search", "proef met drones", "--index", str(index_dir)])
     asked = runner.invoke(main, ["ask", "Wanneer begon de proef met drones?", "--index", str(index_dir)])

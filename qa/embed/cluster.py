@@ -162,8 +162,11 @@ class RayRunner:
     actors (each loads the model), leaving stops them (and a local cluster)."""
 
     def __init__(self, model: str, address: str | None = None, num_cpus: int | None = None, temp_dir: Path | None = None,
-                 log: Callable[[str], None] = lambda message: None) -> None:
+                 log: Callable[[str], None] = lambda message: None, backend: str | None = None) -> None:
+        from qa.embed import onnx_runtime
+
         self.model = model
+        self.backend = onnx_runtime.check_backend(backend or onnx_runtime.default_backend())
         self.address = check_address(address)
         self.num_cpus = num_cpus or len(os.sched_getaffinity(0))  # of a local cluster, at most: memory may allow fewer
         self.temp_dir = temp_dir
@@ -247,7 +250,7 @@ class RayRunner:
             raise memory_error(memory, where, reserved=0)
         # Each actor reserves its model's memory, so Ray places actors only where that is free.
         actor = ray.remote(max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS)(_EmbedActor).options(memory=ACTOR_MEMORY, **options)
-        self.actors = [actor.remote(self.model, self.device) for _ in range(count)]
+        self.actors = [actor.remote(self.model, self.device, self.backend) for _ in range(count)]
         try:
             described = ray.get([a.describe.remote() for a in self.actors])  # each has loaded the model, or raised
         except ray.exceptions.RayError as error:
@@ -310,10 +313,10 @@ def _reason(error: BaseException, first: bool = False) -> str:
 class _EmbedActor:
     """One model in one worker process (made a Ray actor by RayRunner)."""
 
-    def __init__(self, model: str, device: str) -> None:
+    def __init__(self, model: str, device: str, backend: str) -> None:
         from qa.embed.embedding import Embedder
 
-        self.embedder = Embedder(model, device=device)
+        self.embedder = Embedder(model, device=device, backend=backend)
 
     def describe(self) -> tuple[str, int]:
         return self.embedder.name, int(self.embedder.dimension)

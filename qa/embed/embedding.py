@@ -12,12 +12,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from qa.core import progress as reporting
 from qa.core.errors import ModelError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 DEFAULT_MODEL = "multilingual-e5-small"
 # multilingual-e5-small with the project's adapter (qa/models/, train/train_embedder.py). The version is part of the
@@ -95,6 +98,7 @@ class TextEmbedder(Protocol):
 
     name: str  # recorded in the index manifest; an index is only searched with the model it was built with
     dimension: int
+    backend: str  # what ran the model (qa/embed/onnx_runtime.py BACKENDS); recorded beside the name
 
     def embed_query(self, text: str) -> np.ndarray:
         """A (1, dimension) vector."""
@@ -108,20 +112,43 @@ class TextEmbedder(Protocol):
 
 
 class Embedder:
-    """A sentence-transformers model that knows its prefixes; vectors are L2-normalised."""
+    """A sentence-transformers model that knows its prefixes; vectors are L2-normalised.
 
-    def __init__(self, name: str | None = None, device: str | None = None) -> None:
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
+    `backend` says what runs it (qa/embed/onnx_runtime.py): `onnx` (the default, int8 on ONNX Runtime),
+    `onnx-fp32`, or `torch`. An index records the backend it was built with, and is searched with that one."""
 
-        transformers_logging.disable_progress_bar()  # "Loading weights" bars on every start
+    def __init__(self, name: str | None = None, device: str | None = None, backend: str | None = None) -> None:
+        from qa.embed import onnx_runtime
+
         self.name = name or default_model_name()
+        self.backend = onnx_runtime.check_backend(backend or onnx_runtime.default_backend())
         path = resolve_model_path(self.name)
         adapter = tuned_adapter_path() if self.name == TUNED_MODEL else None
         if adapter is not None and not adapter.is_file():  # checked before the 2-s model load, so it fails at once
             raise ModelError(f"the adapter of {TUNED_MODEL!r} is missing ({adapter}); reinstall the package")
+        self.model: SentenceTransformer | None = None
+        self._onnx: onnx_runtime.OnnxEncoder | None = None
+        if self.backend == "torch":
+            self.model = self._load_torch(path, adapter, device)
+            prompts = self.model.prompts or {}
+            self.dimension = int(self.model.get_embedding_dimension() or 0)
+            self.max_length = int(self.model.max_seq_length)
+        else:
+            folder = onnx_runtime.export_dir(self.name, path, adapter, self.backend)
+            load = lambda: self._load_torch(path, adapter, "cpu")  # noqa: E731 - only when there is no export yet
+            self._onnx = onnx_runtime.OnnxEncoder(onnx_runtime.ensure_export(folder, load, self.backend))
+            prompts, self.dimension = self._onnx.settings["prompts"], self._onnx.dimension
+            self.max_length = int(self._onnx.settings["max_length"])
+        self.query_prefix, self.passage_prefix = _prefixes(self.name, {key: value for key, value in prompts.items() if value is not None})
+        self._query_cache = lru_cache(maxsize=4096)(self._embed_query)
+
+    def _load_torch(self, path: str, adapter: Path | None, device: str | None) -> SentenceTransformer:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # "Loading weights" bars on every start
         try:
-            self.model = SentenceTransformer(path, device=device, trust_remote_code=False)
+            model = SentenceTransformer(path, device=device, trust_remote_code=False)
         except (OSError, ValueError) as error:
             raise ModelError(
                 f"cannot load embedding model {self.name!r}: {error}. Offline, use a local path or one of "
@@ -130,14 +157,30 @@ class Embedder:
         if adapter is not None:
             from qa.embed.adapters import merge
 
-            merge(self.model[0].auto_model, adapter)
-        self.query_prefix, self.passage_prefix = _prefixes(self.name, {key: value for key, value in (self.model.prompts or {}).items() if value is not None})
-        self.dimension = int(self.model.get_embedding_dimension() or 0)
-        self._query_cache = lru_cache(maxsize=4096)(self._embed_query)
+            merge(model[0].auto_model, adapter)
+        return model
+
+    def _encode(self, prefixed: Sequence[str], batch_size: int) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+        """Unit vectors, and per text its token vectors and their character offsets, from either backend."""
+        if self._onnx is not None:
+            return self._onnx.encode(prefixed, batch_size)
+        assert self.model is not None
+        outputs = self.model.encode(list(prefixed), batch_size=batch_size, output_value=None, show_progress_bar=False)
+        offsets = self.model[0].tokenizer(list(prefixed), return_offsets_mapping=True, truncation=True, max_length=self.max_length)["offset_mapping"]
+        vectors = np.stack([output["sentence_embedding"].float().numpy() for output in outputs]) if outputs else np.zeros((0, self.dimension), np.float32)
+        tokens = [output["token_embeddings"][: len(text_offsets)].float().numpy() for output, text_offsets in zip(outputs, offsets)]
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms > 0, norms, 1.0), tokens, [np.asarray(o, dtype=np.int64).reshape(-1, 2) for o in offsets]
 
     def embed_passages(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self._onnx is not None:
+            vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+            for positions in _progress(_slices(texts, batch_size, progress), progress, total=len(texts)):
+                vectors[positions] = self._onnx.encode([self.passage_prefix + texts[i] for i in positions], batch_size)[0]
+            return vectors
+        assert self.model is not None
         vectors = self.model.encode(
             [self.passage_prefix + text for text in texts],
             batch_size=batch_size,
@@ -148,9 +191,13 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def _embed_query(self, text: str) -> np.ndarray:
-        vector = self.model.encode(
-            [self.query_prefix + text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
+        if self._onnx is not None:
+            vector = self._onnx.encode([self.query_prefix + text], 1)[0]
+        else:
+            assert self.model is not None
+            vector = self.model.encode(
+                [self.query_prefix + text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
         vector = np.ascontiguousarray(vector, dtype=np.float32)
         vector.setflags(write=False)  # cached and shared between requests
         return vector
@@ -166,22 +213,12 @@ class Embedder:
         the model again. `spans[i]` is an (n, 2) array of [start, end) offsets into `texts[i]`."""
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         span_vectors = [np.zeros((len(text_spans), self.dimension), dtype=np.float32) for text_spans in spans]
-        # Longest first, in slices: batches pad as little as in one encode() call, and the token
-        # vectors of only one slice are in memory at a time.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        size = reporting.finer_slices(SPAN_SLICE, len(texts), batch_size) if progress else SPAN_SLICE
-        slices = [order[i : i + size] for i in range(0, len(order), size)]
-        tokenizer, max_length = self.model[0].tokenizer, self.model.max_seq_length
-        for positions in _progress(slices, progress, total=len(texts)):
-            prefixed = [self.passage_prefix + texts[i] for i in positions]
-            outputs = self.model.encode(prefixed, batch_size=batch_size, output_value=None, show_progress_bar=False)
-            offsets = tokenizer(prefixed, return_offsets_mapping=True, truncation=True, max_length=max_length)["offset_mapping"]
-            for i, output, text_offsets in zip(positions, outputs, offsets):
-                vectors[i] = output["sentence_embedding"].float().numpy()
-                tokens = output["token_embeddings"][: len(text_offsets)].float().numpy()
-                span_vectors[i] = _pool_spans(tokens, np.asarray(text_offsets) - len(self.passage_prefix), spans[i])
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.where(norms > 0, norms, 1.0), span_vectors
+        for positions in _progress(_slices(texts, batch_size, progress), progress, total=len(texts)):
+            slice_vectors, tokens, offsets = self._encode([self.passage_prefix + texts[i] for i in positions], batch_size)
+            for row, i in enumerate(positions):
+                vectors[i] = slice_vectors[row]
+                span_vectors[i] = _pool_spans(tokens[row], offsets[row] - len(self.passage_prefix), spans[i])
+        return vectors, span_vectors
 
     def embed_query(self, text: str) -> np.ndarray:
         """A (1, dimension) vector; repeated questions come from a cache."""
@@ -193,13 +230,13 @@ class LazyEmbedder:
     actors embed the passages, so that it does not hold another copy of the model (~1.2 GB) while they run; the saved
     questions checked after the build load it then."""
 
-    def __init__(self, name: str, dimension: int) -> None:
-        self.name, self.dimension = name, dimension
+    def __init__(self, name: str, dimension: int, backend: str) -> None:
+        self.name, self.dimension, self.backend = name, dimension, backend
         self._embedder: Embedder | None = None
 
     def loaded(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = Embedder(self.name)
+            self._embedder = Embedder(self.name, backend=self.backend)
         return self._embedder
 
     def embed_query(self, text: str) -> np.ndarray:
@@ -209,6 +246,14 @@ class LazyEmbedder:
         self, texts: Sequence[str], spans: Sequence[np.ndarray], batch_size: int = 32, progress: bool = False
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         return self.loaded().embed_passages_with_spans(texts, spans, batch_size, progress)
+
+
+def _slices(texts: Sequence[str], batch_size: int, progress: bool) -> list[list[int]]:
+    """Positions longest first, in slices: batches pad as little as in one encode() call, and the token
+    vectors of only one slice are in memory at a time."""
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    size = reporting.finer_slices(SPAN_SLICE, len(texts), batch_size) if progress else SPAN_SLICE
+    return [order[i : i + size] for i in range(0, len(order), size)]
 
 
 def _pool_spans(tokens: np.ndarray, offsets: np.ndarray, spans: np.ndarray) -> np.ndarray:

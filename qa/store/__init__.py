@@ -142,7 +142,7 @@ def copy(source: Store, location: Location, log: Callable[[str], None] = lambda 
 
     target = local.LocalTarget(location.data_dir) if location.kind == "local" else _milvus().Target(location)
     with target.lock():
-        writer = target.writer(source.model, source.dimension)
+        writer = target.writer(source.model, source.dimension, source.backend)
         try:
             writer.add_letters(source.letters.values(), source.manifest["letters"])
             for start in range(0, len(source.passages), COPY_BATCH):

@@ -38,6 +38,7 @@ import numpy as np
 from qa import vectors as vector_index
 from qa.core.errors import IndexStateError
 from qa.core.locks import exclusive
+from qa.embed.onnx_runtime import LEGACY_BACKEND
 from qa.filters import Filters, dossier_key
 from qa.index import BUILD_FOLDER, FORMAT_VERSION, KEEP_GENERATIONS, IndexBusy, IndexOutdated, by_score, letters_summary
 from qa.ingest.chunking import CHUNKER_VERSION, Passage
@@ -174,6 +175,10 @@ class MilvusStore:
         return str(self.manifest["model"])
 
     @property
+    def backend(self) -> str:
+        return str(self.manifest.get("backend", LEGACY_BACKEND))
+
+    @property
     def dimension(self) -> int:
         return int(self.manifest["dimension"])
 
@@ -279,6 +284,7 @@ class MilvusStore:
         return {
             "folder": str(self._location),
             "model": self.model,
+            "backend": self.backend,
             "dimension": self.dimension,
             "built_at": self.manifest["built_at"],
             "letters": len(self.letters),
@@ -394,8 +400,8 @@ class Target:
     def load(self) -> MilvusStore:
         return load(self.location)
 
-    def writer(self, model: str, dimension: int) -> Writer:
-        return Writer(self.location, model, dimension)
+    def writer(self, model: str, dimension: int, backend: str) -> Writer:
+        return Writer(self.location, model, dimension, backend)
 
     def no_index(self) -> IndexStateError:
         return no_index_in(self.location)
@@ -408,8 +414,8 @@ def _dummy_vector(schema: Any) -> None:
 class Writer:
     """Writes a generation's collections batch by batch; `commit` builds the indexes, loads them and swaps `current`."""
 
-    def __init__(self, location: Location, model: str, dimension: int) -> None:
-        self.location, self.model, self.dimension = location, model, dimension
+    def __init__(self, location: Location, model: str, dimension: int, backend: str) -> None:
+        self.location, self.model, self.dimension, self.backend = location, model, dimension, backend
         self.generation = f"gen-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
         self.client = client(location)
         self.letters: dict[str, Letter] = {}
@@ -540,8 +546,8 @@ class Writer:
             for kind_name in ("letters", "passages", "sentences", "terms"):
                 milvus.load_collection(self._collection(kind_name))
             manifest = {
-                "format_version": FORMAT_VERSION, "chunker_version": CHUNKER_VERSION, "model": self.model, "dimension": self.dimension,
-                "built_at": datetime.now(UTC).isoformat(timespec="seconds"), "counts": {"letters": len(self.letters), "passages": self.rows},
+                "format_version": FORMAT_VERSION, "chunker_version": CHUNKER_VERSION, "model": self.model, "backend": self.backend,
+                "dimension": self.dimension, "built_at": datetime.now(UTC).isoformat(timespec="seconds"), "counts": {"letters": len(self.letters), "passages": self.rows},
                 "vector_index": kind, "nlist": nlist, "mean_vector": (self.vector_sum / max(self.rows, 1)).astype(np.float32).tolist(),
             }
             milvus.upsert(_meta(self.location), [{"key": self.generation, "value": json.dumps(manifest), DUMMY: [0.0, 0.0]}])

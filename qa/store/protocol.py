@@ -43,6 +43,11 @@ class Store(Protocol):
     def model(self) -> str: ...
 
     @property
+    def backend(self) -> str:
+        """What ran the model (qa/embed/onnx_runtime.py); queries are embedded by the same."""
+        ...
+
+    @property
     def dimension(self) -> int: ...
 
     @property

@@ -1,0 +1,232 @@
+"""The embedder on ONNX Runtime: the same model, exported once, fused and quantised to int8, run without torch.
+
+sentence-transformers' own ONNX backend needs optimum, whose releases pin transformers 4.x (this project runs 5.x),
+so the export is done here with what torch and onnxruntime ship: `torch.onnx.export` of the transformer (the tuned
+model with its adapter already merged), onnxruntime's transformer optimiser (fused attention, LayerNorm, GELU), then
+dynamic int8 quantisation per channel. The result is cached beside the model checkpoint in a folder named by a
+fingerprint of everything that went in (weights, adapter, recipe, onnxruntime version), built in a temporary folder
+under a lock and renamed into place, so concurrent processes export once and a half-written export is never used.
+Pooling (mean or CLS) and normalisation are sentence-transformers' own steps, redone in numpy on the token vectors,
+which the index needs anyway for sentence vectors (embedding.py). Figures: docs/benchmarks.md (bench/indexing.py,
+bench/latency.py, eval/backends.py).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qa.core.errors import ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+# torch: sentence-transformers in fp32; onnx: ONNX Runtime, int8 weights (the default: within 0.01 R@1/R@5 of fp32,
+# docs/benchmarks.md); onnx-fp32: ONNX Runtime without quantisation, for comparison.
+BACKENDS = ("torch", "onnx", "onnx-fp32")
+DEFAULT_BACKEND = "onnx"
+BACKEND_ENV = "QA_BACKEND"
+LEGACY_BACKEND = "torch"  # what an index whose manifest names no backend was built with
+EXPORT_RECIPE = 1  # bump when export, optimisation or quantisation change: old exports are then never used
+OPSET = 17
+_MARKER = "export.json"  # written last: a folder without it is never used
+
+
+def vector_identity(model: str, backend: str) -> str:
+    """The name vectors are kept under (build checkpoints, saved questions' query vectors), so vectors of another
+    backend are never mixed in; torch's is the bare model name, as before there were backends."""
+    return model if backend == LEGACY_BACKEND else f"{model}@{backend}"
+
+
+def default_backend() -> str:
+    return os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def cache_root() -> Path:
+    """The project's cache folder: QA_CACHE_DIR, else XDG_CACHE_HOME/kamerbrieven-qa, else ~/.cache/kamerbrieven-qa."""
+    if os.environ.get("QA_CACHE_DIR"):
+        return Path(os.environ["QA_CACHE_DIR"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "kamerbrieven-qa"
+    return Path.home() / ".cache" / "kamerbrieven-qa"
+
+
+def fingerprint(name: str, source: str, adapter: Path | None, backend: str) -> str:
+    """What an export depends on. Weight files count by name, size and modification time (hashing 470 MB on every
+    start would cost a second); the adapter, which is small, by content."""
+    parts: dict[str, Any] = {"name": name, "backend": backend, "recipe": EXPORT_RECIPE, "onnxruntime": metadata.version("onnxruntime")}
+    folder = Path(source)
+    if folder.is_dir():
+        parts["source"] = str(folder.resolve())
+        parts["files"] = sorted((path.name, path.stat().st_size, path.stat().st_mtime_ns)
+                                for path in folder.iterdir() if path.suffix in (".safetensors", ".bin", ".json"))
+    else:
+        parts["source"] = source  # a hub name: whatever sentence-transformers resolves it to
+    if adapter is not None:
+        parts["adapter"] = hashlib.sha256(adapter.read_bytes()).hexdigest()
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def export_dir(name: str, source: str, adapter: Path | None, backend: str) -> Path:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(name).name)
+    return cache_root() / "onnx" / f"{safe}-{backend}-{fingerprint(name, source, adapter, backend)}"
+
+
+def is_complete(folder: Path) -> bool:
+    return (folder / _MARKER).is_file()
+
+
+def _log_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def ensure_export(folder: Path, load: Callable[[], SentenceTransformer], backend: str,
+                  log: Callable[[str], None] = _log_stderr) -> Path:
+    """The export in `folder`, made from `load()`'s model on first use (about 30 s for e5-small)."""
+    if is_complete(folder):
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # blocks while another process exports
+        if is_complete(folder):
+            return folder
+        for stale in [folder, *folder.parent.glob(f"{folder.name}.tmp-*")]:
+            shutil.rmtree(stale, ignore_errors=True)  # holding the lock: leftovers of an interrupted run
+        tmp = Path(tempfile.mkdtemp(prefix=f"{folder.name}.tmp-", dir=folder.parent))
+        try:
+            started = time.perf_counter()
+            log(f"Exporting the embedding model to ONNX ({backend}) into {folder} (one-off) ...")
+            _export(load(), tmp, quantize=backend == "onnx")
+            tmp.chmod(0o755)
+            os.rename(tmp, folder)
+            log(f"Exported in {time.perf_counter() - started:.1f} s")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return folder
+
+
+def _export(model: SentenceTransformer, folder: Path, quantize: bool) -> None:
+    import onnx
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers import optimizer
+
+    transformer, pooling = model[0], _pooling_mode(model)
+    bert = transformer.auto_model.eval()
+    config = bert.config
+
+    class LastHiddenState(torch.nn.Module):
+        """Keyword arguments in, token vectors out: BertModel's positional order changed across transformers 5."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    sample = transformer.tokenizer(["passage: een voorbeeld"], return_tensors="pt")
+    raw = folder / "raw.onnx"
+    dynamic = {0: "batch", 1: "tokens"}
+    with torch.no_grad():
+        torch.onnx.export(LastHiddenState(), (sample["input_ids"], sample["attention_mask"]), str(raw),
+                          input_names=["input_ids", "attention_mask"], output_names=["token_embeddings"],
+                          dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "token_embeddings": dynamic},
+                          opset_version=OPSET, dynamo=False)
+    fused = optimizer.optimize_model(str(raw), model_type="bert", num_heads=int(config.num_attention_heads),
+                                     hidden_size=int(config.hidden_size))
+    optimised = folder / ("fused.onnx" if quantize else "model.onnx")
+    fused.save_model_to_file(str(optimised))
+    raw.unlink()
+    if quantize:
+        quantize_dynamic(str(optimised), str(folder / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # the fused ops have no shape info
+        optimised.unlink()
+    transformer.tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
+    settings = {"pooling": pooling, "max_length": int(model.max_seq_length), "dimension": int(config.hidden_size),
+                "pad_id": int(transformer.tokenizer.pad_token_id or 0), "prompts": dict(model.prompts or {}), "recipe": EXPORT_RECIPE, "quantized": quantize,
+                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    (folder / _MARKER).write_text(json.dumps(settings, indent=1), encoding="utf-8")
+
+
+def _pooling_mode(model: SentenceTransformer) -> str:
+    """mean or cls: the two poolings redone here; any other model stays on the torch backend."""
+    modules = list(model)
+    pooling = modules[1] if len(modules) > 1 else None
+    mode = str(getattr(pooling, "pooling_mode", "") or "")
+    if not mode:
+        config = pooling.get_config_dict() if pooling is not None and hasattr(pooling, "get_config_dict") else {}
+        mode = "mean" if config.get("pooling_mode_mean_tokens") else "cls" if config.get("pooling_mode_cls_token") else ""
+    if mode not in ("mean", "cls") or len(modules) > 3:
+        raise ModelError(f"the onnx backend runs models with mean or CLS pooling; this one has {modules!r}: use --backend torch")
+    return mode
+
+
+@dataclass
+class OnnxEncoder:
+    """An ONNX Runtime session and its tokenizer: token vectors, pooled sentence vectors, character offsets."""
+
+    folder: Path
+
+    def __post_init__(self) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.settings = json.loads((self.folder / _MARKER).read_text(encoding="utf-8"))
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = len(os.sched_getaffinity(0))  # one session per process, all its cores
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=int(self.settings["max_length"]))
+        self.tokenizer.no_padding()
+        self.dimension = int(self.settings["dimension"])
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+        """Unit sentence vectors (n, dimension), and per text its token vectors and their (start, end) offsets.
+
+        Longest first, so each batch pads to texts of about its own length."""
+        import numpy as np  # here, not at the top: the CLI reads BACKENDS without paying numpy's import
+
+        encodings = self.tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        tokens: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            width = max(len(encodings[i].ids) for i in batch)
+            ids = np.full((len(batch), width), int(self.settings["pad_id"]), dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, i in enumerate(batch):
+                ids[row, : len(encodings[i].ids)] = encodings[i].ids
+                mask[row, : len(encodings[i].ids)] = 1
+            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            if self.settings["pooling"] == "cls":
+                pooled = hidden[:, 0]
+            else:
+                pooled = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+            for row, i in enumerate(batch):
+                vectors[i] = pooled[row]
+                tokens[i] = hidden[row, : len(encodings[i].ids)]
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        offsets = [np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2) for encoding in encodings]
+        return vectors / np.where(norms > 0, norms, 1.0), tokens, offsets
