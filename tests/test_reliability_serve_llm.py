@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +109,23 @@ def test_the_deadline_and_size_limit_come_from_the_environment(monkeypatch: pyte
 # --- the app under uvicorn: nothing else waits, and a browser that leaves frees the work ---------------------
 
 
+@dataclass
+class Served:
+    url: str
+    server: uvicorn.Server
+
+    def tasks(self) -> int:
+        """The asyncio tasks alive on the server's event loop (the one asking is not counted)."""
+
+        async def count() -> int:
+            return len(asyncio.all_tasks()) - 1
+
+        return asyncio.run_coroutine_threadsafe(count(), self.server.servers[0].get_loop()).result(10)
+
+
 @contextmanager
-def running(app: Any) -> Iterator[str]:
-    """The app under uvicorn (h11, as `qa serve`) in a thread of this process; its URL."""
+def running(app: Any) -> Iterator[Served]:
+    """The app under uvicorn (h11, as `qa serve`) in a thread of this process."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http="h11", log_config=None, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -119,7 +135,7 @@ def running(app: Any) -> Iterator[str]:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield Served(f"http://127.0.0.1:{port}", server)
     finally:
         server.should_exit = True
         thread.join(15)
@@ -150,7 +166,7 @@ def test_while_an_answer_waits_on_the_model_the_rest_answers_and_it_falls_back_a
     monkeypatch.setenv(TOTAL_TIMEOUT_ENV, str(DEADLINE))
     model = StalledServer() if kind == "stalled" else DrippingServer("comments")
     try:
-        with running(app_for(index_copy, fast_engine, model.url)) as url, httpx.Client(base_url=url, timeout=30) as client, \
+        with running(app_for(index_copy, fast_engine, model.url)) as served, httpx.Client(base_url=served.url, timeout=30) as client, \
                 ThreadPoolExecutor(2) as pool:
             started = time.monotonic()
             asked = pool.submit(client.post, "/api/ask", json={"question": QUESTION, "mode": "generative"})
@@ -174,3 +190,35 @@ def test_while_an_answer_waits_on_the_model_the_rest_answers_and_it_falls_back_a
     assert done["mode"] == "extractive" and done["notice"] == NOTICE_UNREACHABLE, done
     assert health["reachable"] is (kind != "stalled")
 
+
+
+def test_a_browser_that_leaves_mid_stream_frees_the_models_stream_and_the_server_keeps_serving(
+        index_copy: Path, fast_engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    """Twenty clients each read the first model token of /api/ask/stream and hang up: each model stream is closed
+    at once (none left writing), no error is logged, no thread or task is left behind, and answers go on. (It held
+    before issue 29 too: the handler closes the model's stream with `aclosing`; this keeps it so.)"""
+    model = DrippingServer("tokens", interval=0.05)
+    caplog.set_level(logging.WARNING)
+    try:
+        with running(app_for(index_copy, fast_engine, model.url)) as served:
+            url = served.url
+            with httpx.Client(base_url=url, timeout=30) as client:
+                assert client.get("/api/search", params={"q": QUESTION}).status_code == 200
+            threads, tasks = threading.active_count(), served.tasks()
+            for _ in range(20):
+                with httpx.Client(base_url=url, timeout=30) as client, \
+                        client.stream("POST", "/api/ask/stream", json={"question": QUESTION, "mode": "generative"}) as response:
+                    for line in response.iter_lines():
+                        if line.startswith("event: token"):
+                            break
+                assert model.wait_closed(5), f"{model.open_streams} model stream(s) still open after the client left"
+            assert model.streams == 20
+            with httpx.Client(base_url=url, timeout=30) as client:
+                assert client.get("/api/search", params={"q": QUESTION}).status_code == 200
+                assert client.get("/api/health").status_code == 200
+            assert threading.active_count() <= threads + 2, (threads, threading.enumerate())
+            assert served.tasks() <= tasks, (tasks, served.tasks())  # no answer's task left behind
+    finally:
+        model.stop()
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR or record.exc_info]
+    assert not errors, [record.getMessage() for record in errors]
