@@ -54,9 +54,9 @@ class LLMSettings:
     # The whole answer at most, from asking which model to the last token, all attempts included: a server that
     # drips keep-alive comments never trips the read timeout, and 3 attempts of 90 s would be 270 s.
     total_timeout: float = 240.0
-    # Bytes of one response at most, keep-alive comments and all. llama.cpp sends ~350 bytes of JSON per token,
-    # so a concept of 800 tokens is ~0.3 MB; past 4 MB a server is flooding (tokens past max_tokens, one line
-    # without end, which the SSE decoder would keep whole in memory until the deadline).
+    # Bytes of one response at most, keep-alive comments and all. llama-cpp-python's server sends ~240 bytes of
+    # JSON per token (measured: 15 kB for 62 tokens), so a concept of 800 tokens is ~0.2 MB; past 4 MB a server
+    # is flooding (tokens past max_tokens, one line without end, which the SSE decoder would keep whole in memory).
     max_response_bytes: int = 4_000_000
     max_tokens: int = 400  # an answer of at most five sentences: ~120 Dutch words, ~250 tokens, with room
     concept_max_tokens: int = 800  # a concept-antwoord of up to 250 words
