@@ -256,6 +256,28 @@ def get(connection: sqlite3.Connection, key: str) -> Watch:
     return _watch(row)
 
 
+def open_watch(data_dir: Path, token: str) -> tuple[Watch, list[WatchHit]]:
+    """The saved question of a token and its hits, read without writing anything, so a read-only data folder
+    still serves them (issue 29). WatchNotFound for a number (ids are not secrets: a watch is opened by its token),
+    an unknown token or a database without watches yet; UserDataError when the database cannot be read."""
+    from contextlib import closing
+
+    from qa import userdb
+
+    if token.isdigit() or not userdb.exists(data_dir):
+        raise WatchNotFound("no saved question with this token")
+    try:
+        with closing(userdb.connect(data_dir, readonly=True)) as connection:
+            watch = get(connection, token)
+            return watch, hits(connection, watch)
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):  # written before the watches' migration, and not since
+            raise WatchNotFound("no saved question with this token") from None
+        raise userdb.explain(userdb.path(data_dir), error, readonly=True) from error
+    except sqlite3.Error as error:
+        raise userdb.explain(userdb.path(data_dir), error, readonly=True) from error
+
+
 def watches(connection: sqlite3.Connection) -> list[Watch]:
     return [_watch(row) for row in connection.execute(f"{_SELECT} ORDER BY w.id LIMIT ?", (MAX_WATCHES_LISTED,))]
 

@@ -103,6 +103,25 @@ def encrypted_pdf(user_password: str, owner_password: str = "eigenaar", algorith
     return buffer.getvalue()
 
 
+def amplified_pdf(pages: int = 10_000, draws: int = 1) -> bytes:
+    """A small file whose text layer is huge: `pages` pages share one content stream that draws the same form
+    XObject (a paragraph of text) `draws` times. 10,000 pages is 1.6 MB of PDF and 9.3 MB of extracted text."""
+    paragraph = " ".join([TEXT.replace("\n", " ")] * 10)
+    form = stream(text_content(paragraph), "/Type /XObject /Subtype /Form /BBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >>")
+    content = stream(zlib.compress(b"/X1 Do " * draws, 9), "/Filter /FlateDecode")
+    first = 6
+    kids = " ".join(f"{first + page} 0 R" for page in range(pages))
+    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /XObject << /X1 5 0 R >> >> /Contents 3 0 R >>"
+    return pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode(),
+        content,
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        form,
+        *([page] * pages),
+    ])
+
+
 def deep_xml(depth: int = 2_000) -> bytes:
     return (b"<officiele-publicatie><kamerstuk>" + b"<al>" * depth + b"Diep geneste tekst." + b"</al>" * depth
             + b"</kamerstuk></officiele-publicatie>")
@@ -130,4 +149,6 @@ def write_hostile(folder: Path) -> dict[str, str | None]:
     expected["aes-owner-only.pdf"] = None
     (folder / "deep-nesting.xml").write_bytes(deep_xml())
     expected["deep-nesting.xml"] = None  # valid XML, 2,000 deep: read (it raised RecursionError)
+    (folder / "amplified-pages.pdf").write_bytes(amplified_pdf())
+    expected["amplified-pages.pdf"] = "PDF"  # 10,000 pages of one shared content stream (issue 29)
     return expected

@@ -5,12 +5,15 @@
   `missing()` says so, and the tests skip with that reason (they never pass without a model).
 - `StalledServer`: a TCP listener that accepts connections and never answers (a model server that hangs).
 - `BrokenServer`: an HTTP server that answers every chat request with a stream that is not JSON.
+- `DrippingServer`: an HTTP server whose chat stream never ends: keep-alive comments, tokens that ignore
+  max_tokens, one endless line, or slow tokens; it counts the streams still open (issue 29).
 """
 
 from __future__ import annotations
 
 import http.server
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -157,5 +160,91 @@ class BrokenServer:
         self._thread.start()
 
     def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+DRIP_MODES = ("comments", "flood", "line", "tokens")
+
+
+class DrippingServer:
+    """An HTTP server whose /v1/models answers at once and whose chat stream goes on until the client leaves:
+
+    - "comments": an SSE keep-alive comment (`: ping`) every `interval` seconds, never a token;
+    - "flood": a token event as fast as it can be written, ignoring max_tokens;
+    - "line": `data: ` and then 64 KB of "x" every `interval` seconds, never a newline (the SSE decoder's buffer);
+    - "tokens": a word every `interval` seconds, a sentence without end.
+    `open_streams` counts the chat streams whose client has not gone away (a write failed or the server stopped)."""
+
+    def __init__(self, mode: str, interval: float = 0.05) -> None:
+        assert mode in DRIP_MODES, mode
+        self.stopping = threading.Event()
+        self.open_streams = 0
+        self.streams = 0
+        lock = threading.Lock()
+        owner = self
+
+        def token(text: str) -> bytes:
+            return b"data: " + json.dumps({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "drip",
+                                           "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}).encode() + b"\n\n"
+
+        pieces = {"comments": lambda n: b": ping\n\n", "flood": lambda n: token("en ") * 50,
+                  "line": lambda n: (b"data: " if n == 0 else b"") + b"x" * 65536, "tokens": lambda n: token("woord ")}
+        pauses = {"comments": interval, "flood": 0.0, "line": interval, "tokens": interval}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                body = b'{"object": "list", "data": [{"id": "drip", "object": "model"}]}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                with lock:
+                    owner.open_streams += 1
+                    owner.streams += 1
+                try:
+                    number = 0
+                    while not owner.stopping.is_set():
+                        piece = pieces[mode](number)
+                        self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                        self.wfile.flush()
+                        number += 1
+                        if pauses[mode]:
+                            owner.stopping.wait(pauses[mode])
+                except OSError:
+                    pass  # the client went away
+                finally:
+                    with lock:
+                        owner.open_streams -= 1
+                self.close_connection = True
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def wait_closed(self, seconds: float = 5.0) -> bool:
+        """Have all chat streams been left by their clients within `seconds`? (A write fails once the peer is gone.)"""
+        deadline = time.monotonic() + seconds
+        while self.open_streams and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.open_streams == 0
+
+    def stop(self) -> None:
+        self.stopping.set()
         self.server.shutdown()
         self.server.server_close()

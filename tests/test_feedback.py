@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -23,7 +24,7 @@ from click.testing import CliRunner
 from conftest import copy_index
 from litestar.testing import TestClient
 
-from qa import feedback, userdb
+from qa import feedback, userdb, watches
 from qa import index as index_store
 from qa.cli import main
 from qa.core.errors import InvalidQuery
@@ -263,6 +264,84 @@ def test_a_read_only_index_folder_refuses_feedback_clearly_and_keeps_serving(ind
     listed = run_without_write_access([sys.executable, "-m", "qa", "feedback", "list", "--index", str(folder), "--json"])
     assert listed.returncode == 0, listed.stderr
     assert len(json.loads(listed.stdout)) == (1 if with_database else 0)
+
+
+# --- issue 29: two workers writing feedback and saved questions at once -----------------------------------
+
+WORKER_CHILD = textwrap.dedent("""
+    import json, sys, threading, time
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+    sys.path.insert(0, "tests")
+    from fake_embedder import FakeEmbedder, FAST_POLICY
+    from litestar.testing import TestClient
+    from qa import index as index_store
+    from qa.engine import Engine
+    from qa.server.app import create_app
+    from qa.server.settings import Settings
+    folder, worker, writes, go = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+    engine = Engine(index_store.load(folder), FakeEmbedder(), FAST_POLICY)
+    statuses, slowest, writing = [], [0.0], threading.Event()
+    with TestClient(create_app(Settings(index_dir=folder, build_sample=False), engine=engine)) as client:
+        def write(n):
+            question = f"Vraag {worker}-{n}: wanneer is de afbouw van Resolute Support klaar?"
+            if n % 2:
+                response = client.post("/api/feedback", json={"rating": "up", "question": question, "answer": "Nu. [1]"})
+            else:
+                response = client.post("/api/watches", json={"question": question})
+            statuses.append(response.status_code if response.status_code < 400 else f"{response.status_code} {response.text[:200]}")
+        def search():  # another visitor meanwhile: answered in milliseconds, whoever holds the database
+            while writing.is_set():
+                started = time.monotonic()
+                assert client.get("/api/search", params={"q": "drone"}).status_code == 200
+                slowest[0] = max(slowest[0], time.monotonic() - started)
+                time.sleep(0.05)
+        (go.parent / f"ready-{worker}").touch()
+        while not go.exists():
+            time.sleep(0.01)
+        writing.set()
+        with ThreadPoolExecutor(5) as pool:
+            searching = pool.submit(search)
+            list(pool.map(write, range(writes)))
+            writing.clear()
+            searching.result()
+    print(json.dumps({"statuses": statuses, "slowest_search": slowest[0]}))
+""")
+LOCK_HELD_SECONDS = 1.5  # another process's write (a `qa watch check`, a reload's check) holding the database meanwhile
+
+
+def test_two_workers_write_feedback_and_saved_questions_at_once_without_losing_one(index_copy: Path) -> None:
+    """Two server processes (as `qa serve --workers 2`) on one new data folder, four threads each writing feedback and
+    saved questions, while a third process holds the write lock for 1.5 s. No write is lost or refused (WAL, the busy
+    timeout and IMMEDIATE transactions held before too); but POST /api/watches waited for the lock on the event
+    loop, so a search meanwhile waited as long (1.5 s); now the watch endpoints run in a thread."""
+    go = index_copy.parent / "go"
+    writes = 40
+    children = [subprocess.Popen([sys.executable, "-c", WORKER_CHILD, str(index_copy), str(worker), str(writes), str(go)], cwd=ROOT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for worker in range(2)]
+    deadline = time.monotonic() + 120
+    while not all((go.parent / f"ready-{worker}").exists() for worker in range(2)):
+        assert time.monotonic() < deadline and all(child.poll() is None for child in children), "the workers did not start"
+        time.sleep(0.05)
+    with closing(userdb.connect(index_copy)) as holder:
+        holder.execute("BEGIN IMMEDIATE")
+        go.touch()
+        time.sleep(LOCK_HELD_SECONDS)
+        holder.execute("COMMIT")
+    outcomes = []
+    for child in children:
+        out, err = child.communicate(timeout=180)
+        assert child.returncode == 0, err[-3000:]
+        assert "locked" not in err and "Traceback" not in err, err[-3000:]
+        outcomes.append(json.loads(out.strip().splitlines()[-1]))
+    for outcome in outcomes:
+        assert outcome["statuses"] == [201] * writes, outcome["statuses"]
+        assert outcome["slowest_search"] < 1.0, outcome["slowest_search"]
+    with closing(userdb.connect(index_copy, readonly=True)) as connection:
+        assert feedback.count(connection)["total"] == writes
+        assert len(watches.watches(connection)) == writes
+        questions = {item.question for item in feedback.listing(connection)} | {watch.question for watch in watches.watches(connection)}
+    assert questions == {f"Vraag {worker}-{n}: wanneer is de afbouw van Resolute Support klaar?" for worker in range(2) for n in range(writes)}
 
 
 # --- the CLI -------------------------------------------------------------------------------

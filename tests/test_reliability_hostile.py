@@ -307,3 +307,44 @@ def test_qa_search_and_ask_strip_control_characters_from_letters(tmp_path: Path,
         assert result.exit_code == 0, result.output
         assert "drones" in result.output.lower()  # the letter is shown (answered, or as the closest passage)
         assert not any(character in result.output for character in "\x1b\x07\x9b"), repr(result.output)
+
+
+# --- issue 29: a PDF whose text is far larger than its file -------------------------------------------
+
+AMPLIFIED_SECONDS = 60  # each file is refused in ~1-6 s on 2 busy cores; the old reader took minutes, then the build hours
+
+READ_AMPLIFIED = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    from qa.ingest.reading import read_letters
+    started = time.perf_counter()
+    report = read_letters([Path(sys.argv[1])])
+    print(json.dumps({"letters": {letter.id: len(letter.text) for letter in report.letters},
+                      "errors": [str(error) for error in report.errors], "seconds": time.perf_counter() - started}))
+""")
+
+
+def test_a_pdf_that_amplifies_into_millions_of_characters_is_one_message(tmp_path: Path) -> None:
+    """10,000 pages sharing one content stream (1.6 MB, 9.3 MB of text), and 1,000 pages that each draw the same
+    paragraph 200 times (0.2 MB of file, 186 MB of text): were read whole (the first in ~7 s; the second in minutes,
+    and embedding either takes hours); now each is one message, before or while its text is extracted."""
+    from hostile import amplified_pdf
+
+    from qa.ingest.formats import MAX_PDF_CHARS, MAX_PDF_PAGES
+
+    folder = tmp_path / "letters"
+    folder.mkdir()
+    (folder / "pages.pdf").write_bytes(amplified_pdf(pages=10_000, draws=1))
+    (folder / "draws.pdf").write_bytes(amplified_pdf(pages=1_000, draws=200))
+    (folder / "good.pdf").write_bytes(good_pdf())
+    (folder / "few-draws.pdf").write_bytes(amplified_pdf(pages=3, draws=2))  # amplifying a little is a real letter's way
+    run = subprocess.run([sys.executable, "-c", READ_AMPLIFIED, str(folder)], capture_output=True, text=True, timeout=AMPLIFIED_SECONDS,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(run.stdout)
+    assert sorted(report["letters"]) == ["few-draws", "good"], report
+    assert report["letters"]["few-draws"] > 5_000
+    errors = sorted(report["errors"])
+    assert len(errors) == 2, errors
+    assert errors[0].startswith(str(folder / "draws.pdf")) and f"text runs past {MAX_PDF_CHARS:,} characters" in errors[0]
+    assert errors[1].startswith(str(folder / "pages.pdf")) and f"10,000 pages, more than {MAX_PDF_PAGES:,}" in errors[1]

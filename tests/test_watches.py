@@ -177,6 +177,78 @@ def test_unknown_tokens_are_404(client: TestClient) -> None:
     assert page.status_code == 404 and "gevolgde vraag" in page.text
 
 
+# --- issue 29: a read-only data folder and a damaged database --------------------------------------
+
+READ_ONLY_CHILD = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, "tests")
+from fake_embedder import FakeEmbedder, FAST_POLICY
+from litestar.testing import TestClient
+from qa import index as index_store
+from qa.engine import Engine
+from qa.server.app import create_app
+from qa.server.settings import Settings
+folder, token, key = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+engine = Engine(index_store.load(folder), FakeEmbedder(), FAST_POLICY)
+html, admin = {"Accept": "text/html"}, {"Authorization": f"Bearer {key}"}
+requests = [("page", "GET", f"/watches/{token}", html), ("feed", "GET", f"/watches/{token}/feed.atom", {}),
+            ("one", "GET", f"/api/watches/{token}", {}), ("all", "GET", "/api/watches", admin),
+            ("add", "POST", "/api/watches", {}), ("delete", "DELETE", f"/api/watches/{token}", {}),
+            ("page again", "GET", f"/watches/{token}", html), ("search", "GET", "/api/search?q=drone", {}), ("chat", "GET", "/", html)]
+out = {}
+with TestClient(create_app(Settings(index_dir=folder, build_sample=False, admin_key=key), engine=engine)) as client:
+    for name, method, path, headers in requests:
+        response = client.request(method, path, headers=headers, json={"question": "Wat kost een drone?"} if name == "add" else None)
+        out[name] = [response.status_code, response.text]
+print(json.dumps(out))
+"""
+
+
+def _serve_once(folder: Path, token: str, as_reader: bool) -> dict[str, list[Any]]:
+    from test_feedback import run_without_write_access
+
+    command = [sys.executable, "-c", READ_ONLY_CHILD, str(folder), token, KEY]
+    result = run_without_write_access(command) if as_reader else subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]  # one log line per refusal, no 500's traceback
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_saved_questions_on_a_read_only_data_folder_are_shown_and_changes_are_refused_clearly(fast_copy: Path) -> None:
+    """The folder (and the database) read-only to the server's user: the page and the feed were a 500 and
+    GET /api/watches a 500 (every read opened the database for writing); now reads open it read-only and show the
+    watch, a change is a 503 that says why, nothing is lost, and the rest serves."""
+    with closing(userdb.connect(fast_copy)) as connection:
+        watch = watches.add(connection, index_store.load(fast_copy), RESOLUTE)
+    modes = {path: path.stat().st_mode for path in [fast_copy, *fast_copy.rglob("*")]}
+    for path in modes:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        out = _serve_once(fast_copy, watch.token, as_reader=True)
+    finally:
+        for path, mode in modes.items():
+            path.chmod(mode)
+    for name in ("page", "feed", "one", "all", "page again", "search", "chat"):
+        assert out[name][0] == 200, (name, out[name][0], out[name][1][:300])
+    assert RESOLUTE in out["page"][1] and RESOLUTE in out["page again"][1] and RESOLUTE in out["feed"][1]
+    for name in ("add", "delete"):
+        assert out[name][0] == 503 and "not writable" in json.loads(out[name][1])["detail"], (name, out[name])
+    with closing(userdb.connect(fast_copy, readonly=True)) as connection:
+        assert [w.token for w in watches.watches(connection)] == [watch.token]  # nothing lost
+
+
+def test_a_damaged_user_database_is_a_dutch_503_page_not_a_500(fast_copy: Path) -> None:
+    """Were 500s (the error page's generic text) for the page and the feed; the API said 503 already."""
+    userdb.path(fast_copy).write_bytes(b"dit is geen SQLite-bestand " * 100)
+    out = _serve_once(fast_copy, "a" * 24, as_reader=False)
+    for name in ("page", "page again", "feed"):
+        assert out[name][0] == 503 and "De gevolgde vragen zijn nu niet te lezen" in out[name][1], (name, out[name][0], out[name][1][-500:])
+    for name in ("one", "all", "add", "delete"):
+        assert out[name][0] == 503, (name, out[name])
+    assert out["search"][0] == 200 and out["chat"][0] == 200
+
+
 # --- end to end, as a user runs it (real model, real reader) -------------------------------------
 
 

@@ -29,24 +29,54 @@ def decode_text(data: bytes) -> str:
     return data.decode("latin-1")
 
 
+# A PDF's text can be far larger than its file: every page may draw the same form XObject of text any number
+# of times (tests/hostile.py `amplified_pdf`: 1.6 MB of PDF, 10,000 pages, 9.3 MB of text; with 20 draws a page,
+# 190 MB and minutes of pypdf, then hours of embedding). The real letters have 1-7 pages and at most 20,000
+# characters (../shared/corpus); a Kamerstuk with its bijlagen runs to a few hundred pages. Beyond these a PDF
+# is skipped with one message, not read in part: half a document would answer as if it were whole.
+MAX_PDF_PAGES = 2_000
+MAX_PDF_CHARS = 10_000_000  # twice the largest real letter (~5 MB of text, ~8 min to embed on 2 cores)
+
+
+class _TooMuchText(Exception):
+    """Raised from pypdf's text visitor the moment a PDF's text passes MAX_PDF_CHARS (also inside one page)."""
+
+
 def read_pdf(path: Path) -> str:
     """The text layer of a PDF; an encrypted one is read when it opens without a password.
 
     pypdf parses hostile input with its own limits (inflated streams over 75 MB, page trees over
     100 deep, 32-bit ToUnicode ranges, ...) and raises its LimitReachedError, or anything from a
     KeyError to a RecursionError on a corrupt file. Whatever it raises, it is this file's problem
-    and not the build's: one message, and the build goes on (issue 12)."""
+    and not the build's: one message, and the build goes on (issue 12). A PDF over MAX_PDF_PAGES
+    pages or MAX_PDF_CHARS characters of text is refused the same way (issue 29)."""
     import logging
 
     from pypdf import PdfReader
 
     logging.getLogger("pypdf").setLevel(logging.CRITICAL)  # font and encoding complaints are not the user's business
 
+    extracted = 0
+
+    def count(text: str, *_: object) -> None:
+        nonlocal extracted
+        extracted += len(text)
+        if extracted > MAX_PDF_CHARS:
+            raise _TooMuchText
+
     try:
         reader = PdfReader(path)
         if reader.is_encrypted and not reader.decrypt(""):
             raise LetterError(f"{path}: encrypted PDF")
-        return PAGE_BREAK.join(page.extract_text() or "" for page in reader.pages)
+        if len(reader.pages) > MAX_PDF_PAGES:
+            raise LetterError(f"{path}: a PDF of {len(reader.pages):,} pages, more than {MAX_PDF_PAGES:,}; not read")
+        texts: list[str] = []
+        for number, page in enumerate(reader.pages, start=1):
+            try:
+                texts.append(page.extract_text(visitor_text=count) or "")
+            except _TooMuchText:
+                raise LetterError(f"{path}: the PDF's text runs past {MAX_PDF_CHARS:,} characters (on page {number:,}); not read") from None
+        return PAGE_BREAK.join(texts)
     except LetterError:
         raise
     except Exception as error:  # noqa: BLE001 - see the docstring

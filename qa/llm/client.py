@@ -2,8 +2,9 @@
 LM Studio, OpenAI or Azure OpenAI behind such a URL), through the `openai` package's async client.
 
 What is decided here: where the server is and how long to wait for it (`LLMSettings`, from
-$QA_LLM_URL, $QA_LLM_MODEL, $QA_LLM_API_KEY, $QA_LLM_TIMEOUT or the flags of `qa serve`/`qa ask`),
-which failures are retried (the client's own rule: a connection that could not be made, a timeout
+$QA_LLM_URL, $QA_LLM_MODEL, $QA_LLM_API_KEY, $QA_LLM_TIMEOUT, $QA_LLM_TOTAL_TIMEOUT or the flags of
+`qa serve`/`qa ask`), how much of it to take (one deadline and one size limit for a whole answer,
+whatever the server sends: keep-alive comments, tokens past max_tokens, a line without end), which failures are retried (the client's own rule: a connection that could not be made, a timeout
 before the answer started, 408/409/429/5xx, with backoff; never a stream that has started), and
 what the user is told when the server cannot be used: one `LLMError` line that names the server and
 the cause, never the key.
@@ -12,9 +13,10 @@ the cause, never the key.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -31,6 +33,7 @@ MODEL_ENV = "QA_LLM_MODEL"
 KEY_ENV = "QA_LLM_API_KEY"
 TIMEOUT_ENV = "QA_LLM_TIMEOUT"
 PROMPT_CHARS_ENV = "QA_LLM_PROMPT_CHARS"
+TOTAL_TIMEOUT_ENV = "QA_LLM_TOTAL_TIMEOUT"
 
 
 class LLMError(QAError):
@@ -48,7 +51,13 @@ class LLMSettings:
     # Seconds to wait for any byte, the first token included: a CPU model reads a 2,000-token prompt before it
     # writes; SmolLM2-135M needs ~3 s here, a 7B model on a laptop CPU can need a minute.
     read_timeout: float = 90.0
-    total_timeout: float = 240.0  # the whole answer, at most
+    # The whole answer at most, from asking which model to the last token, all attempts included: a server that
+    # drips keep-alive comments never trips the read timeout, and 3 attempts of 90 s would be 270 s.
+    total_timeout: float = 240.0
+    # Bytes of one response at most, keep-alive comments and all. llama-cpp-python's server sends ~240 bytes of
+    # JSON per token (measured: 15 kB for 62 tokens), so a concept of 800 tokens is ~0.2 MB; past 4 MB a server
+    # is flooding (tokens past max_tokens, one line without end, which the SSE decoder would keep whole in memory).
+    max_response_bytes: int = 4_000_000
     max_tokens: int = 400  # an answer of at most five sentences: ~120 Dutch words, ~250 tokens, with room
     concept_max_tokens: int = 800  # a concept-antwoord of up to 250 words
     retries: int = 2  # of a request that has not started answering (see the module docstring)
@@ -62,6 +71,8 @@ class LLMSettings:
             raise SettingsError(f"language model URL {self.shown_url!r}: expected http(s)://host[:port][/v1]")
         if self.read_timeout <= 0 or self.connect_timeout <= 0 or self.total_timeout <= 0:
             raise SettingsError("language model timeouts must be positive")
+        if self.max_response_bytes <= 0:
+            raise SettingsError("the language model's response limit must be positive")
 
     @classmethod
     def from_env(cls, url: str | None = None, model: str | None = None, api_key: str | None = None,
@@ -70,13 +81,11 @@ class LLMSettings:
         url = url or os.environ.get(URL_ENV) or None
         if not url:
             return None
-        env_timeout = os.environ.get(TIMEOUT_ENV)
-        if timeout is None and env_timeout:
-            try:
-                timeout = float(env_timeout)
-            except ValueError:
-                raise SettingsError(f"${TIMEOUT_ENV}={env_timeout!r}: expected seconds, e.g. 90") from None
+        if timeout is None:
+            timeout = _seconds(TIMEOUT_ENV, "90")
         settings = cls(url.strip(), (model or os.environ.get(MODEL_ENV) or "").strip(), api_key or os.environ.get(KEY_ENV) or None)
+        if total := _seconds(TOTAL_TIMEOUT_ENV, "240"):
+            settings = replace(settings, total_timeout=total)
         if os.environ.get(PROMPT_CHARS_ENV):
             chars = os.environ[PROMPT_CHARS_ENV]
             if not chars.isdigit() or int(chars) < 200:
@@ -100,11 +109,72 @@ class LLMSettings:
         return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def _seconds(name: str, example: str) -> float | None:
+    """Seconds from the environment variable `name`, None when it is not set."""
+    value = os.environ.get(name)
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise SettingsError(f"${name}={value!r}: expected seconds, e.g. {example}") from None
+
+
 @dataclass(frozen=True)
 class ServerHealth:
     reachable: bool
     model: str | None  # the model answers come from
     detail: str | None = None  # why not reachable, or that the configured model is not listed
+
+
+# How long /api/health waits for the model server's answer before it says "not yet" (the check goes on, once, in
+# the background, and its answer is kept for the next): a local server lists its models in milliseconds, a
+# hosted one in a few hundred; a health check must not take the 3 s a hanging server would hold it.
+HEALTH_WAIT_SECONDS = 0.5
+HEALTH_PROBE_SECONDS = 3.0  # the check itself, at most
+
+
+class ResponseTooLarge(Exception):
+    """A model server's response passed LLMSettings.max_response_bytes (raised while it is read)."""
+
+
+def _http_library() -> Any:
+    """The HTTP library the openai client is built on: httpx for openai 1.x, httpx2 for later versions."""
+    for cls in openai.DefaultAsyncHttpxClient.__mro__:
+        if cls.__module__.startswith(("httpx.", "httpx2.")):
+            return importlib.import_module(cls.__module__.split(".")[0])
+    raise ImportError("the openai client is not built on httpx or httpx2")
+
+
+_ByteStream: Any = _http_library().AsyncByteStream  # what a response's body must be for it to be read asynchronously
+
+
+class _BoundedStream(_ByteStream):
+    """A response body that raises ResponseTooLarge the moment it passes `limit` bytes."""
+
+    def __init__(self, inner: Any, limit: int) -> None:
+        self._inner = inner
+        self._limit = limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        received = 0
+        async for chunk in self._inner:
+            received += len(chunk)
+            if received > self._limit:
+                raise ResponseTooLarge(f"more than {self._limit:,} bytes")
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _bounded_http_client(limit: int) -> Any:
+    """openai's default HTTP client, with every response body limited to `limit` bytes."""
+
+    async def bound(response: Any) -> None:
+        response.stream = _BoundedStream(response.stream, limit)
+
+    return openai.DefaultAsyncHttpxClient(event_hooks={"response": [bound]})
 
 
 def _kind_of(error: BaseException, name: str) -> bool:
@@ -131,13 +201,24 @@ class LLMClient:
             api_key=settings.api_key or "none",  # local servers need none; the client insists on a value
             timeout=openai.Timeout(settings.read_timeout, connect=settings.connect_timeout),
             max_retries=settings.retries,
+            http_client=_bounded_http_client(settings.max_response_bytes),
         )
         self._model: str | None = settings.model or None
         self._health: tuple[float, ServerHealth] | None = None
+        self._probe: asyncio.Task[ServerHealth] | None = None  # the health check under way (one at a time)
+
+    @property
+    def known_model(self) -> str | None:
+        """The model answers come from, once configured or listed; None before the server named one."""
+        return self._model
 
     def _error(self, error: BaseException, started: float | None = None) -> LLMError:
         where = f"the language model server at {self.settings.shown_url}"
         attempts = f" ({self.settings.retries + 1} attempts)" if self.settings.retries else ""
+        if isinstance(error, TimeoutError):  # the total deadline (asyncio's), not a read timeout
+            return LLMError(f"{where} took longer than {self.settings.total_timeout:g} s for one answer")
+        if isinstance(error, ResponseTooLarge) or isinstance(error.__cause__, ResponseTooLarge):
+            return LLMError(f"{where} sent more than {self.settings.max_response_bytes:,} bytes for one answer; stopped reading")
         if isinstance(error, openai.APITimeoutError):
             return LLMError(f"{where} did not answer within {self.settings.read_timeout:g} s{attempts}")
         if isinstance(error, openai.APIConnectionError):
@@ -168,35 +249,55 @@ class LLMClient:
         return self._model
 
     async def stream(self, messages: Sequence[dict[str, str]], max_tokens: int | None = None) -> AsyncGenerator[str, None]:
-        """The answer's text as the server sends it, piece by piece. Raises `LLMError` (also after some pieces)."""
-        model = await self.model()
-        deadline = time.monotonic() + self.settings.total_timeout
+        """The answer's text as the server sends it, piece by piece. Raises `LLMError` (also after some pieces).
+
+        Everything, from asking which model to the last piece, is within one deadline (`total_timeout`): each wait
+        for the server gets what is left of it, so no byte pattern keeps the answer going longer."""
+        deadline = asyncio.get_running_loop().time() + self.settings.total_timeout
         try:
-            response = await self._client.chat.completions.create(
-                model=model, messages=cast("list[ChatCompletionMessageParam]", list(messages)), stream=True,
-                max_tokens=max_tokens or self.settings.max_tokens, temperature=self.settings.temperature,
-            )
+            async with asyncio.timeout_at(deadline):
+                model = await self.model()
+                response = await self._client.chat.completions.create(
+                    model=model, messages=cast("list[ChatCompletionMessageParam]", list(messages)), stream=True,
+                    max_tokens=max_tokens or self.settings.max_tokens, temperature=self.settings.temperature,
+                )
             async with response:
-                async for chunk in response:
-                    if time.monotonic() > deadline:
-                        raise LLMError(f"the language model server at {self.settings.shown_url} took longer than "
-                                       f"{self.settings.total_timeout:g} s for one answer")
+                chunks = response.__aiter__()
+                while True:
+                    async with asyncio.timeout_at(deadline):  # not around the yield: the caller's time is its own
+                        try:
+                            chunk = await chunks.__anext__()
+                        except StopAsyncIteration:
+                            break
                     if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
                         yield chunk.choices[0].delta.content
         except LLMError:
             raise
         except asyncio.CancelledError:
             raise
-        except Exception as error:  # the client's and its transport's errors, and JSON it could not parse
+        except Exception as error:  # the deadline, the size limit, the client's and its transport's errors, bad JSON
             raise self._error(error) from None
 
     async def health(self, max_age: float = 10.0) -> ServerHealth:
-        """Can the server be reached, and which model answers? Asked at most every `max_age` seconds, briefly."""
-        now = time.monotonic()
-        if self._health and now - self._health[0] < max_age:
+        """Can the server be reached, and which model answers? Asked at most every `max_age` seconds, one check at a
+        time, and waited for at most HEALTH_WAIT_SECONDS: a server that hangs does not make the health check hang.
+        Meanwhile the last answer stands (a server busy writing an answer may list its models late)."""
+        if self._health and time.monotonic() - self._health[0] < max_age:
             return self._health[1]
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.get_running_loop().create_task(self._check_health())
         try:
-            listed = await self._client.with_options(timeout=min(3.0, self.settings.read_timeout), max_retries=0).models.list()
+            return await asyncio.wait_for(asyncio.shield(self._probe), HEALTH_WAIT_SECONDS)
+        except TimeoutError:
+            if self._health:
+                return self._health[1]
+            return ServerHealth(False, self.settings.model or None, f"no answer within {HEALTH_WAIT_SECONDS:g} s")
+
+    async def _check_health(self) -> ServerHealth:
+        started = time.monotonic()
+        try:
+            client = self._client.with_options(timeout=min(HEALTH_PROBE_SECONDS, self.settings.read_timeout), max_retries=0)
+            listed = await client.models.list()
             names = [item.id for item in listed.data]
             model = self.settings.model or (names[0] if names else None)
             detail = None
@@ -205,10 +306,12 @@ class LLMClient:
             health = ServerHealth(True, model, detail)
         except Exception as error:  # shown on a public endpoint: the cause, not the server's address
             health = ServerHealth(False, self.settings.model or None, "timed out" if isinstance(error, openai.APITimeoutError) else _cause(error))
-        self._health = (now, health)
+        self._health = (started, health)
         return health
 
     async def aclose(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
         await self._client.close()
 
 

@@ -180,7 +180,6 @@ async def events(question: str, k: int, filters: Filters, history: Sequence[Turn
     composer = Composer(reading, options.show_unsupported)
     verdicts: list[Verdict] = []
     error: LLMError | None = None
-    model: str | None = None
     buffer = ""
     asked = time.perf_counter()
 
@@ -202,8 +201,7 @@ async def events(question: str, k: int, filters: Filters, history: Sequence[Turn
         shown, citations = composer.add(verdict)
         return Checked(verdict, len(verdicts) - 1, shown, citations)
 
-    try:
-        model = await client.model()
+    try:  # the model is asked for inside the stream, within its deadline
         max_tokens = client.settings.concept_max_tokens if options.task == "concept" else client.settings.max_tokens
         # aclosing: leaving the loop (a looping model, or the user's browser going away) closes the model's stream at
         # once, so the server stops generating, instead of whenever the generator is collected.
@@ -221,6 +219,7 @@ async def events(question: str, k: int, filters: Filters, history: Sequence[Turn
                     break  # the model is looping; what it says next is more of the same
     except LLMError as failure:
         error = failure
+    model = client.known_model
     if error is None:  # the last sentence needs no text after it; after a break-off the unfinished one is dropped
         for sentence in split_sentences(buffer, final=True)[0]:
             yield await check(sentence)

@@ -11,8 +11,8 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator
-from contextlib import aclosing, closing
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing, closing, contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -409,6 +409,20 @@ class LetterController(Controller):
 FEEDBACK_UNAVAILABLE = "feedback cannot be stored: the server's data folder is not writable or its database is damaged (see the server log)"
 
 
+@contextmanager
+def user_data(data_dir: Path, unavailable: str, what: str, readonly: bool = False) -> Iterator[sqlite3.Connection]:
+    """A connection to the users' database (qa/userdb.py) for one request. Whatever SQLite or the folder refuses
+    (read-only, damaged, locked past the busy timeout) is one log line and a 503 saying `unavailable`, never a 500;
+    errors of the request itself (a 404) pass through. Call it off the event loop: it may wait for a lock."""
+    try:
+        with closing(userdb.connect(data_dir, readonly=readonly)) as connection:
+            yield connection
+    except (userdb.UserDataError, sqlite3.Error) as error:
+        log.error("%s: %s", what, error)
+        raise HTTPException(unavailable, status_code=503) from error
+
+
+
 class FeedbackController(Controller):
     path = "/api/feedback"
     tags = ["feedback"]
@@ -418,12 +432,8 @@ class FeedbackController(Controller):
         """Kept in `qa.sqlite3` in the index folder with the time and the index generation being served;
         `qa feedback list|export` reads it. 503 when the folder is read-only (nothing is stored, nothing breaks)."""
         record = data.record(service.engine.index.generation)
-        try:
-            with closing(userdb.connect(settings.index_dir)) as connection:
-                stored = feedback.save(connection, record)
-        except userdb.UserDataError as error:
-            log.error("feedback not stored: %s", error)
-            raise HTTPException(status_code=503, detail=FEEDBACK_UNAVAILABLE) from error
+        with user_data(settings.index_dir, FEEDBACK_UNAVAILABLE, "feedback not stored") as connection:
+            stored = feedback.save(connection, record)
         return FeedbackOut(int(stored.id or 0), stored.created_at, stored.generation)
 
 
@@ -475,6 +485,7 @@ class WatchList(msgspec.Struct):
 
 
 WATCHES_UNAVAILABLE = "saved questions cannot be stored: the server's data folder is not writable or its database is damaged (see the server log)"
+WATCHES_UNREADABLE = "saved questions cannot be read: the server's database cannot be opened or is damaged (see the server log)"
 Token = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
@@ -482,55 +493,45 @@ class WatchController(Controller):
     path = "/api/watches"
     tags = ["watches"]
 
-    @post("/", status_code=201, summary="Follow a question: alert when a new letter answers it")
-    async def add(self, data: JSONBody[WatchIn], service: NamedDependency[Service], settings: NamedDependency[Settings]) -> WatchOut:
+    @post("/", status_code=201, summary="Follow a question: alert when a new letter answers it", sync_to_thread=True)
+    def add(self, data: JSONBody[WatchIn], service: NamedDependency[Service], settings: NamedDependency[Settings]) -> WatchOut:
         """Only letters indexed from now on can fire it. Keep `token`: the feed (`feed_url`) and the page (`page_url`)
         are at URLs made of it, and it deletes the watch. 503 when the data folder is read-only."""
         index = service.engine.index
-        try:
-            with closing(userdb.connect(settings.index_dir)) as connection:
-                return watch_out(watches.add(connection, index, data.question, data.threshold, parse_filters(data.filters)))
-        except userdb.UserDataError as error:
-            log.error("saved question not stored: %s", error)
-            raise HTTPException(WATCHES_UNAVAILABLE, status_code=503) from error
+        with user_data(settings.index_dir, WATCHES_UNAVAILABLE, "saved question not stored") as connection:
+            return watch_out(watches.add(connection, index, data.question, data.threshold, parse_filters(data.filters)))
 
-    @get("/", summary="Every saved question (needs the admin key)", sync_to_thread=False)
+    @get("/", summary="Every saved question (needs the admin key)", sync_to_thread=True)
     def all(self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> WatchList:
         """Listing every saved question hands out every token: `Authorization: Bearer $QA_ADMIN_KEY` (401 without
         it, 403 when the server has no key)."""
         security.admin_guard(settings)(request, None)  # type: ignore[arg-type]
         if not userdb.exists(settings.index_dir):
             return WatchList([])
-        with closing(userdb.connect(settings.index_dir)) as connection:
+        with user_data(settings.index_dir, WATCHES_UNREADABLE, "saved questions unreadable", readonly=True) as connection:
             return WatchList([watch_out(watch) for watch in watches.watches(connection)])
 
-    @get("/{token:str}", summary="A saved question and its hits, newest first", sync_to_thread=False)
+    @get("/{token:str}", summary="A saved question and its hits, newest first", sync_to_thread=True)
     def one(self, token: FromPath[Token], settings: NamedDependency[Settings]) -> WatchOut:
+        """Read without writing: a read-only data folder serves it too."""
         return watch_out(*_watch_and_hits(settings, token))
 
-    @delete("/{token:str}", status_code=204, summary="Stop following a question (its hits go too)", sync_to_thread=False)
+    @delete("/{token:str}", status_code=204, summary="Stop following a question (its hits go too)", sync_to_thread=True)
     def remove(self, token: FromPath[Token], settings: NamedDependency[Settings]) -> None:
         _watch_and_hits(settings, token)
-        with closing(userdb.connect(settings.index_dir)) as connection:
+        with user_data(settings.index_dir, WATCHES_UNAVAILABLE, "saved question not removed") as connection:
             watches.remove(connection, token)
 
 
 def _watch_and_hits(settings: Settings, token: str) -> tuple[watches.Watch, list[watches.WatchHit]]:
     """The watch of a token, or a 404 that does not say whether the folder or the token is wrong."""
-    missing = NotFoundException("no saved question with this token")
-    if not userdb.exists(settings.index_dir):
-        raise missing
     try:
-        with closing(userdb.connect(settings.index_dir)) as connection:
-            watch = watches.get(connection, token) if not token.isdigit() else None  # ids are not secrets: tokens only
-            if watch is None:
-                raise missing
-            return watch, watches.hits(connection, watch)
+        return watches.open_watch(settings.index_dir, token)
     except watches.WatchNotFound:
-        raise missing from None
+        raise NotFoundException("no saved question with this token") from None
     except userdb.UserDataError as error:
         log.error("saved questions unreadable: %s", error)
-        raise HTTPException(WATCHES_UNAVAILABLE, status_code=503) from error
+        raise HTTPException(WATCHES_UNREADABLE, status_code=503) from error
 
 
 class AdminController(Controller):

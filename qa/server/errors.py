@@ -43,6 +43,10 @@ class PageNotFound(PageError):
     status_code = 404
 
 
+class PageUnavailable(PageError):
+    status_code = 503  # the server's own data cannot be used now (its database); nothing the visitor did
+
+
 def _wants_html(request: Request[Any, Any, Any]) -> bool:
     """Pages answer errors as a page unless the client asks for JSON only; /api and /static answer JSON
     unless the client asks for HTML (a browser always does)."""

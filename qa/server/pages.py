@@ -9,12 +9,14 @@ and copying; it renders the same markup from the same turn state (`data-turns`).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
+import anyio
 import msgspec
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Controller, Request, Response, get, post
@@ -37,7 +39,7 @@ from qa.lexical import term_spans
 from qa.retrieval import CANDIDATES, Filters, Hit, matching_letters, sort_hits, word_matches
 from qa.schemas import answer_out, citation_out, letter_href
 from qa.server import security
-from qa.server.errors import PageNotFound
+from qa.server.errors import PageNotFound, PageUnavailable
 from qa.server.service import Service
 from qa.server.settings import Settings
 
@@ -47,6 +49,8 @@ EXAMPLES = [
     "Welke taken heeft de Inspectie Leefomgeving en Transport?",
 ]
 _MARKER = re.compile(r"\[(\d+)\]")
+WATCHES_UNREADABLE = "De gevolgde vragen zijn nu niet te lezen: de server kan zijn gegevens niet openen. Probeer het later opnieuw."
+log = logging.getLogger("qa.server")
 
 
 # --- helpers shared with the templates -----------------------------------------------------
@@ -685,20 +689,19 @@ class WatchPages(Controller):
     path = "/watches"
     include_in_schema = False
 
-    def _load(self, settings: Settings, token: str) -> tuple[Any, list[Any]]:
-        from contextlib import closing
-
+    @staticmethod
+    async def _load(settings: Settings, token: str) -> tuple[Any, list[Any]]:
+        """The watch and its hits, read in a thread (SQLite may wait for another process's write) without writing,
+        so a read-only data folder serves them; a database that cannot be read is a 503 page in Dutch."""
         from qa import userdb, watches
 
-        missing = PageNotFound("Er is geen gevolgde vraag met deze link. Misschien is hij verwijderd of verkeerd overgenomen.")
-        if token.isdigit() or not userdb.exists(settings.index_dir):
-            raise missing  # a watch is opened by its token, never by its number
         try:
-            with closing(userdb.connect(settings.index_dir)) as connection:
-                watch = watches.get(connection, token)
-                return watch, watches.hits(connection, watch)
+            return await anyio.to_thread.run_sync(watches.open_watch, settings.index_dir, token)
         except watches.WatchNotFound:
-            raise missing from None
+            raise PageNotFound("Er is geen gevolgde vraag met deze link. Misschien is hij verwijderd of verkeerd overgenomen.") from None
+        except userdb.UserDataError as error:
+            log.error("saved questions unreadable: %s", error)
+            raise PageUnavailable(WATCHES_UNREADABLE) from error
 
     @get("/{token:str}", name="watch")
     async def watch(self, settings: NamedDependency[Settings], token: FromPath[Annotated[str, msgspec.Meta(max_length=100)]]) -> Template:
@@ -706,7 +709,7 @@ class WatchPages(Controller):
         from qa import watches
         from qa.schemas import watch_hit_out
 
-        watch, found = self._load(settings, token)
+        watch, found = await self._load(settings, token)
         context = {"watch": watch, "hits": [watch_hit_out(hit) for hit in found], "feed": watches.feed_path(watch.token)}
         return Template("watch.html", context=context)
 
@@ -716,7 +719,7 @@ class WatchPages(Controller):
         """Atom (RFC 4287): feed readers and mail-to-RSS services poll it; links are absolute, on the configured base URL."""
         from qa import watches
 
-        watch, found = self._load(settings, token)
+        watch, found = await self._load(settings, token)
         base = security.public_base_url(request, settings)
         body = watches.atom_feed(watch, found, base, lambda hit: letter_href(hit.letter_id, hit.passage_id, hit.quote_start, hit.quote_end))
         return Response(body, media_type="application/atom+xml; charset=utf-8")
