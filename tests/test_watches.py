@@ -197,7 +197,7 @@ requests = [("page", "GET", f"/watches/{token}", html), ("feed", "GET", f"/watch
             ("add", "POST", "/api/watches", {}), ("delete", "DELETE", f"/api/watches/{token}", {}),
             ("page again", "GET", f"/watches/{token}", html), ("search", "GET", "/api/search?q=drone", {}), ("chat", "GET", "/", html)]
 out = {}
-with TestClient(create_app(Settings(index_dir=folder, build_sample=False, admin_key=key), engine=engine)) as client:
+with TestClient(create_app(Settings(index_dir=folder, build_sample=False, admin_key=key, allowed_hosts=("testserver.local",)), engine=engine)) as client:
     for name, method, path, headers in requests:
         response = client.request(method, path, headers=headers, json={"question": "Wat kost een drone?"} if name == "add" else None)
         out[name] = [response.status_code, response.text]
