@@ -310,6 +310,7 @@ WORKER_CHILD = textwrap.dedent("""
 LOCK_HELD_SECONDS = 1.5  # another process's write (a `qa watch check`, a reload's check) holding the database meanwhile
 
 
+@pytest.mark.slow  # two server processes and a lock held 1.5 s: 3 s
 def test_two_workers_write_feedback_and_saved_questions_at_once_without_losing_one(index_copy: Path) -> None:
     """Two server processes (as `qa serve --workers 2`) on one new data folder, four threads each writing feedback and
     saved questions, while a third process holds the write lock for 1.5 s. No write is lost or refused (WAL, the busy

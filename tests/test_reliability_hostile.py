@@ -30,7 +30,8 @@ from qa.ingest.reading import MAX_LETTER_BYTES, read_bulk, read_file, read_lette
 # --- item 1: PDFs that make pypdf raise anything --------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(HOSTILE_PDFS))
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name == "two-million-operators.pdf" else name
+                                  for name in sorted(HOSTILE_PDFS)])  # pypdf needs ~5 s to give up on that one
 def test_a_hostile_pdf_is_one_message_not_a_crash(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     path.write_bytes(HOSTILE_PDFS[name]())
@@ -324,6 +325,7 @@ READ_AMPLIFIED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a child process reading 10 million characters of PDF text: 6 s
 def test_a_pdf_that_amplifies_into_millions_of_characters_is_one_message(tmp_path: Path) -> None:
     """10,000 pages sharing one content stream (1.6 MB, 9.3 MB of text), and 1,000 pages that each draw the same
     paragraph 200 times (0.2 MB of file, 186 MB of text): were read whole (the first in ~7 s; the second in minutes,

@@ -192,6 +192,7 @@ def test_while_an_answer_waits_on_the_model_the_rest_answers_and_it_falls_back_a
 
 
 
+@pytest.mark.slow  # twenty streams on a real uvicorn: 3-4 s
 def test_a_browser_that_leaves_mid_stream_frees_the_models_stream_and_the_server_keeps_serving(
         index_copy: Path, fast_engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
     """Twenty clients each read the first model token of /api/ask/stream and hang up: each model stream is closed
