@@ -39,14 +39,15 @@ def main() -> None:
     arguments = parser(__doc__)
     arguments.add_argument("--documents", type=int, default=None, help="Use the first N bulk documents [default: all].")
     arguments.add_argument("--model", default=None, help="Embedding model [default: $QA_MODEL or multilingual-e5-small].")
+    arguments.add_argument("--backend", default=None, help="Embedding backend [default: $QA_BACKEND or onnx]; bench/backends.py compares them.")
     arguments.add_argument("--keep", type=Path, default=None, metavar="INDEX", help="Build the index here and keep it (for bench/latency.py).")
     args = arguments.parse_args()
     documents = 8 if args.quick and args.documents is None else args.documents
 
     started = time.perf_counter()
-    embedder = Embedder(args.model or default_model_name())
+    embedder = Embedder(args.model or default_model_name(), backend=args.backend)
     load_seconds = time.perf_counter() - started
-    embedder.model.encode(["passage: opwarmen"] * BATCH_SIZE, batch_size=BATCH_SIZE)  # first-call costs, for both sides
+    embedder.embed_passages(["opwarmen"] * BATCH_SIZE, batch_size=BATCH_SIZE)  # first-call costs, for both sides
 
     with tempfile.TemporaryDirectory(prefix="bench-indexing-") as workspace:
         folder = args.keep or Path(workspace) / "index"
@@ -66,12 +67,12 @@ def main() -> None:
         build_rss = peak_rss_mb()
         size = folder_bytes(folder)
         index = index_store.load(folder)
-        texts = [embedder.passage_prefix + p.index_text(index.letters[p.letter_id].title) for p in index.passages]
+        texts = [p.index_text(index.letters[p.letter_id].title) for p in index.passages]
         characters = sum(len(p.text) for p in index.passages)
         del index
 
         started = time.perf_counter()
-        embedder.model.encode(texts, batch_size=BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True)
+        embedder.embed_passages(texts, batch_size=BATCH_SIZE)  # the model alone (its prefix added), no spans
         encode_seconds = time.perf_counter() - started
 
         added = index_store.update(folder, embedder, add=held_back)
@@ -93,7 +94,7 @@ def main() -> None:
     print("\n".join(f"{name:70} {value}" for name, value in rows))
     body = (
         f"Corpus: `{BULK.name}` ({'first ' + str(documents) + ' documents' if documents else 'all documents'}), "
-        f"model {embedder.name}, batch size {BATCH_SIZE}, `python bench/indexing.py{' --quick' if args.quick else ''}`.\n\n"
+        f"model {embedder.name} on {embedder.backend}, batch size {BATCH_SIZE}, `python bench/indexing.py{' --quick' if args.quick else ''}`.\n\n"
         + table(["", "value"], rows)
     )
     write_section(args.out, "indexing", "Indexing", body)

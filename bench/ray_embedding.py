@@ -95,7 +95,7 @@ def main() -> None:
     letters = read_letters(corpus).letters[:limit]
 
     embedder = Embedder(args.model or default_model_name())
-    embedder.model.encode(["passage: opwarmen"] * 32, batch_size=32)  # first-call costs outside the timings
+    embedder.embed_passages(["opwarmen"] * 32)  # first-call costs outside the timings
     workspace = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     load_before = os.getloadavg()[0]
     try:

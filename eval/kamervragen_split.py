@@ -58,16 +58,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, default=DEFAULT_INDEX)
     parser.add_argument("--model", default=None, help="the model of a new answer index (default: the default model)")
+    parser.add_argument("--backend", default=None, help="the embedding backend of a new answer index (default: the default)")
     parser.add_argument("--part", default="test", choices=["test", "calibration"], help="test: report; calibration: tune")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not index_store.exists(args.index):
-        build_answer_index(args.index, read_pairs(), args.model)
+        build_answer_index(args.index, read_pairs(), args.model, args.backend)
     pairs = data.kamervragen(args.part, long_only=True)
     with tempfile.TemporaryDirectory() as folder:
         server, url = start_server(args.index, 1, Path(folder) / "serve.log")
         try:
-            figures = {"model": index_store.load(args.index).model, **measure(url, pairs)}
+            index = index_store.load(args.index)
+            figures = {"model": index.model, "backend": index.backend, **measure(url, pairs)}
         finally:
             stop_server(server)
     print(json.dumps(figures, indent=1) if args.json else "\n".join(f"{key}: {value}" for key, value in figures.items()))

@@ -66,7 +66,7 @@ store_option = click.option(
 model_option = click.option("--model", default=None, help="Sentence-transformers model name or path [default: $QA_MODEL or multilingual-e5-small].")
 backend_option = click.option(
     "--backend", type=click.Choice(onnx_runtime.BACKENDS), default=None,
-    help=f"What runs the model: onnx (int8, fastest), onnx-fp32 or torch; the index records it and its queries use it "
+    help=f"What runs the model: onnx (ONNX Runtime), onnx-int8 (faster, a little less exact) or torch; the index records it and its queries use it "
          f"[default: ${onnx_runtime.BACKEND_ENV} or {onnx_runtime.DEFAULT_BACKEND}].")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def llm_options(command: Callable[..., Any]) -> Callable[..., Any]:

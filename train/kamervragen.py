@@ -69,8 +69,8 @@ def answer_letters(pairs: list[Pair]) -> list[Letter]:
     return list(letters.values())
 
 
-def build_answer_index(folder: Path, pairs: list[Pair], model: str | None = None) -> None:
-    index_store.update(folder, Embedder(model), add=answer_letters(pairs), replace_all=True, progress_bar=True)
+def build_answer_index(folder: Path, pairs: list[Pair], model: str | None = None, backend: str | None = None) -> None:
+    index_store.update(folder, Embedder(model, backend=backend), add=answer_letters(pairs), replace_all=True, progress_bar=True)
 
 
 def main() -> None:

@@ -114,8 +114,8 @@ class TextEmbedder(Protocol):
 class Embedder:
     """A sentence-transformers model that knows its prefixes; vectors are L2-normalised.
 
-    `backend` says what runs it (qa/embed/onnx_runtime.py): `onnx` (the default, int8 on ONNX Runtime),
-    `onnx-fp32`, or `torch`. An index records the backend it was built with, and is searched with that one."""
+    `backend` says what runs it (qa/embed/onnx_runtime.py): `onnx` (the default, ONNX Runtime), `onnx-int8`,
+    or `torch`. An index records the backend it was built with, and is searched with that one."""
 
     def __init__(self, name: str | None = None, device: str | None = None, backend: str | None = None) -> None:
         from qa.embed import onnx_runtime
@@ -163,7 +163,7 @@ class Embedder:
     def _encode(self, prefixed: Sequence[str], batch_size: int) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
         """Unit vectors, and per text its token vectors and their character offsets, from either backend."""
         if self._onnx is not None:
-            return self._onnx.encode(prefixed, batch_size)
+            return self._onnx.encode(prefixed)  # its own batch size (onnx_runtime.BATCH_SIZE), measured
         assert self.model is not None
         outputs = self.model.encode(list(prefixed), batch_size=batch_size, output_value=None, show_progress_bar=False)
         offsets = self.model[0].tokenizer(list(prefixed), return_offsets_mapping=True, truncation=True, max_length=self.max_length)["offset_mapping"]
@@ -178,7 +178,7 @@ class Embedder:
         if self._onnx is not None:
             vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
             for positions in _progress(_slices(texts, batch_size, progress), progress, total=len(texts)):
-                vectors[positions] = self._onnx.encode([self.passage_prefix + texts[i] for i in positions], batch_size)[0]
+                vectors[positions] = self._onnx.encode([self.passage_prefix + texts[i] for i in positions])[0]
             return vectors
         assert self.model is not None
         vectors = self.model.encode(
@@ -192,7 +192,7 @@ class Embedder:
 
     def _embed_query(self, text: str) -> np.ndarray:
         if self._onnx is not None:
-            vector = self._onnx.encode([self.query_prefix + text], 1)[0]
+            vector = self._onnx.encode([self.query_prefix + text])[0]
         else:
             assert self.model is not None
             vector = self.model.encode(

@@ -1,0 +1,86 @@
+"""Embedding backends side by side: torch fp32, ONNX Runtime fp32 and int8, on the same texts in one run.
+
+    python bench/backends.py               # 400 passages of the shared corpus's letters, 100 questions
+    python bench/backends.py --quick       # 12 passages, 5 questions (the test suite's mode)
+
+Passages go through `embed_passages_with_spans`, what an index build runs (passage and sentence vectors in one
+pass), each backend at its own batch size; queries through the uncached `embed_query`. The backends take turns
+per round (best of two rounds), so a busy moment of the machine hurts all of them alike. Quality on the question
+sets is eval/kamervragen_split.py --backend and `qa eval --part test` on an index built with --backend.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import SHARED_CORPUS, bench_questions, parser, table, write_section  # noqa: E402
+from qa.core.settings import SAMPLE_CORPUS  # noqa: E402
+from qa.embed.embedding import Embedder, default_model_name  # noqa: E402
+from qa.embed.onnx_runtime import BACKENDS  # noqa: E402
+from qa.ingest.chunking import chunk_letter  # noqa: E402
+from qa.ingest.reading import read_letters  # noqa: E402
+
+ROUNDS = 2
+
+
+def passages(limit: int) -> tuple[list[str], list[np.ndarray]]:
+    folder = SHARED_CORPUS / "letters" if (SHARED_CORPUS / "letters").is_dir() else SAMPLE_CORPUS
+    texts: list[str] = []
+    spans: list[np.ndarray] = []
+    for letter in read_letters([folder]).letters:
+        for passage in chunk_letter(letter):
+            texts.append(passage.text)
+            spans.append(np.asarray([(start - passage.start, end - passage.start) for start, end in passage.sentences()], dtype=np.int64).reshape(-1, 2))
+            if len(texts) == limit:
+                return texts, spans
+    return texts, spans
+
+
+def main() -> None:
+    arguments = parser(__doc__)
+    arguments.add_argument("--model", default=None, help="Embedding model [default: $QA_MODEL or multilingual-e5-small].")
+    args = arguments.parse_args()
+    texts, spans = passages(12 if args.quick else 400)
+    questions = bench_questions(5 if args.quick else 100)
+    name = args.model or default_model_name()
+    loaded, embedders = {}, {}
+    for backend in BACKENDS:
+        started = time.perf_counter()
+        embedders[backend] = Embedder(name, backend=backend)
+        loaded[backend] = time.perf_counter() - started
+        embedders[backend].embed_passages_with_spans(texts[:4], spans[:4])  # first-call costs outside the timings
+    rates: dict[str, float] = dict.fromkeys(BACKENDS, 0.0)
+    queries: dict[str, list[float]] = {backend: [] for backend in BACKENDS}
+    vectors: dict[str, np.ndarray] = {}
+    for _ in range(ROUNDS):
+        for backend, embedder in embedders.items():
+            started = time.perf_counter()
+            vectors[backend], _ = embedder.embed_passages_with_spans(texts, spans)
+            rates[backend] = max(rates[backend], len(texts) / (time.perf_counter() - started))
+            for question in questions:
+                started = time.perf_counter()
+                embedder._embed_query(question)  # uncached
+                queries[backend].append((time.perf_counter() - started) * 1000)
+    rows = []
+    for backend in BACKENDS:
+        p50 = statistics.median(queries[backend])
+        cosine = float((vectors[backend] * vectors["torch"]).sum(axis=1).min())
+        rows.append((backend, f"{loaded[backend]:.1f} s", f"{rates[backend]:.1f}", f"{rates[backend] / rates['torch']:.2f}×",
+                     f"{p50:.1f} ms", f"{statistics.median(queries['torch']) / p50:.2f}×", f"{cosine:.4f}"))
+    headers = ["backend", "load", "passages/s", "vs torch", "query p50", "vs torch", "min cos to torch"]
+    print(table(headers, rows))
+    body = (f"Model {name}; {len(texts)} passages of `{SHARED_CORPUS.name}/letters` ({sum(map(len, texts)) / len(texts):,.0f} characters "
+            f"each) and {len(questions)} questions, best of {ROUNDS} rounds, `python bench/backends.py{' --quick' if args.quick else ''}`. "
+            "Load: a cached export (the first use of an ONNX backend exports once, ~40 s).\n\n" + table(headers, rows))
+    write_section(args.out, "backends", "Embedding backends: torch, ONNX fp32, ONNX int8", body)
+
+
+if __name__ == "__main__":
+    main()
