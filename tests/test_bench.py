@@ -85,3 +85,11 @@ def test_stores(shared_corpus: Path, tmp_path: Path) -> None:
     # Exact search in both stores, the same tokens: the same BM25 scores for every question (which of the repeated texts
     # tied at the cut each store keeps may differ).
     assert re.search(r"^\| 20,000 \| 1\.000 \| ", text, re.M), text
+
+
+def test_backends(tmp_path: Path) -> None:
+    text = section(run("backends.py", tmp_path / "report.md"), "backends")
+    rows = re.findall(r"^\| (torch|onnx|onnx-int8) \| [\d.]+ s \| ([\d.]+) \| [\d.]+× \| ([\d.]+) ms \| [\d.]+× \| ([\d.]+) \|$", text, re.M)
+    assert [row[0] for row in rows] == ["torch", "onnx", "onnx-int8"], text
+    assert all(float(rate) > 0 and float(p50) > 0 for _, rate, p50, _ in rows)
+    assert float(rows[1][3]) > 0.9999 and float(rows[2][3]) > 0.98  # fp32 is torch's vectors; int8 moves them a little
