@@ -65,7 +65,7 @@ K = 10
 class VectorEmbedder:
     """The synthetic query vector of each question (the model's time is the same for both stores and left out)."""
 
-    name, dimension = "bench-synthetic", 384
+    name, dimension, backend = "bench-synthetic", 384, "synthetic"
 
     def __init__(self, questions: list[str], vectors: np.ndarray) -> None:
         self.vectors = {question: vectors[i % len(vectors)][None, :] for i, question in enumerate(questions)}
@@ -140,7 +140,7 @@ def measure(location: store.Location, n: int, unique: list[str], data: Synthetic
     target = local_index.LocalTarget(location.data_dir) if location.kind == "local" else store._milvus().Target(location)
     started = time.perf_counter()
     with PeakRss() as memory:
-        writer = target.writer(VectorEmbedder.name, VectorEmbedder.dimension)
+        writer = target.writer(VectorEmbedder.name, VectorEmbedder.dimension, VectorEmbedder.backend)
         for letters, passages, vectors, sentences in batches(n, unique, data):
             writer.add_letters(letters, {letter.id: "bench" for letter in letters})
             writer.add_passages(passages, vectors, sentences)

@@ -21,6 +21,7 @@ class CountingEmbedder:
         self.inner = embedder
         self.name = embedder.name
         self.dimension = embedder.dimension
+        self.backend = embedder.backend
         self.embedded: list[str] = []
 
     def embed_passages_with_spans(self, texts, spans, batch_size: int = 32, progress: bool = False):

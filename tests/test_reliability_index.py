@@ -30,8 +30,8 @@ from qa.ingest.reading import read_letters
 
 folder, point, marker, model = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
 
-class Stub:  # same name and dimension as the real model: the write path is what is under test here
-    name, dimension = model, int(sys.argv[5])
+class Stub:  # same name, dimension and backend as the real model: the write path is what is under test here
+    name, dimension, backend = model, int(sys.argv[5]), sys.argv[7]
     def embed_passages_with_spans(self, texts, spans, batch_size=32, progress=False):
         if point == "embedding":
             stop()
@@ -83,7 +83,7 @@ def test_sigkill_at_any_point_leaves_the_previous_index(small_index: Path, embed
     letters_before = set(index_store.load(small_index).letters)
     marker = tmp_path / "reached"
     child = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(small_index), point, str(marker), embedder.name,
-                              str(embedder.dimension), str(SAMPLE_CORPUS)], stderr=subprocess.PIPE, text=True)
+                              str(embedder.dimension), str(SAMPLE_CORPUS), embedder.backend], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not marker.exists():
         assert child.poll() is None, child.stderr.read() if child.stderr else ""

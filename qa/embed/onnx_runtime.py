@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -152,7 +153,8 @@ def _export(model: SentenceTransformer, folder: Path, quantize: bool) -> None:
     sample = transformer.tokenizer(["passage: een voorbeeld"], return_tensors="pt")
     raw = folder / "raw.onnx"
     dynamic = {0: "batch", 1: "tokens"}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's and the legacy exporter's warnings say nothing to a user here
         torch.onnx.export(LastHiddenState(), (sample["input_ids"], sample["attention_mask"]), str(raw),
                           input_names=["input_ids", "attention_mask"], output_names=["token_embeddings"],
                           dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "token_embeddings": dynamic},
