@@ -562,8 +562,7 @@ def feedback_export(fmt: str, rating: str | None, out: Path | None, index_dir: P
         if fmt == "csv":
             feedback.write_csv(items, stream)
         else:
-            for item in items:
-                stream.write(json.dumps(feedback.as_dict(item), ensure_ascii=False) + "\n")
+            feedback.write_jsonl(items, stream)
     finally:
         if out:
             stream.close()

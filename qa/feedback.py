@@ -18,7 +18,7 @@ from typing import IO
 
 from qa import userdb
 from qa.core import limits
-from qa.core.display import terminal_safe
+from qa.core.display import json_line, terminal_safe
 from qa.core.errors import InvalidQuery
 from qa.core.limits import Rating
 
@@ -137,6 +137,15 @@ def csv_row(feedback: Feedback) -> list[str]:
         "1" if feedback.abstained else "0", " ".join(dict.fromkeys(c.letter_id for c in feedback.citations)),
         " ".join(c.passage_id for c in feedback.citations), feedback.generation or "",
     ]
+
+
+def write_jsonl(items: Iterable[Feedback], stream: IO[str]) -> int:
+    """One JSON object a line, citations included; lossless, and without a raw control character (`json_line`)."""
+    count = 0
+    for item in items:
+        stream.write(json_line(as_dict(item)) + "\n")
+        count += 1
+    return count
 
 
 def write_csv(items: Iterable[Feedback], stream: IO[str]) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -232,8 +233,8 @@ def test_progress_lines_at_each_tenth() -> None:
         bar.update(25)
     bar.close()
     assert len(lines) == 10, lines
-    assert lines[0] == "Embedding: 100/1,000 passages (10%), 4 s, about 36 s left"
-    assert lines[-1] == "Embedding: 1,000/1,000 passages (100%), 40 s"
+    assert lines[0] == "Embedding: 100/1,000 passages (10%), 4 s, 25.0 passages/s, about 36 s left"
+    assert lines[-1] == "Embedding: 1,000/1,000 passages (100%), 40 s, 25.0 passages/s"
 
 
 def test_progress_lines_at_least_every_30_seconds_when_slow() -> None:
@@ -243,9 +244,9 @@ def test_progress_lines_at_least_every_30_seconds_when_slow() -> None:
     for _ in range(9):  # 9 % in 90 s: no tenth reached, but a line every 30 s
         clock.now += 10
         bar.update(10)
-    assert lines == ["Embedding: 30/1,000 passages (3%), 30 s, about 970 s left",
-                     "Embedding: 60/1,000 passages (6%), 60 s, about 940 s left",
-                     "Embedding: 90/1,000 passages (9%), 90 s, about 910 s left"]
+    assert lines == ["Embedding: 30/1,000 passages (3%), 30 s, 1.0 passages/s, about 970 s left",
+                     "Embedding: 60/1,000 passages (6%), 60 s, 1.0 passages/s, about 940 s left",
+                     "Embedding: 90/1,000 passages (9%), 90 s, 1.0 passages/s, about 910 s left"]
     bar.close()  # an interrupted job ends with where it got to
     assert lines[-1].startswith("Embedding: 90/1,000")
 
@@ -256,7 +257,7 @@ def test_off_a_terminal_progress_is_lines_not_a_bar(capsys: pytest.CaptureFixtur
     slices = [list(range(i, min(i + 32, 300))) for i in range(0, 300, 32)]
     assert [len(s) for s in qa.embed.embedding._progress(slices, True, 300)] == [len(s) for s in slices]
     err = capsys.readouterr().err
-    assert "\r" not in err and err.splitlines()[-1] == "Embedding: 300/300 passages (100%), 0 s"
+    assert "\r" not in err and re.fullmatch(r"Embedding: 300/300 passages \(100%\), 0 s, [\d.]+ passages/s", err.splitlines()[-1])
     assert len(err.splitlines()) == 10  # 9 slices of 32 (each over a tenth) and the last 12
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -266,3 +267,14 @@ def test_the_pages_own_requests_and_other_clients_keep_working(client: TestClien
     made = client.post("/api/watches", content=WATCH, headers={**same, "content-type": "application/json"}).json()
     assert client.delete(f"/api/watches/{made['token']}", headers=same).status_code == 204
     assert client.post("/api/admin/reload", headers={**same, "authorization": f"Bearer {KEY}"}).status_code == 200  # no body, no type
+
+
+@pytest.mark.parametrize(("typed", "exported"), list(HOSTILE_CELLS.values()), ids=list(HOSTILE_CELLS))
+def test_the_jsonl_export_is_lossless_and_sends_no_escape_sequence(typed: str, exported: str) -> None:
+    """`qa feedback export --jsonl` wrote C1 controls, DEL and bidi overrides raw (json.dumps escapes only C0)."""
+    item = feedback.Feedback("down", typed, typed, typed, citations=(feedback.Cited(1, "kst-1", "kst-1#1", "q"),), created_at="2024-01-01")
+    buffer = io.StringIO()
+    assert feedback.write_jsonl([item], buffer) == 1
+    assert not _UNSAFE.search(buffer.getvalue()), repr(buffer.getvalue())
+    record = json.loads(buffer.getvalue())
+    assert record["comment"] == record["question"] == record["answer"] == typed  # nothing lost: JSON is data, not a sheet

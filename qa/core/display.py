@@ -43,6 +43,14 @@ def web_url(url: str | None) -> str | None:
 TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
+def json_line(value: object) -> str:
+    """One JSON line that is also safe on a terminal, and lossless: json.dumps escapes C0 controls itself, the rest
+    of TERMINAL_CONTROL (DEL, C1, bidi overrides) become \\uXXXX escapes here (they can only stand inside strings)."""
+    import json
+
+    return TERMINAL_CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}", json.dumps(value, ensure_ascii=False))
+
+
 def terminal_safe(text: str, replacement: str = "?") -> str:
     """Text from a letter, a file name, a server or a user, fit for a terminal: control characters become "?"
     (or `replacement`). The CLI prints through it, the feedback CSV removes them with it."""

@@ -24,7 +24,7 @@ class Progress(Protocol):
 
 
 class ProgressLines:
-    """Plain progress lines, e.g. "Embedding: 512/1,024 passages (50%), 48 s, about 48 s left"."""
+    """Plain progress lines, e.g. "Embedding: 512/1,024 passages (50%), 48 s, 10.7 passages/s, about 48 s left"."""
 
     def __init__(self, total: int, desc: str, unit: str, write: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, step: float = PROGRESS_STEP, seconds: float = PROGRESS_SECONDS) -> None:
@@ -49,7 +49,8 @@ class ProgressLines:
     def _line(self, now: float, fraction: float) -> None:
         elapsed = now - self.started
         left = f", about {elapsed / fraction - elapsed:.0f} s left" if 0 < fraction < 1 else ""
-        self.write(f"{self.desc}: {self.done:,}/{self.total:,} {self.unit} ({fraction:.0%}), {elapsed:.0f} s{left}")
+        rate = f", {self.done / elapsed:.1f} {self.unit}/s" if elapsed > 0 else ""
+        self.write(f"{self.desc}: {self.done:,}/{self.total:,} {self.unit} ({fraction:.0%}), {elapsed:.0f} s{rate}{left}")
         self.last_fraction, self.last_time = fraction, now
 
 
