@@ -319,7 +319,7 @@ def describe_index(summary: dict[str, Any]) -> str:
     rows = [
         ("index", f"{summary['folder']} (generation {summary.get('generation') or '?'}, format {summary.get('format_version')})"),
         ("built", str(summary["built_at"])),
-        ("model", f"{summary['model']} ({summary['dimension']} dimensions)"),
+        ("model", f"{summary['model']} ({summary['dimension']} dimensions, run by {summary.get('backend', 'torch')})"),
         ("letters", f"{summary['letters']:,}" + (f", dated {dates[0]} to {dates[1]}" if dates else "")),
         ("types", ", ".join(f"{name} {count:,}" for name, count in types) or "none"),
         ("passages", f"{summary['passages']:,}, vector search {_VECTOR_KINDS.get(str(summary['vector_index']), summary['vector_index'])}"),
@@ -861,7 +861,7 @@ def model_info(index_dir: Path) -> None:
     """Which model the index was built with."""
     index = index_store.load(index_dir)
     info = embedding.BUNDLED_MODELS.get(index.model)
-    click.echo(f"{index.model} ({index.manifest['dimension']} dimensions){': ' + info.source if info else ''}")
+    click.echo(f"{index.model} ({index.manifest['dimension']} dimensions, run by {index.backend}){': ' + info.source if info else ''}")
 
 
 # --- fetching letters (qa/ingest/sources) --------------------------------------------------------

@@ -199,7 +199,7 @@ def test_index_info_reads_like_a_summary_and_json_is_for_machines(fast_index_dir
     assert not any(mark in human.stdout for mark in "{}[]'"), human.stdout  # no Python dicts and lists
     low, high = summary["date_range"]
     assert f"letters:   43, dated {low} to {high}" in lines
-    assert f"model:     test-hashed-words ({summary['dimension']} dimensions)" in lines
+    assert f"model:     test-hashed-words ({summary['dimension']} dimensions, run by test)" in lines
     assert f"passages:  {summary['passages']:,}, vector search exact (flat)" in lines
     most = max(summary["types"].items(), key=lambda item: item[1])
     assert lines[4].startswith(f"types:     {most[0]} {most[1]}")
