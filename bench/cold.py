@@ -42,7 +42,7 @@ import torch
 marks["import torch"] = time.perf_counter()
 import sentence_transformers
 marks["import sentence-transformers (transformers, scikit-learn, scipy)"] = time.perf_counter()
-embedder = Embedder(index.model)
+embedder = Embedder(index.model, backend=index.backend)
 marks["load the model's weights"] = time.perf_counter()
 Engine(index, embedder).ask(sys.argv[2])
 marks["first answer (embedding the question, retrieval, reader)"] = time.perf_counter()

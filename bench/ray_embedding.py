@@ -94,7 +94,7 @@ def main() -> None:
         corpus, limit = [args.corpus], args.letters
     letters = read_letters(corpus).letters[:limit]
 
-    embedder = Embedder(args.model or default_model_name())
+    embedder = Embedder(args.model or default_model_name(), backend="torch")  # torch: its thread count is what the one-core figure sets
     embedder.embed_passages(["opwarmen"] * 32)  # first-call costs outside the timings
     workspace = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     load_before = os.getloadavg()[0]
@@ -112,7 +112,7 @@ def main() -> None:
             torch.set_num_threads(threads)
         load_between = os.getloadavg()[0]
         started = time.perf_counter()
-        with RayRunner(embedder.name) as runner:
+        with RayRunner(embedder.name, backend=embedder.backend) as runner:
             import ray
 
             startup = time.perf_counter() - started

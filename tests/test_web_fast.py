@@ -144,3 +144,22 @@ def test_the_letter_page_links_footnote_markers_to_their_notes(client: TestClien
     assert page.index('id="verwijzing-1"') < page.index('href="#noot-1"') < page.index('href="#verwijzing-1"')
     assert page.count('class="footnote"') == 5  # all five notes, also 2 and 4, whose markers the text layer lost
     assert "P agina" not in page and "Inf rastructuur" not in page
+
+
+def test_a_reload_refuses_an_index_built_on_another_backend(fast_index_dir: Path, tmp_path: Path, fake_embedder) -> None:  # type: ignore[no-untyped-def]
+    """The running embedder makes the queries: an index rebuilt on another backend needs a restart, not a reload."""
+    import json
+
+    from qa import index as index_store
+    from qa.engine import Engine
+    from qa.server.reloader import Reloader
+    from qa.server.service import Service
+
+    folder = tmp_path / "index"
+    copy_index(fast_index_dir, folder)
+    service = Service(Engine(index_store.load(folder), fake_embedder))
+    generation = folder / index_store.live_generation(folder).name
+    manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
+    (generation / "manifest.json").write_text(json.dumps({**manifest, "backend": "onnx-int8"}), encoding="utf-8")
+    with pytest.raises(index_store.IndexStateError, match="on onnx-int8, the service runs .* on test; restart"):
+        Reloader(service, folder)._load(service)

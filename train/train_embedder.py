@@ -67,7 +67,7 @@ def kamervragen_examples(kv_index: Path) -> list[Example]:
     except index_store.IndexStateError:
         build_answer_index(kv_index, read_pairs())
         answers = index_store.load(kv_index)
-    engine = Engine(answers, Embedder("multilingual-e5-small"))
+    engine = Engine(answers, Embedder("multilingual-e5-small", backend=answers.backend))
     text_of = {letter.id: letter.text for letter in answers.letters.values()}
     examples = []
     for pair in pairs:

@@ -147,7 +147,7 @@ def main() -> None:
     except index_store.IndexStateError:  # none yet, or cut by another chunker version: (re)build it
         build_answer_index(args.index, pairs)
         answers = index_store.load(args.index)
-    engine = Engine(answers, Embedder())
+    engine = Engine(answers, Embedder(answers.model, backend=answers.backend))
     parts = {name: [p for p in pairs if part(p.question) == name] for name in ("fit", "calibration", "test")}
     print({name: len(items) for name, items in parts.items()})
 

@@ -24,7 +24,6 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
 BACKENDS = ("torch", "onnx", "onnx-int8")
 DEFAULT_BACKEND = "onnx"
 BACKEND_ENV = "QA_BACKEND"
+THREADS_ENV = "OMP_NUM_THREADS"  # a session's threads: set per worker by `qa serve --workers` and per actor by Ray
 LEGACY_BACKEND = "torch"  # what an index whose manifest names no backend was built with
 EXPORT_RECIPE = 2  # 2: "onnx" is fp32 (was int8 in 1). Bump when export, optimisation or quantisation change: old exports are then never used
 OPSET = 17
@@ -66,6 +66,12 @@ def check_backend(backend: str) -> str:
     return backend
 
 
+def session_threads() -> int:
+    """$OMP_NUM_THREADS when set (each of N workers or actors gets its share), else every core of this process."""
+    value = os.environ.get(THREADS_ENV, "")
+    return int(value) if value.isdigit() and int(value) > 0 else len(os.sched_getaffinity(0))
+
+
 def cache_root() -> Path:
     """The project's cache folder: QA_CACHE_DIR, else XDG_CACHE_HOME/kamerbrieven-qa, else ~/.cache/kamerbrieven-qa."""
     if os.environ.get("QA_CACHE_DIR"):
@@ -78,7 +84,7 @@ def cache_root() -> Path:
 def fingerprint(name: str, source: str, adapter: Path | None, backend: str) -> str:
     """What an export depends on. Weight files count by name, size and modification time (hashing 470 MB on every
     start would cost a second); the adapter, which is small, by content."""
-    parts: dict[str, Any] = {"name": name, "backend": backend, "recipe": EXPORT_RECIPE, "onnxruntime": metadata.version("onnxruntime")}
+    parts: dict[str, Any] = {"name": name, "backend": backend, "recipe": EXPORT_RECIPE, "onnxruntime": _onnxruntime_version()}
     folder = Path(source)
     if folder.is_dir():
         parts["source"] = str(folder.resolve())
@@ -89,6 +95,12 @@ def fingerprint(name: str, source: str, adapter: Path | None, backend: str) -> s
     if adapter is not None:
         parts["adapter"] = hashlib.sha256(adapter.read_bytes()).hexdigest()
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _onnxruntime_version() -> str:
+    import onnxruntime  # its own version: the distribution may be onnxruntime-gpu or -openvino
+
+    return str(onnxruntime.__version__)
 
 
 def export_dir(name: str, source: str, adapter: Path | None, backend: str) -> Path:
@@ -183,7 +195,8 @@ def _pooling_mode(model: SentenceTransformer) -> str:
     if not mode:
         config = pooling.get_config_dict() if pooling is not None and hasattr(pooling, "get_config_dict") else {}
         mode = "mean" if config.get("pooling_mode_mean_tokens") else "cls" if config.get("pooling_mode_cls_token") else ""
-    if mode not in ("mean", "cls") or len(modules) > 3:
+    rest = [type(module).__name__ for module in modules[2:]]
+    if mode not in ("mean", "cls") or any(name != "Normalize" for name in rest):  # a Dense layer would be dropped
         raise ModelError(f"the onnx backend runs models with mean or CLS pooling; this one has {modules!r}: use --backend torch")
     return mode
 
@@ -200,7 +213,7 @@ class OnnxEncoder:
 
         self.settings = json.loads((self.folder / _MARKER).read_text(encoding="utf-8"))
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = len(os.sched_getaffinity(0))  # one session per process, all its cores
+        options.intra_op_num_threads = session_threads()
         options.inter_op_num_threads = 1
         self.session = onnxruntime.InferenceSession(str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))

@@ -98,10 +98,11 @@ class Reloader:
 
     def _load(self, old: Service) -> Service:
         index = store.load(self.location)
-        if index.model != old.engine.index.model:
+        running = old.engine.index
+        if (index.model, index.backend) != (running.model, running.backend):  # the loaded embedder makes the queries
             raise store.IndexStateError(
-                f"{self.location} is now built with model {index.model!r}, the service runs "
-                f"{old.engine.index.model!r}; restart `qa serve` to switch models"
+                f"{self.location} is now built with model {index.model!r} on {index.backend}, the service runs "
+                f"{running.model!r} on {running.backend}; restart `qa serve` to switch"
             )
         return old.with_index(index)
 

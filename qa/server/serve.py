@@ -29,6 +29,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from qa import store
 from qa.bootstrap import load_engine
 from qa.core.errors import SettingsError
+from qa.embed.onnx_runtime import THREADS_ENV
 from qa.server.app import create_app
 from qa.server.security import log_safe
 from qa.server.settings import (
@@ -167,4 +168,5 @@ def app_from_environment() -> Litestar:
     faulthandler.enable()
     handed = json.loads(os.environ[SETTINGS_ENV])
     torch.set_num_threads(handed["threads"])
+    os.environ[THREADS_ENV] = str(handed["threads"])  # ONNX Runtime's sessions (qa/embed/onnx_runtime.py) read it
     return create_app(Settings.from_dict(handed["settings"]))
