@@ -119,3 +119,13 @@ def test_an_index_records_its_backend_and_is_searched_and_extended_with_it(tmp_p
                                 env={"QA_BACKEND": "torch"})  # the index's backend wins over the default for new builds
     assert result.exit_code == 0, result.output
     assert index_store.load(folder).backend == "onnx" and len(index_store.load(folder).letters) == 4
+
+
+def test_an_unwritable_cache_is_a_clear_model_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service user's read-only home: was a PermissionError traceback on the first start."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache should be", encoding="utf-8")
+    monkeypatch.setenv("QA_CACHE_DIR", str(blocker))
+    folder = onnx_runtime.export_dir("m", str(tmp_path), None, "onnx")
+    with pytest.raises(ModelError, match="cannot write the ONNX export .* QA_CACHE_DIR .* QA_BACKEND=torch"):
+        onnx_runtime.ensure_export(folder, lambda: pytest.fail("nothing is loaded"), "onnx", log=lambda line: None)

@@ -121,8 +121,13 @@ def ensure_export(folder: Path, load: Callable[[], SentenceTransformer], backend
     """The export in `folder`, made from `load()`'s model on first use (about 30 s for e5-small)."""
     if is_complete(folder):
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(folder.parent / f"{folder.name}.lock", "w")  # noqa: SIM115 - closed by the with below
+    except OSError as error:
+        raise ModelError(f"cannot write the ONNX export into {folder.parent} ({error.strerror or error}); "
+                         f"set QA_CACHE_DIR to a writable folder, or {BACKEND_ENV}=torch") from error
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # blocks while another process exports
         if is_complete(folder):
             return folder
