@@ -27,6 +27,16 @@ import httpx
 LLAMA_STARTUP_SECONDS = 90.0  # python imports and the model load; measured ~4 s here on an idle machine
 
 
+def send_model_list(handler: http.server.BaseHTTPRequestHandler, model: str) -> None:
+    """/v1/models of an OpenAI-compatible server with one model: what the fake servers answer to a GET."""
+    body = json.dumps({"object": "list", "data": [{"id": model, "object": "model"}]}).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -138,12 +148,7 @@ class BrokenServer:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802
-                body = b'{"object": "list", "data": [{"id": "broken", "object": "model"}]}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_model_list(self, "broken")
 
             def do_POST(self) -> None:  # noqa: N802
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -199,12 +204,7 @@ class DrippingServer:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802
-                body = b'{"object": "list", "data": [{"id": "drip", "object": "model"}]}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_model_list(self, "drip")
 
             def do_POST(self) -> None:  # noqa: N802
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
