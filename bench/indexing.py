@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import BULK, parser, peak_rss_mb, table, write_section  # noqa: E402
-from qa import index as index_store  # noqa: E402
 from qa.embed.embedding import Embedder, default_model_name  # noqa: E402
+from qa.index import local as index_store  # noqa: E402
 from qa.ingest.letter import Letter  # noqa: E402
 from qa.ingest.reading import read_bulk
 

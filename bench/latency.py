@@ -27,9 +27,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import bench_questions, parser, percentiles, table, write_section  # noqa: E402
-from qa import index as index_store  # noqa: E402
+from qa.answer.engine import Engine  # noqa: E402
 from qa.core.settings import SAMPLE_CORPUS  # noqa: E402
-from qa.engine import Engine  # noqa: E402
+from qa.index import local as index_store  # noqa: E402
 from qa.ingest.reading import read_letters  # noqa: E402
 
 

@@ -30,13 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from bench.common import QUESTIONS_FILE, parser, percentiles, table, write_section  # noqa: E402
-from qa.engine import Engine  # noqa: E402
-from qa.lexical import tokenize  # noqa: E402
-from qa.llm.client import LLMClient, LLMError, LLMSettings  # noqa: E402
-from qa.llm.generate import Finished, Generated, Options, Token, claim_inputs, direct, events, prompt_for  # noqa: E402
-from qa.llm.verify import DEFAULT_VERIFY, VerifyPolicy, verify_sentence  # noqa: E402
-from qa.reader import can_answer  # noqa: E402
-from qa.retrieval import Filters  # noqa: E402
+from qa.answer.engine import Engine  # noqa: E402
+from qa.answer.llm.client import LLMClient, LLMError, LLMSettings  # noqa: E402
+from qa.answer.llm.generate import Finished, Generated, Options, Token, claim_inputs, direct, events, prompt_for  # noqa: E402
+from qa.answer.llm.verify import DEFAULT_VERIFY, VerifyPolicy, verify_sentence  # noqa: E402
+from qa.answer.reader import can_answer  # noqa: E402
+from qa.answer.retrieval import Filters  # noqa: E402
+from qa.index.lexical import tokenize  # noqa: E402
 
 COVERAGES = (0.4, 0.5, 0.6, 0.7, 0.8)
 MEANINGS = (0.0, 0.75, 0.78, 0.8, 0.82)
@@ -94,8 +94,8 @@ def calibrate(engine: Engine, rows: Sequence[dict[str, Any]], max_sentences: int
 
 
 def _read_row(engine: Engine, row: int) -> Any:
-    from qa.reader import ReadPassage
-    from qa.retrieval import Hit
+    from qa.answer.reader import ReadPassage
+    from qa.answer.retrieval import Hit
 
     passage = engine.index.passages[row]
     spans, vectors = engine.index.sentences(row)
@@ -118,7 +118,7 @@ async def _generated(engine: Engine, client: LLMClient, question: str) -> tuple[
 
 async def _model_own_first_token(engine: Engine, client: LLMClient, question: str) -> float | None:
     """The model server's own time to first token for the same messages (no retrieval, no checks); None if it failed."""
-    from qa.answering import answer
+    from qa.answer.answering import answer
 
     reading = engine.read(question, 5)
     _, messages = prompt_for(question, (), reading, answer(reading, engine.policy), Options(), client.settings.max_prompt_chars)

@@ -8,7 +8,7 @@ question set.
    `LexicalIndex` (bm25s, Dutch stemming and stop words) and in an FTS5 table (`unicode61 remove_diacritics 2`,
    in a temporary file); ≥ 200 Dutch questions (`bench_questions`), top 10 by `bm25(table)`.
 2. Recall@1/5/10 and MRR on the answerable questions of `eval/questions.jsonl` over the 204 letters of the shared
-   corpus, counted as `qa.evaluation` counts a hit, for FTS5 queried as a keyword box (AND of all the words, or of
+   corpus, counted as `qa.answer.evaluation` counts a hit, for FTS5 queried as a keyword box (AND of all the words, or of
    the content words) and as an OR of the content words, our BM25, and (unless --no-dense) our dense and hybrid
    search on a real index.
 
@@ -48,20 +48,20 @@ from common import (  # noqa: E402
     write_section,
 )
 
-from qa.evaluation import Question, normalise, read_questions  # noqa: E402
-from qa.filters import Filters  # noqa: E402
-from qa.index import Index  # noqa: E402
+from qa.answer.evaluation import Question, normalise, read_questions  # noqa: E402
+from qa.index.filters import Filters  # noqa: E402
+from qa.index.lexical import STOPWORDS, LexicalIndex, fold, tokenize  # noqa: E402
+from qa.index.local import Index  # noqa: E402
 from qa.ingest.chunking import Passage, chunk_letter  # noqa: E402
 from qa.ingest.letter import Letter  # noqa: E402
 from qa.ingest.reading import read_bulk, read_letters
-from qa.lexical import STOPWORDS, LexicalIndex, fold, tokenize  # noqa: E402
 
 TITLE = "Lexical search against SQLite FTS5 (tkconv's engine)"
 TOKENIZER = "unicode61 remove_diacritics 2"
 LIMIT = 10
 LATENCY_QUESTIONS = 300
 QUICK_BULK_DOCUMENTS = 300
-_WORD = re.compile(r"[^\W_]+")  # words as FTS5 unicode61 splits them (qa.lexical.tokenize keeps "_" inside words)
+_WORD = re.compile(r"[^\W_]+")  # words as FTS5 unicode61 splits them (qa.index.lexical.tokenize keeps "_" inside words)
 
 Ranker = Callable[[str], list[int]]  # question -> passage rows, best first
 
@@ -141,7 +141,7 @@ class Fts5:
 
 
 def our_ranker(lexical: LexicalIndex) -> Ranker:
-    """`qa.index.Index.lexical_ranking` itself: tokenise, score every passage, top 10 by argpartition and sort."""
+    """`qa.index.local.Index.lexical_ranking` itself: tokenise, score every passage, top 10 by argpartition and sort."""
     index = SimpleNamespace(lexical=lexical, allowed_rows=lambda filters: None)
     return lambda question: [row for row, _ in Index.lexical_ranking(index, question, Filters(), LIMIT)]  # type: ignore[arg-type]
 
@@ -170,7 +170,7 @@ def latencies(rank: Ranker, questions: Sequence[str]) -> tuple[list[float], int]
 
 
 def passages_of(letters: Sequence[Letter]) -> tuple[list[Passage], list[str]]:
-    """Passages in the order `qa.index.update` writes them, and the text both engines index."""
+    """Passages in the order `qa.index.local.update` writes them, and the text both engines index."""
     passages = [passage for letter in letters for passage in chunk_letter(letter)]
     titles = {letter.id: letter.title for letter in letters}
     return passages, [passage.index_text(titles[passage.letter_id]) for passage in passages]
@@ -226,7 +226,7 @@ def latency_part(quick: bool, folder: Path) -> LatencyResult:
 
 
 def rank_of_hit(rows: Sequence[int], passages: Sequence[Passage], question: Question) -> int | None:
-    """As `qa.evaluation.evaluate` counts: the first passage of the expected letter that contains the answer span."""
+    """As `qa.answer.evaluation.evaluate` counts: the first passage of the expected letter that contains the answer span."""
     span = normalise(question.answer_span or "")
     return next((i + 1 for i, row in enumerate(rows)
                  if passages[row].letter_id == question.doc_id and span in normalise(passages[row].text)), None)
@@ -288,10 +288,10 @@ def recall_part(dense: bool, folder: Path) -> RecallResult:
 
 def dense_ranks(letters: list[Letter], questions: list[Question], folder: Path,
                 ranks: dict[str, list[int | None]], empty: dict[str, int]) -> float:
-    """A real index as `qa index build` writes it, searched through `qa.engine.Engine`; returns its build seconds."""
-    from qa import index as index_store
+    """A real index as `qa index build` writes it, searched through `qa.answer.engine.Engine`; returns its build seconds."""
+    from qa.answer.engine import Engine
     from qa.embed.embedding import Embedder
-    from qa.engine import Engine
+    from qa.index import local as index_store
 
     embedder = Embedder("multilingual-e5-small")
     print("  building the e5 index (a few minutes)", flush=True)
@@ -324,7 +324,7 @@ def markdown(latency: LatencyResult, recall: RecallResult, quick: bool) -> str:
     control = figures["FTS5, OR of our stemmed tokens (control)"]
     errors = latency.fts_errors + recall.fts_errors
     set_size = len(read_questions(QUESTIONS_FILE))
-    dense = ("Dense and hybrid search a real index built as `qa index build` builds it, through `qa.engine.Engine`."
+    dense = ("Dense and hybrid search a real index built as `qa index build` builds it, through `qa.answer.engine.Engine`."
              if recall.dense_build_seconds is not None else "Dense and hybrid rows skipped (`--no-dense`).")
     return f"""
 {"**Quick mode: small sizes, the figures mean nothing.**" if quick else ""}
@@ -336,7 +336,7 @@ engines index the same passage texts (`chunk_letter`, with letter title and sect
 `ORDER BY bm25(passages) LIMIT {LIMIT}`, every query word quoted so that hyphens, quotes and operator words in a
 question cannot break the syntax ({len(errors)} query errors in this run). Ours: `LexicalIndex` (bm25s, k1 1.2,
 b 0.75, as FTS5's `bm25()`) over Dutch Snowball stems without stop words, queried as
-`qa.index.Index.lexical_ranking` does (score every passage, top {LIMIT} by argpartition and sort).
+`qa.index.local.Index.lexical_ranking` does (score every passage, top {LIMIT} by argpartition and sort).
 
 **Latency** over {latency.documents:,} bulk documents ({latency.passages:,} passages) and {latency.questions}
 questions (`bench_questions`: the {min(latency.questions, set_size)} of the question set, the rest written from

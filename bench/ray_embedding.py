@@ -4,7 +4,7 @@
     python bench/ray_embedding.py --letters 40         # its first 40 letters
     python bench/ray_embedding.py --quick              # 3 letters, the test suite's mode
 
-The builds are `qa index build` without the command line (qa/index.py `update`), in this process, with the model
+The builds are `qa index build` without the command line (qa/index/local.py `update`), in this process, with the model
 loaded once before: one process embeds with torch's threads on every core (then again with one thread, what a
 core does alone); `--ray` starts a local cluster with one
 actor per core (one torch thread each), every actor loading the same offline model, and hands them the same batches
@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from bench.common import SHARED_CORPUS, parser, peak_rss_mb, table, write_section  # noqa: E402
-from qa import index as index_store  # noqa: E402
 from qa.core.settings import SAMPLE_CORPUS  # noqa: E402
 from qa.embed.cluster import RayRunner  # noqa: E402
 from qa.embed.embedding import Embedder, default_model_name  # noqa: E402
+from qa.index import local as index_store  # noqa: E402
 from qa.ingest.reading import read_letters  # noqa: E402
 
 

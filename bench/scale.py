@@ -1,20 +1,20 @@
 """Scale: exact and approximate vector search (FAISS) and BM25 from 100 k to 5 M passages, and which index
-`qa.vectors.index_kind` picks at each size.
+`qa.index.vectors.index_kind` picks at each size.
 
     cd /work/main && . .venv/bin/activate && python bench/scale.py [--quick] [--sizes 100000,1000000,5000000] [--out docs/benchmarks.md]
 
 1. Vectors: synthetic 384-d unit vectors (`Synthetic`), generated in chunks from a fixed seed so memory stays bounded.
-   For each size, every kind of `qa.vectors.build` (flat = exact, the reference; hnsw; ivf; ivfpq with exact
-   re-ranking) is built by `qa.vectors.create` + chunked `add`; we report build seconds, index size (its
+   For each size, every kind of `qa.index.vectors.build` (flat = exact, the reference; hnsw; ivf; ivfpq with exact
+   re-ranking) is built by `qa.index.vectors.create` + chunked `add`; we report build seconds, index size (its
    `faiss.write_index` file) and peak memory while building, single-query latency (k 10, one query at a time, FAISS's default threads
    and one thread) and recall@10 against exact search (matrix products over the same chunks), and a sweep of each
    approximate kind's search parameter. Above 1 M only the kind `index_kind` picks is built. The kind picked at the
    largest size up to 1 M is also measured on uniform random vectors, the worst case.
 2. Exact search latency on its own at smaller sizes, to place the flat/approximate threshold.
 3. BM25: the bulk corpus chunked as `qa` does (`chunk_letter`, `index_text`), the passage texts repeated to n and
-   indexed with `qa.lexical.LexicalIndex.build`; each unique text is tokenised once and the repeats reuse its tokens
+   indexed with `qa.index.lexical.LexicalIndex.build`; each unique text is tokenised once and the repeats reuse its tokens
    (tokenising is reported per unique passage). Queries: `bench_questions(200)`, scored with `LexicalIndex.scores`
-   and cut to the top 100 by argpartition, as `qa.retrieval` does. Up to 1 M (`--bm25-max`).
+   and cut to the top 100 by argpartition, as `qa.answer.retrieval` does. Up to 1 M (`--bm25-max`).
 
 `--quick` (the test suite's mode): 20 k vectors and passages, 100 queries, short sweeps; its figures mean nothing.
 """
@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import BULK, bench_questions, parser, peak_rss_mb, percentiles, table, write_section  # noqa: E402
 
-from qa import lexical  # noqa: E402
-from qa import vectors as V  # noqa: E402
+from qa.index import lexical  # noqa: E402
+from qa.index import vectors as V  # noqa: E402
 from qa.ingest.chunking import chunk_letter  # noqa: E402
 from qa.ingest.letter import Letter  # noqa: E402
 from qa.ingest.reading import read_bulk
@@ -211,7 +211,7 @@ def file_mb(index: faiss.Index, expected_mb: float) -> float:
 
 
 def build(kind: str, n: int, data: Synthetic) -> tuple[faiss.Index, float]:
-    """The index as qa.vectors.build makes it, fed chunk by chunk; seconds spent in FAISS (not generating)."""
+    """The index as qa.index.vectors.build makes it, fed chunk by chunk; seconds spent in FAISS (not generating)."""
     sample = data.head(min(n, V.TRAIN_PER_LIST * V.nlist_for(n))) if kind in ("ivf", "ivfpq") else np.zeros((0, DIMENSION), np.float32)
     started = time.perf_counter()
     index = V.create(kind, DIMENSION, n, sample)
@@ -436,7 +436,7 @@ case, the automatically chosen kind on uniform random vectors.
 |---|---|---|---|
 {chr(10).join(f"| {n} | {data} | {top:.3f} | {tenth:.3f} |" for n, data, top, tenth in neighbours)}
 
-**Index kinds** (`qa.vectors.build`; ◀ auto = the kind `index_kind(n)` picks). Build seconds are FAISS time (training
+**Index kinds** (`qa.index.vectors.build`; ◀ auto = the kind `index_kind(n)` picks). Build seconds are FAISS time (training
 and adding, vectors fed in chunks of {CHUNK:,}); index MB is the `write_index` file; build peak is the most RSS the
 process held above its starting point while building (the chunk being added and the training sample included). Latency: one query at a time, k {K}, {n_queries} queries; "1 thread" repeats it with `omp_set_num_threads(1)`.
 Target: recall@10 ≥ {TARGET_RECALL} and p99 ≤ {TARGET_P99_MS:.0f} ms (default threads).

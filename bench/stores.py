@@ -11,13 +11,13 @@ embedding itself is the same for both and not measured here) and opened as a ser
   vectors are the passage's plus noise (real letters have ~8 sentences a passage; fewer keep the 1 M build to
   minutes, and a question reads only ~10 passages' sentences).
 - Build: seconds from the first batch to the live generation; peak RSS of this process and, for milvus-lite, of its
-  Milvus server child process. Open: seconds and RSS to load the live generation (`qa.store.load`).
+  Milvus server child process. Open: seconds and RSS to load the live generation (`qa.index.load`).
 - Search: p50/p99 ms, one query at a time, k 10: dense (the query vectors of `Synthetic.queries`), BM25
-  (`bench_questions`), hybrid (`qa.retrieval.search`), hybrid with a date filter and with a sender filter.
+  (`bench_questions`), hybrid (`qa.answer.retrieval.search`), hybrid with a date filter and with a sender filter.
 - Ask: p50/p99 ms of `Engine.ask` (retrieval, the reader over the stored sentences, the answer), with an embedder that
   returns the synthetic query vector, so the model's ~15 ms a question (the same for both) is left out.
 - Recall@10 of dense search against exact search over the same vectors (both stores choose IVF above
-  `qa.vectors.FLAT_MAX`, with the same nlist and nprobe), and the overlap of the two stores' BM25 and hybrid top 10.
+  `qa.index.vectors.FLAT_MAX`, with the same nlist and nprobe), and the overlap of the two stores' BM25 and hybrid top 10.
 
 Tokenising is cached per unique text for both stores (as bench/scale.py does for BM25), so the build time is the
 stores' own. `--quick`: 20 k passages, 50 queries; its figures mean nothing.
@@ -44,10 +44,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import bench_questions, parser, percentiles, table, write_section  # noqa: E402
 from scale import PeakRss, Synthetic, exact, passage_texts, recall, release, rss_mb  # noqa: E402
 
-from qa import index as local_index  # noqa: E402
-from qa import lexical, retrieval, store  # noqa: E402
-from qa.engine import Engine  # noqa: E402
-from qa.filters import Filters  # noqa: E402
+from qa.answer import retrieval
+from qa.answer.engine import Engine  # noqa: E402
+from qa.index import lexical
+from qa.index import local as local_index  # noqa: E402
+from qa.index import stores as store  # noqa: E402
+from qa.index.filters import Filters  # noqa: E402
 from qa.ingest.chunking import Passage  # noqa: E402
 from qa.ingest.letter import Letter  # noqa: E402
 
@@ -207,7 +209,7 @@ def main() -> None:
     queries = data.queries(len(questions))
     rows, agreement = [], []
     with ExitStack() as stack:
-        for module in ("qa.lexical", "qa.index", "qa.store.milvus"):
+        for module in ("qa.index.lexical", "qa.index.local", "qa.index.milvus"):
             __import__(module)
             stack.enter_context(mock.patch(f"{module}.tokenize", cached))
         for n in sizes:

@@ -27,12 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import SHARED_CORPUS, bench_questions, parser, percentiles, table, write_section  # noqa: E402
 from bench.latency import milliseconds, start_server, stop_server  # noqa: E402
-from qa import index as index_store  # noqa: E402
-from qa import userdb, watches  # noqa: E402
+from qa.answer.engine import Engine  # noqa: E402
+from qa.answer.kamervragen import PairIndex, RankedPairs, find  # noqa: E402
 from qa.embed.embedding import Embedder  # noqa: E402
-from qa.engine import Engine  # noqa: E402
+from qa.index import local as index_store  # noqa: E402
 from qa.ingest.reading import read_letters  # noqa: E402
-from qa.kamervragen import PairIndex, RankedPairs, find  # noqa: E402
+from qa.users import db as userdb
+from qa.users import watches  # noqa: E402
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
     python eval/compare_stores.py --index /tmp/e5-15                       # copies it into a milvus-lite file first
     python eval/compare_stores.py --index /tmp/e5-15 --store milvus://127.0.0.1:19530   # a Milvus server holding it
 
-Runs `qa eval`'s evaluation (qa/evaluation.py) on eval/questions.jsonl against each store and prints recall and
+Runs `qa eval`'s evaluation (qa/answer/evaluation.py) on eval/questions.jsonl against each store and prints recall and
 answer figures side by side (markdown), and how many questions get the same top 10 (hybrid, dense and BM25) and the
 same answer on both. A copy (`qa index copy`) embeds nothing again, so the stores hold the same vectors.
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from qa import store  # noqa: E402
-from qa.engine import Engine  # noqa: E402
-from qa.evaluation import evaluate, read_questions  # noqa: E402
-from qa.filters import Filters  # noqa: E402
+from qa.answer.engine import Engine  # noqa: E402
+from qa.answer.evaluation import evaluate, read_questions  # noqa: E402
+from qa.index import stores as store  # noqa: E402
+from qa.index.filters import Filters  # noqa: E402
 
 ROWS = [("recall@1", "R@1"), ("recall@5", "R@5"), ("recall@10", "R@10"), ("mrr", "MRR")]
 ANSWERS = [("answer_cites_right_letter", "answer cites the right letter"), ("answer_quotes_the_span", "a quote contains the answer span"),
@@ -31,8 +31,8 @@ ANSWERS = [("answer_cites_right_letter", "answer cites the right letter"), ("ans
 
 
 def milvus_rrf(engine: Engine, questions: list) -> dict[str, float]:
-    """Recall of Milvus's own hybrid_search on the answerable questions, scored as qa.evaluation scores a ranking."""
-    from qa.evaluation import normalise
+    """Recall of Milvus's own hybrid_search on the answerable questions, scored as qa.answer.evaluation scores a ranking."""
+    from qa.answer.evaluation import normalise
 
     answerable = [q for q in questions if q.answerable and q.doc_id and q.answer_span and not q.is_follow_up]
     ranks = []

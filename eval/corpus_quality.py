@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # $PYTHONPATH (another checkout) wins
 
-from qa.evaluation import normalise, read_questions  # noqa: E402
+from qa.answer.evaluation import normalise, read_questions  # noqa: E402
 from qa.ingest.chunking import Passage, chunk_letter  # noqa: E402
 from qa.ingest.letter import Letter  # noqa: E402
 from qa.ingest.reading import read_letters
@@ -90,8 +90,8 @@ def furniture_in(text: str) -> list[str]:
 
 
 def facet_value(letter: Letter) -> str | None:
-    """What the ministry facet and filter of the pages and the API offer for this letter (qa/facets.py)."""
-    from qa import facets
+    """What the ministry facet and filter of the pages and the API offer for this letter (qa/index/facets.py)."""
+    from qa.index import facets
 
     if hasattr(facets, "letter_ministry"):
         return facets.letter_ministry(letter)

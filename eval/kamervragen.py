@@ -2,7 +2,7 @@
 
     python eval/kamervragen.py --index /tmp/e5      # the shared corpus's index
 
-Prints recall@1/3 and MRR of the pair ranking (qa/kamervragen.py), and the scores that set the
+Prints recall@1/3 and MRR of the pair ranking (qa/answer/kamervragen.py), and the scores that set the
 thresholds of `PairPolicy`: the own pair's score for the rephrased Kamervragen, and the best pair's score
 for the questions of eval/questions.jsonl whose letter is no answer to Kamervragen (no pair answers them).
 """
@@ -19,8 +19,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from qa.engine import Engine  # noqa: E402
-from qa.kamervragen import DEFAULT_PAIR_POLICY, PairIndex, RankedPairs, question_view  # noqa: E402
+from qa.answer.engine import Engine  # noqa: E402
+from qa.answer.kamervragen import DEFAULT_PAIR_POLICY, PairIndex, RankedPairs, question_view  # noqa: E402
 
 
 def main() -> None:

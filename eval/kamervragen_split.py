@@ -26,7 +26,7 @@ import data  # noqa: E402
 from kamervragen import DEFAULT_INDEX, Pair, build_answer_index, read_pairs  # noqa: E402
 
 from bench.latency import start_server, stop_server  # noqa: E402
-from qa import index as index_store  # noqa: E402
+from qa.index import local as index_store  # noqa: E402
 
 
 def ranked_letters(client: httpx.Client, url: str, question: str, mode: str) -> list[str]:

@@ -10,9 +10,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from qa import store
+from qa.answer.engine import Engine
 from qa.core.settings import SAMPLE_CORPUS
-from qa.engine import Engine
+from qa.index import stores as store
 
 
 def _stderr(message: str) -> None:

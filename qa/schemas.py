@@ -10,19 +10,19 @@ from urllib.parse import quote, urlencode
 
 import msgspec
 
-from qa import facets as facet_counts
-from qa.answering import Answer, Citation
+from qa.answer.answering import Answer, Citation
+from qa.answer.kamervragen import Match
+from qa.answer.retrieval import Hit
 from qa.core.display import dutch_date, type_label, web_url
+from qa.index import facets as facet_counts
 from qa.ingest.chunking import Passage
 from qa.ingest.cleaning import footnotes
 from qa.ingest.letter import Letter
 from qa.ingest.ministries import Signer, first_signer
-from qa.kamervragen import Match
-from qa.retrieval import Hit
-from qa.watches import Watch, WatchHit, feed_path, page_path
+from qa.users.watches import Watch, WatchHit, feed_path, page_path
 
 if TYPE_CHECKING:  # the chat model's client loads only when it is used
-    from qa.llm.generate import Generated
+    from qa.answer.llm.generate import Generated
 
 
 def letter_href(letter_id: str, passage_id: str | None = None, start: int | None = None, end: int | None = None) -> str:

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from llm_servers import free_port
 
-from qa import index as index_store
-from qa import store
+from qa.answer.engine import Engine
 from qa.core.settings import SAMPLE_CORPUS
 from qa.embed.embedding import DEFAULT_MODEL, Embedder
-from qa.engine import Engine
+from qa.index import local as index_store
+from qa.index import stores as store
 from qa.ingest.reading import read_letters
 
 TEST_MODEL = os.environ.get("QA_TEST_MODEL", DEFAULT_MODEL)
@@ -98,7 +98,7 @@ def fast_engine(fast_index_dir: Path, fake_embedder) -> Engine:  # type: ignore[
     return Engine(index_store.load(fast_index_dir), fake_embedder, FAST_POLICY)
 
 
-# --- the Milvus store (qa/store/milvus.py): the same index copied into a milvus-lite file -----------------
+# --- the Milvus store (qa/index/milvus.py): the same index copied into a milvus-lite file -----------------
 
 # Test modules that must hold for every store parametrize their engine or client over these. Milvus runs in the
 # full suite only: each milvus-lite copy starts a server process (4-10 s), too slow for the fast loop.

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qa.answering import AnswerPolicy
-from qa.lexical import tokenize
+from qa.answer.answering import AnswerPolicy
+from qa.index.lexical import tokenize
 
 NAME = "test-hashed-words"
 DIMENSION = 256

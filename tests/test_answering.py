@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from conftest import BACKENDS
 
-from qa.answering import DECLINE, DEFAULT_POLICY
-from qa.engine import FILTERED_OUT, Engine, Turn, retrieval_query
-from qa.reader import QuestionView, has_fact, load_model
-from qa.retrieval import Filters
+from qa.answer.answering import DECLINE, DEFAULT_POLICY
+from qa.answer.engine import FILTERED_OUT, Engine, Turn, retrieval_query
+from qa.answer.reader import QuestionView, has_fact, load_model
+from qa.answer.retrieval import Filters
 
 
 @pytest.fixture(params=BACKENDS)

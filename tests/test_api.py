@@ -13,10 +13,10 @@ from conftest import BACKENDS
 from litestar import get
 from litestar.testing import TestClient
 
-from qa import index as index_store
-from qa.answering import DECLINE
+from qa.answer.answering import DECLINE
+from qa.answer.engine import Engine
 from qa.bootstrap import load_engine
-from qa.engine import Engine
+from qa.index import local as index_store
 from qa.server.app import create_app
 from qa.server.settings import Settings
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from fake_embedder import FakeEmbedder
 
-from qa import index as index_store
 from qa.embed import batches
+from qa.index import local as index_store
 
 
 class Failing(FakeEmbedder):

@@ -16,9 +16,9 @@ import pytest
 from conftest import copy_index
 from litestar.testing import TestClient
 
-from qa import index as index_store
+from qa.answer.engine import Engine
 from qa.core import limits
-from qa.engine import Engine
+from qa.index import local as index_store
 from qa.server.app import create_app
 from qa.server.pages import back_link, share_href, with_back
 from qa.server.settings import Settings

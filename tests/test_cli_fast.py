@@ -19,14 +19,14 @@ import pytest
 from click.testing import CliRunner
 from fake_embedder import FakeEmbedder
 
+import qa.answer.engine
 import qa.embed.embedding
-import qa.engine
 import qa.server.serve
-from qa import index as index_store
 from qa.bootstrap import load_engine
 from qa.cli import describe_index, main
 from qa.core import progress as reporting
 from qa.core.settings import SAMPLE_CORPUS
+from qa.index import local as index_store
 from qa.ingest.reading import read_letters
 
 LETTERS = ("kst-27925-781.txt", "kst-33279-1.txt", "kst-34700-6.txt")
@@ -48,7 +48,7 @@ def small_index(tmp_path: Path, fake_embedder: FakeEmbedder) -> Path:
 def _use_model(monkeypatch: pytest.MonkeyPatch, make: object) -> None:
     """What loading the model gives, wherever it is loaded (the CLI's index commands and the engine)."""
     monkeypatch.setattr(qa.embed.embedding, "Embedder", make)
-    monkeypatch.setattr(qa.engine, "Embedder", make)
+    monkeypatch.setattr(qa.answer.engine, "Embedder", make)
 
 
 @pytest.fixture

@@ -23,11 +23,11 @@ from click.testing import CliRunner
 from conftest import TEST_MODEL
 
 import qa.embed.embedding
-from qa import index as index_store
 from qa.cli import main
 from qa.core.errors import SettingsError
 from qa.core.settings import SAMPLE_CORPUS
 from qa.embed import cluster
+from qa.index import local as index_store
 from qa.ingest.reading import read_letters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,10 +129,10 @@ def test_a_killed_build_resumes_with_fewer_batches_and_the_same_index(tmp_path: 
 
 @pytest.mark.slow
 def test_a_ray_build_into_milvus_lite_holds_the_single_process_vectors(tmp_path: Path, short_tmp: Path, reference: Path, letters_dir: Path) -> None:
-    """`--ray` writes to the store `--store` names (qa/store): here Milvus Lite, read back through the store interface."""
+    """`--ray` writes to the store `--store` names (qa/index): here Milvus Lite, read back through the store interface."""
     pytest.importorskip("ray", reason="the ray extra is not installed")
     pytest.importorskip("pymilvus", reason="the milvus extra is not installed")
-    from qa import store
+    from qa.index import stores as store
 
     data, database = tmp_path / "data", f"milvus-lite:{tmp_path / 'data' / 'milvus.db'}"
     data.mkdir()  # the Milvus Lite file's folder must exist (the store does not make it)

@@ -12,8 +12,8 @@ import pytest
 from litestar.testing import TestClient
 
 from docs.make_cli_reference import TARGET, commands, reference
+from qa.answer.engine import Engine
 from qa.cli import main
-from qa.engine import Engine
 from qa.server.app import create_app
 from qa.server.settings import Settings
 

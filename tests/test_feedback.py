@@ -1,4 +1,4 @@
-"""Feedback on answers (issue 14, item 5): the shared SQLite file qa/userdb.py, qa/feedback.py, POST /api/feedback,
+"""Feedback on answers (issue 14, item 5): the shared SQLite file qa/users/db.py, qa/users/feedback.py, POST /api/feedback,
 the count in /api/health and `qa feedback list|export`. Real SQLite files, real processes writing at once, a
 real read-only folder; the app on the fast tier (tests/fake_embedder.py). The browser test clicks the buttons."""
 
@@ -24,13 +24,14 @@ from click.testing import CliRunner
 from conftest import copy_index
 from litestar.testing import TestClient
 
-from qa import feedback, userdb, watches
-from qa import index as index_store
+from qa.answer.engine import Engine
 from qa.cli import main
 from qa.core.errors import InvalidQuery
-from qa.engine import Engine
+from qa.index import local as index_store
 from qa.server.app import create_app
 from qa.server.settings import Settings
+from qa.users import db as userdb
+from qa.users import feedback, watches
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "Wanneer moet de afbouw van Resolute Support afgerond zijn?"
@@ -44,7 +45,7 @@ def a_feedback(**changes: Any) -> feedback.Feedback:
     return feedback.new(**{**values, **changes})
 
 
-# --- qa/userdb.py --------------------------------------------------------------------------
+# --- qa/users/db.py --------------------------------------------------------------------------
 
 
 def test_the_database_is_created_beside_the_index_in_wal_mode(tmp_path: Path, fast_index_dir: Path) -> None:
@@ -95,7 +96,8 @@ WRITER = textwrap.dedent("""
     import sys
     from contextlib import closing
     from pathlib import Path
-    from qa import feedback, userdb
+    from qa.users import feedback
+    from qa.users import db as userdb
     folder, worker, rows = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     for row in range(rows):
         with closing(userdb.connect(folder)) as connection:  # a connection per request, as the API opens them
@@ -116,7 +118,7 @@ def test_several_processes_create_and_write_at_once_without_losing_a_row(tmp_pat
     assert questions == {f"vraag {worker}-{row}" for worker in range(4) for row in range(40)}
 
 
-# --- qa/feedback.py ------------------------------------------------------------------------
+# --- qa/users/feedback.py ------------------------------------------------------------------------
 
 
 def test_feedback_is_checked_and_stored_with_its_citations(tmp_path: Path) -> None:
@@ -214,8 +216,8 @@ READ_ONLY_CHILD = textwrap.dedent("""
     sys.path.insert(0, "tests")
     from fake_embedder import FakeEmbedder, FAST_POLICY
     from litestar.testing import TestClient
-    from qa import index as index_store
-    from qa.engine import Engine
+    from qa.index import local as index_store
+    from qa.answer.engine import Engine
     from qa.server.app import create_app
     from qa.server.settings import Settings
     folder = Path(sys.argv[1])
@@ -275,8 +277,8 @@ WORKER_CHILD = textwrap.dedent("""
     sys.path.insert(0, "tests")
     from fake_embedder import FakeEmbedder, FAST_POLICY
     from litestar.testing import TestClient
-    from qa import index as index_store
-    from qa.engine import Engine
+    from qa.index import local as index_store
+    from qa.answer.engine import Engine
     from qa.server.app import create_app
     from qa.server.settings import Settings
     folder, worker, writes, go = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 from conftest import FIXTURE_LETTERS, RECORDED
 from fetch_server import FakeServer, Reply
 
-from qa import index as index_store
+from qa.answer.engine import Engine
 from qa.cli import main
-from qa.engine import Engine
+from qa.index import local as index_store
 from qa.ingest.formats import xml_metadata
 from qa.ingest.reading import read_file, read_letters
 from qa.ingest.sources import fetch, make_source

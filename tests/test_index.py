@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import index as index_store
 from qa.embed.embedding import Embedder
-from qa.index import IndexBusy, IndexStateError
+from qa.index import local as index_store
+from qa.index.local import IndexBusy, IndexStateError
 
 
 class CountingEmbedder:

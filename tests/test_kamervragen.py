@@ -19,12 +19,12 @@ import pytest
 from conftest import TEST_MODEL
 from litestar.testing import TestClient
 
-from qa import index as index_store
+from qa.answer.engine import Engine
+from qa.answer.kamervragen import DEFAULT_PAIR_POLICY, PairIndex, RankedPairs, askers, find, letter_pairs
 from qa.embed.embedding import Embedder
-from qa.engine import Engine
+from qa.index import local as index_store
 from qa.ingest.letter import Letter
 from qa.ingest.reading import read_letters
-from qa.kamervragen import DEFAULT_PAIR_POLICY, PairIndex, RankedPairs, askers, find, letter_pairs
 from qa.server.app import create_app
 from qa.server.settings import Settings
 

@@ -21,9 +21,9 @@ from click.testing import CliRunner
 from litestar.testing import TestClient
 from llm_servers import BrokenServer, LlamaServer, StalledServer, free_port, missing
 
-from qa.engine import FILTERED_OUT, Engine, Turn
-from qa.llm.client import LLMClient, LLMError, LLMSettings
-from qa.llm.generate import (
+from qa.answer.engine import FILTERED_OUT, Engine, Turn
+from qa.answer.llm.client import LLMClient, LLMError, LLMSettings
+from qa.answer.llm.generate import (
     NOTICE_BROKEN_OFF,
     NOTICE_UNREACHABLE,
     NOTICE_UNSUPPORTED,
@@ -36,8 +36,8 @@ from qa.llm.generate import (
     events,
     generate,
 )
-from qa.llm.verify import VerifyPolicy, facts, header, source_facts
-from qa.retrieval import Filters
+from qa.answer.llm.verify import VerifyPolicy, facts, header, source_facts
+from qa.answer.retrieval import Filters
 from qa.server.app import create_app
 from qa.server.settings import Settings
 

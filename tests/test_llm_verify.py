@@ -10,13 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.answering import Reading
-from qa.ingest.chunking import Passage
-from qa.ingest.letter import Letter
-from qa.lexical import tokenize
-from qa.llm.generate import Composer
-from qa.llm.prompt import PromptBudget, build_messages, shown_passages
-from qa.llm.verify import (
+from qa.answer.answering import Reading
+from qa.answer.llm.generate import Composer
+from qa.answer.llm.prompt import PromptBudget, build_messages, shown_passages
+from qa.answer.llm.verify import (
     DEFAULT_VERIFY,
     VerifyPolicy,
     facts,
@@ -27,8 +24,11 @@ from qa.llm.verify import (
     strip_markers,
     verify_sentence,
 )
-from qa.reader import QuestionView, ReadPassage
-from qa.retrieval import Hit
+from qa.answer.reader import QuestionView, ReadPassage
+from qa.answer.retrieval import Hit
+from qa.index.lexical import tokenize
+from qa.ingest.chunking import Passage
+from qa.ingest.letter import Letter
 
 TEXT = (
     "BRIEF VAN DE MINISTER VAN DEFENSIE\n\n"
@@ -179,7 +179,7 @@ def test_a_sentence_citing_two_passages_may_combine_them() -> None:
 
 
 def _reading() -> Reading:
-    from qa.answering import Evidence
+    from qa.answer.answering import Evidence
 
     view = QuestionView.of("Wanneer?", np.zeros(4, np.float32), {})
     return Reading("Wanneer?", view, PASSAGES, Evidence(0.0, 0.0, 0.0), [p.hit for p in PASSAGES])
@@ -238,14 +238,14 @@ def test_the_budget_leaves_out_passages_that_do_not_fit() -> None:
     ("https://example.invalid/openai/v1", "https://example.invalid/openai/v1"),
 ])
 def test_llm_urls_get_their_v1(url: str, base: str) -> None:
-    from qa.llm.client import LLMSettings
+    from qa.answer.llm.client import LLMSettings
 
     assert LLMSettings(url).base_url == base
 
 
 def test_the_key_is_never_in_the_settings_repr_or_shown_url() -> None:
+    from qa.answer.llm.client import LLMSettings, describe
     from qa.core.errors import SettingsError
-    from qa.llm.client import LLMSettings, describe
 
     settings = LLMSettings("http://user:secret-pw@127.0.0.1:8080/v1?key=sk-123", api_key="sk-very-secret")
     assert "sk-very-secret" not in repr(settings) and "secret-pw" not in settings.shown_url and "sk-123" not in settings.shown_url

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURE_LETTERS
 
+from qa.answer.retrieval import Filters
 from qa.ingest.ministries import REGISTER, first_signer, ministry_named, sender_matches, signers
 from qa.ingest.reading import make_letter, read_file
-from qa.retrieval import Filters
 
 
 def abbreviations(sender: str, letter_type: str | None = None, title: str | None = None) -> list[str | None]:

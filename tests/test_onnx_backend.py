@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from qa import index as index_store
+from qa.answer.engine import Engine
 from qa.cli import main
 from qa.core.errors import IndexStateError, ModelError
 from qa.embed import onnx_runtime
 from qa.embed.embedding import Embedder
-from qa.engine import Engine
+from qa.index import local as index_store
 from qa.ingest.chunking import split_sentences
 
 TEXTS = [

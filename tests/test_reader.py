@@ -8,12 +8,12 @@ import time
 import numpy as np
 import pytest
 
-from qa import reader
-from qa.answering import DEFAULT_POLICY, AnswerPolicy, unknown_names
+from qa.answer import reader
+from qa.answer.answering import DEFAULT_POLICY, AnswerPolicy, unknown_names
+from qa.answer.reader import FEATURES, QuestionView, ReaderModel, ReadPassage
+from qa.answer.retrieval import Hit
 from qa.ingest.chunking import Passage, paragraphs, split_sentences
 from qa.ingest.letter import Letter
-from qa.reader import FEATURES, QuestionView, ReaderModel, ReadPassage
-from qa.retrieval import Hit
 
 
 def test_questions_headings_and_letterheads_are_never_answers() -> None:
@@ -74,7 +74,7 @@ def test_names_that_no_letter_holds_are_found() -> None:
 
 
 def test_a_question_about_a_year_is_not_answered_from_another_time() -> None:
-    from qa.answering import other_time
+    from qa.answer.answering import other_time
 
     asylum = "Hoeveel mensen hebben in 2023 asiel aangevraagd in Nederland?"
     estimate = "Hierbij wordt ervan uitgegaan dat jaarlijks niet meer dan 14000 vreemdelingen asiel zullen vragen."

@@ -15,9 +15,9 @@ import pytest
 from conftest import TEST_HOST
 from litestar.testing import TestClient
 
-from qa import index as index_store
+from qa.answer.engine import Engine
 from qa.core.errors import SettingsError
-from qa.engine import Engine
+from qa.index import local as index_store
 from qa.ingest.reading import make_letter
 from qa.server.app import create_app
 from qa.server.settings import Settings, parse_rate_limit

@@ -288,9 +288,9 @@ def test_qa_search_and_ask_strip_control_characters_from_letters(tmp_path: Path,
     """A letter with OSC 0 (window title), CSI 2J (clear screen) and OSC 52 (clipboard write) in its title and text."""
     from click.testing import CliRunner
 
-    import qa.engine
-    from qa import index as index_store
+    import qa.answer.engine
     from qa.cli import main
+    from qa.index import local as index_store
     from qa.ingest.reading import make_letter
 
     evil = make_letter(
@@ -300,7 +300,7 @@ def test_qa_search_and_ask_strip_control_characters_from_letters(tmp_path: Path,
     )
     index_dir = tmp_path / "index"
     index_store.update(index_dir, embedder, add=[evil], replace_all=True)
-    monkeypatch.setattr(qa.engine, "Embedder", lambda name=None, device=None, backend=None: embedder)
+    monkeypatch.setattr(qa.answer.engine, "Embedder", lambda name=None, device=None, backend=None: embedder)
     runner = CliRunner()
     searched = runner.invoke(main, ["search", "proef met drones", "--index", str(index_dir)])
     asked = runner.invoke(main, ["ask", "Wanneer begon de proef met drones?", "--index", str(index_dir)])

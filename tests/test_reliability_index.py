@@ -16,16 +16,16 @@ import numpy as np
 import pytest
 from conftest import TEST_MODEL
 
-from qa import index as index_store
 from qa.core.settings import SAMPLE_CORPUS
-from qa.index import IndexStateError
+from qa.index import local as index_store
+from qa.index.local import IndexStateError
 
 # A build in a child process that stops at one point (touching a marker file) until it is killed.
 KILL_SCRIPT = r"""
 import sys, time
 from pathlib import Path
 import numpy as np
-from qa import index as index_store
+from qa.index import local as index_store
 from qa.ingest.reading import read_letters
 
 folder, point, marker, model = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
@@ -52,7 +52,7 @@ def hook(module, name):
     setattr(module, name, wrapper)
 
 import faiss
-from qa.lexical import LexicalIndex
+from qa.index.lexical import LexicalIndex
 if point == "writing-vectors":
     hook(faiss, "write_index")  # letters.jsonl and passages.jsonl are written, the vectors not yet
 if point == "writing-bm25":

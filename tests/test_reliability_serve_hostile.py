@@ -19,7 +19,7 @@ import pytest
 from conftest import copy_index, stop_process
 from test_reliability_serve import ADMIN_KEY, OLD_QUESTION, start_server
 
-from qa import index as index_store
+from qa.index import local as index_store
 from qa.ingest.reading import make_letter
 
 REDOS_SENDER = "Minister van x" + " " * 30_000 + "y"

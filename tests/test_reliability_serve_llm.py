@@ -23,10 +23,10 @@ import uvicorn
 from conftest import copy_index
 from llm_servers import DrippingServer, StalledServer, free_port
 
-from qa import index as index_store
-from qa.engine import Engine
-from qa.llm.client import TOTAL_TIMEOUT_ENV, LLMClient, LLMError, LLMSettings
-from qa.llm.generate import NOTICE_UNREACHABLE
+from qa.answer.engine import Engine
+from qa.answer.llm.client import TOTAL_TIMEOUT_ENV, LLMClient, LLMError, LLMSettings
+from qa.answer.llm.generate import NOTICE_UNREACHABLE
+from qa.index import local as index_store
 from qa.server.app import create_app
 from qa.server.settings import Settings
 

@@ -18,13 +18,13 @@ import pytest
 from conftest import copy_index
 from litestar.testing import TestClient
 
-from qa import feedback, watches
-from qa import index as index_store
+from qa.answer.engine import Engine
 from qa.core.errors import SettingsError
-from qa.engine import Engine
-from qa.filters import Filters
+from qa.index import local as index_store
+from qa.index.filters import Filters
 from qa.server.app import create_app
 from qa.server.settings import Settings
+from qa.users import feedback, watches
 
 KEY = "hostile-admin-key"
 HOST = "kamerbrieven.example.nl"  # the server's own name, as configured

@@ -1,8 +1,8 @@
 import pytest
 from conftest import BACKENDS
 
-from qa.engine import Engine
-from qa.retrieval import Filters
+from qa.answer.engine import Engine
+from qa.answer.retrieval import Filters
 
 
 @pytest.fixture(params=BACKENDS)

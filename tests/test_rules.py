@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 from litestar.testing import TestClient
 
+from qa.answer.engine import Engine
+from qa.answer.retrieval import Filters
 from qa.cli import main
 from qa.core import display, limits
 from qa.core.errors import InvalidQuery
-from qa.engine import Engine
-from qa.retrieval import Filters
 from qa.server.app import create_app
 from qa.server.pages import dutch_message
 from qa.server.settings import Settings

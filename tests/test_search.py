@@ -14,12 +14,12 @@ import pytest
 from conftest import copy_index
 from litestar.testing import TestClient
 
-from qa import facets
-from qa import index as index_store
+from qa.answer.engine import Engine
+from qa.answer.retrieval import Filters, full_text, matching_letters
 from qa.core import display
-from qa.engine import Engine
-from qa.lexical import fold
-from qa.retrieval import Filters, full_text, matching_letters
+from qa.index import facets
+from qa.index import local as index_store
+from qa.index.lexical import fold
 from qa.server.app import create_app
 from qa.server.pages import excerpt
 from qa.server.settings import Settings

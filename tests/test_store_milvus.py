@@ -1,4 +1,4 @@
-"""The Milvus store (qa/store/milvus.py) on milvus-lite: the local index's results, writes by content hash, swaps, errors.
+"""The Milvus store (qa/index/milvus.py) on milvus-lite: the local index's results, writes by content hash, swaps, errors.
 
 The fast tier's index (tests/fake_embedder.py) copied into Milvus must rank, filter and read exactly as the local
 one; the real model's figures on the evaluation set are in tests/test_store_eval.py and eval/compare_stores.py."""
@@ -14,12 +14,12 @@ import pytest
 from click.testing import CliRunner
 from conftest import milvus_copy, store_setting
 
-from qa import index as index_store
-from qa import store
+from qa.answer.engine import Engine
+from qa.answer.retrieval import Filters, full_text, matching_letters, word_matches
 from qa.cli import main
-from qa.engine import Engine
+from qa.index import local as index_store
+from qa.index import stores as store
 from qa.ingest.reading import make_letter
-from qa.retrieval import Filters, full_text, matching_letters, word_matches
 
 pytest.importorskip("pymilvus", reason="the Milvus store is not installed: pip install -c constraints.txt -e '.[milvus]'")
 
@@ -32,11 +32,11 @@ FILTERS = [Filters(), Filters(date_from="2021-01-01"), Filters(date_to="1995-01-
 @pytest.mark.slow  # a milvus-lite server process
 def test_the_dutch_analyzer_stems(tmp_path: Path) -> None:
     """The trap of issue 18: milvus-lite 3.x accepts the Dutch stemmer setting and ignores it; 2.5.1 stems. The store
-    itself hands Milvus our stemmed tokens (qa/store/milvus.py, ANALYZER, says why), but a Milvus that silently drops
+    itself hands Milvus our stemmed tokens (qa/index/milvus.py, ANALYZER, says why), but a Milvus that silently drops
     an analyzer setting is not one to trust with them: raw Dutch through Milvus's Dutch analyzer, "afbouwen" must find "afbouw"."""
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
-    from qa.store.milvus import DUTCH_ANALYZER
+    from qa.index.milvus import DUTCH_ANALYZER
 
     client = MilvusClient(str(tmp_path / "stem.db"))
     schema = client.create_schema(auto_id=False)
@@ -113,7 +113,7 @@ def test_add_replace_and_remove_by_content_hash_then_swap(tmp_path: Path, fast_i
     # The unchanged letters kept their vectors and sentences: the same rankings as the first generation without that letter.
     assert [third.passages[row].id for row, _ in third.dense_ranking(query, Filters(), 30)][:10] == kept[:10]
     # Old generations are dropped: the live one and its predecessor stay (a server may still read it).
-    from qa.store.milvus import client
+    from qa.index.milvus import client
 
     names = {name.rsplit("_", 1)[0] for name in client(location).list_collections() if name.startswith("qa_gen_")}
     assert names == {f"qa_{generation.replace('-', '_')}" for generation in (second.generation, third.generation)}

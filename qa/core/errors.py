@@ -1,7 +1,7 @@
 """The failures a user can act on, each with a message that says what went wrong and what to do.
 
 Anything else that goes wrong is a bug and keeps its traceback. The CLI prints a `QAError` as one
-line and exits 2 (one hook in qa/cli.py); the web API answers an `InvalidQuery` with a 400 and the
+line and exits 2 (one hook in qa/cli/__init__.py); the web API answers an `InvalidQuery` with a 400 and the
 pages show it in Dutch (`InvalidQuery.code` says which rule it broke).
 """
 

@@ -21,12 +21,12 @@ MAX_ANSWER_IN_HISTORY = 10_000  # characters of an earlier answer sent back as c
 MAX_K = 50  # passages to retrieve for one question or search
 DEFAULT_K = 5
 # Earlier turns sent with a question. A follow-up only ever leans on the chain of turns before it
-# (qa/engine.py `retrieval_query`), so ten is plenty; the page and chat.js keep the last ten.
+# (qa/answer/engine.py `retrieval_query`), so ten is plenty; the page and chat.js keep the last ten.
 MAX_HISTORY_TURNS = 10
 PER_PAGE = 20  # letters on one page of the overview
 MAX_PER_PAGE = 100
 MAX_FILTER_TEXT = 200  # characters of a sender or dossier filter, or a letters search
-MAX_COMMENT = 2_000  # characters of a comment on an answer (qa/feedback.py)
+MAX_COMMENT = 2_000  # characters of a comment on an answer (qa/users/feedback.py)
 Rating = Literal["up", "down"]  # Nuttig / Niet nuttig on an answer
 RATINGS: tuple[Rating, ...] = get_args(Rating)
 Sort = Literal["relevance", "newest", "oldest"]  # the order of search results and of the letters overview

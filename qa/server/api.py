@@ -26,13 +26,14 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from msgspec import Meta
 
-from qa import facets, feedback, kamervragen, userdb, watches
+from qa.answer import kamervragen
+from qa.answer.engine import Engine, Turn
+from qa.answer.llm import generate as llm_answers
+from qa.answer.llm.client import LLMClient
+from qa.answer.retrieval import Filters, Hit, matching_letters, sort_hits, word_matches
 from qa.core import limits
 from qa.core.errors import InvalidQuery
-from qa.engine import Engine, Turn
-from qa.llm import generate as llm_answers
-from qa.llm.client import LLMClient
-from qa.retrieval import Filters, Hit, matching_letters, sort_hits, word_matches
+from qa.index import facets
 from qa.schemas import (
     AnswerOut,
     Facets,
@@ -56,6 +57,8 @@ from qa.server import security
 from qa.server.reloader import Reloader, ReloadError
 from qa.server.service import Service
 from qa.server.settings import Settings
+from qa.users import db as userdb
+from qa.users import feedback, watches
 
 log = logging.getLogger("qa.server")
 
@@ -411,7 +414,7 @@ FEEDBACK_UNAVAILABLE = "feedback cannot be stored: the server's data folder is n
 
 @contextmanager
 def user_data(data_dir: Path, unavailable: str, what: str, readonly: bool = False) -> Iterator[sqlite3.Connection]:
-    """A connection to the users' database (qa/userdb.py) for one request. Whatever SQLite or the folder refuses
+    """A connection to the users' database (qa/users/db.py) for one request. Whatever SQLite or the folder refuses
     (read-only, damaged, locked past the busy timeout) is one log line and a 503 saying `unavailable`, never a 500;
     errors of the request itself (a 404) pass through. Call it off the event loop: it may wait for a lock."""
     try:

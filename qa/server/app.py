@@ -13,9 +13,9 @@ from litestar.logging.config import LoggingConfig
 from litestar.static_files import create_static_files_router
 from litestar.stores.file import FileStore
 
+from qa.answer.engine import Engine
+from qa.answer.llm.client import LLMClient
 from qa.bootstrap import load_engine
-from qa.engine import Engine
-from qa.llm.client import LLMClient
 from qa.server import api, errors, openapi, pages, security
 from qa.server.reloader import Reloader
 from qa.server.service import Service

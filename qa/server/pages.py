@@ -26,17 +26,17 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template import TemplateConfig
 
-from qa import facets
-from qa.answering import Citation
+from qa.answer.answering import Citation
+from qa.answer.engine import Engine, Turn
+from qa.answer.retrieval import CANDIDATES, Filters, Hit, matching_letters, sort_hits, word_matches
 from qa.core import display, limits
 from qa.core.display import dutch_date, type_label, web_url
 from qa.core.errors import InvalidQuery
-from qa.engine import Engine, Turn
+from qa.index import facets
+from qa.index.lexical import term_spans
 from qa.ingest.chunking import Passage
 from qa.ingest.cleaning import footnotes
 from qa.ingest.letter import Letter
-from qa.lexical import term_spans
-from qa.retrieval import CANDIDATES, Filters, Hit, matching_letters, sort_hits, word_matches
 from qa.schemas import answer_out, citation_out, letter_href
 from qa.server import security
 from qa.server.errors import PageNotFound, PageUnavailable
@@ -658,7 +658,7 @@ class KamervragenPages(Controller):
         page: Annotated[int, QueryParameter(ge=1)] = 1,
     ) -> Template | Redirect:
         """Pairs ranked for a question (without one: all, newest first); each opens its letter with the pair highlighted."""
-        from qa import kamervragen
+        from qa.answer import kamervragen
         from qa.schemas import pair_out
 
         error = None
@@ -693,7 +693,8 @@ class WatchPages(Controller):
     async def _load(settings: Settings, token: str) -> tuple[Any, list[Any]]:
         """The watch and its hits, read in a thread (SQLite may wait for another process's write) without writing,
         so a read-only data folder serves them; a database that cannot be read is a 503 page in Dutch."""
-        from qa import userdb, watches
+        from qa.users import db as userdb
+        from qa.users import watches
 
         try:
             return await anyio.to_thread.run_sync(watches.open_watch, settings.index_dir, token)
@@ -706,8 +707,8 @@ class WatchPages(Controller):
     @get("/{token:str}", name="watch")
     async def watch(self, settings: NamedDependency[Settings], token: FromPath[Annotated[str, msgspec.Meta(max_length=100)]]) -> Template:
         """The hits of one saved question, newest first, with its feed's address."""
-        from qa import watches
         from qa.schemas import watch_hit_out
+        from qa.users import watches
 
         watch, found = await self._load(settings, token)
         context = {"watch": watch, "hits": [watch_hit_out(hit) for hit in found], "feed": watches.feed_path(watch.token)}
@@ -717,7 +718,7 @@ class WatchPages(Controller):
     async def feed(self, request: Request[Any, Any, Any], settings: NamedDependency[Settings],
                    token: FromPath[Annotated[str, msgspec.Meta(max_length=100)]]) -> Response[bytes]:
         """Atom (RFC 4287): feed readers and mail-to-RSS services poll it; links are absolute, on the configured base URL."""
-        from qa import watches
+        from qa.users import watches
 
         watch, found = await self._load(settings, token)
         base = security.public_base_url(request, settings)

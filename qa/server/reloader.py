@@ -10,8 +10,9 @@ from pathlib import Path
 
 import anyio
 
-from qa import store, watches
+from qa.index import stores as store
 from qa.server.service import Service
+from qa.users import watches
 
 log = logging.getLogger("qa.server")
 

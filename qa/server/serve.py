@@ -26,10 +26,10 @@ from litestar import Litestar
 from uvicorn.logging import AccessFormatter
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from qa import store
 from qa.bootstrap import load_engine
 from qa.core.errors import SettingsError
 from qa.embed.onnx_runtime import THREADS_ENV
+from qa.index import stores as store
 from qa.server.app import create_app
 from qa.server.security import log_safe
 from qa.server.settings import (

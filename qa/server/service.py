@@ -9,10 +9,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from qa import store
-from qa.engine import Engine
+from qa.answer.engine import Engine
+from qa.answer.kamervragen import PairIndex, RankedPairs
+from qa.index import stores as store
 from qa.ingest.ministries import ministry_label
-from qa.kamervragen import PairIndex, RankedPairs
 
 T = TypeVar("T")
 

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from qa.answer.llm.client import KEY_ENV as LLM_KEY_ENV
+from qa.answer.llm.client import MODEL_ENV as LLM_MODEL_ENV
+from qa.answer.llm.client import URL_ENV as LLM_URL_ENV
+from qa.answer.llm.client import LLMSettings
 from qa.core.errors import SettingsError
 from qa.core.settings import default_index_dir
-from qa.llm.client import KEY_ENV as LLM_KEY_ENV
-from qa.llm.client import MODEL_ENV as LLM_MODEL_ENV
-from qa.llm.client import URL_ENV as LLM_URL_ENV
-from qa.llm.client import LLMSettings
-from qa.store import STORE_ENV, Location, locate
+from qa.index.stores import STORE_ENV, Location, locate
 
 MAX_BODY_BYTES = 64 * 1024
 WEB_ENV = "QA_WEB_DIR"
@@ -80,7 +80,7 @@ _HOST_NAME = re.compile(r"[a-z0-9_][a-z0-9_.-]{0,252}|[0-9a-f:.]+")
 @dataclass(frozen=True)
 class Settings:
     index_dir: Path = field(default_factory=default_index_dir)
-    # Where the index is (qa.store.locate): None/"local" the index_dir, or milvus-lite:PATH, milvus://HOST:PORT.
+    # Where the index is (qa.index.locate): None/"local" the index_dir, or milvus-lite:PATH, milvus://HOST:PORT.
     # index_dir keeps the user data (feedback, saved questions) either way.
     store: str | None = field(default_factory=lambda: os.environ.get(STORE_ENV) or None)
     model: str | None = None  # None: the model the index was built with

@@ -35,17 +35,18 @@ from typing import Any
 
 import numpy as np
 
-from qa import vectors as vector_index
 from qa.core.errors import IndexStateError
 from qa.core.locks import exclusive
 from qa.embed.onnx_runtime import LEGACY_BACKEND
-from qa.filters import Filters, dossier_key
-from qa.index import BUILD_FOLDER, FORMAT_VERSION, KEEP_GENERATIONS, IndexBusy, IndexOutdated, by_score, letters_summary
+from qa.index import vectors as vector_index
+from qa.index.filters import Filters, dossier_key
+from qa.index.fusion import RRF_K
+from qa.index.generations import BUILD_FOLDER, FORMAT_VERSION, KEEP_GENERATIONS, IndexBusy, IndexOutdated, by_score, letters_summary
+from qa.index.lexical import idf, tokenize
+from qa.index.location import Location
 from qa.ingest.chunking import CHUNKER_VERSION, Passage
 from qa.ingest.letter import Letter
 from qa.ingest.ministries import sender_matches
-from qa.lexical import idf, tokenize
-from qa.store import Location
 
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)  # milvus-lite 2.5 imports it
 os.environ.setdefault("RUST_LOG", "warn")  # the Milvus binary's text indexer logs every commit at INFO
@@ -54,14 +55,14 @@ from pymilvus import DataType, Function, FunctionType, MilvusClient, MilvusExcep
 for _logger in ("pymilvus", "pymilvus.milvus_client"):  # it logs every failed call; ours become one clear IndexStateError
     logging.getLogger(_logger).setLevel(logging.CRITICAL)
 
-# What Milvus's BM25 reads: our tokens (`qa.lexical.tokenize`: folded, no stop words, Dutch-stemmed), split at spaces, so
+# What Milvus's BM25 reads: our tokens (`qa.index.lexical.tokenize`: folded, no stop words, Dutch-stemmed), split at spaces, so
 # its ranking is the local one and both stores give the same top results. Milvus's own Dutch analyzer (DUTCH_ANALYZER,
 # which the store does not use) stems differently: it is Snowball's original (Porter) Dutch stemmer, ours is Snowball
 # 3's ("maatregelen" -> "maatregel" there, "maatregeel" here; "registratie" / "registreer"), and running it over our
 # stems merges words ("volgens" -> our "volgen" -> its "volg", the stem of "volgt"): 38 passages matched instead of 34.
 ANALYZER = {"tokenizer": "whitespace"}
 DUTCH_ANALYZER = {"tokenizer": "standard", "filter": ["lowercase", {"type": "stemmer", "language": "dutch"}]}
-BM25_K1, BM25_B = 1.2, 0.75  # as qa/lexical.py gives bm25s; Milvus's scores are bm25s's times (k1 + 1)
+BM25_K1, BM25_B = 1.2, 0.75  # as qa/index/lexical.py gives bm25s; Milvus's scores are bm25s's times (k1 + 1)
 INSERT_BATCH = 1_000  # rows a request: 100 k rows in ~25 s; batches of 5,000 were ~100x slower (issue 18, measured)
 MAX_RESULTS = 16_384  # Milvus's largest limit (topk, and offset + limit of a query)
 TEXT_PART = 16_000  # characters of a letter a row: at most 64,000 bytes of UTF-8, within VARCHAR's 65,535
@@ -148,7 +149,7 @@ class TermStats:
 
 
 class MilvusStore:
-    """A generation in Milvus, as `qa.store.Store`."""
+    """A generation in Milvus, as `qa.index.Store`."""
 
     def __init__(self, location: Location, generation: str, manifest: dict, letters: dict[str, Letter], passages: list[Passage],
                  document_frequency: dict[str, int], mean: np.ndarray) -> None:
@@ -240,10 +241,8 @@ class MilvusStore:
 
     def native_hybrid(self, query_vector: np.ndarray, query: str, filters: Filters, limit: int, candidates: int = 100) -> list[tuple[int, float]]:
         """Milvus's own hybrid search (`hybrid_search`, RRFRanker k 60: both rankings weigh the same), for comparison with
-        `qa.retrieval.search`'s weighted fusion of the same two rankings (eval/compare_stores.py)."""
+        `qa.answer.retrieval.search`'s weighted fusion of the same two rankings (eval/compare_stores.py)."""
         from pymilvus import AnnSearchRequest, RRFRanker
-
-        from qa.retrieval import RRF_K
 
         condition = expression(filters, self.letters)
         if condition == NOTHING or not self.passages:
@@ -376,7 +375,7 @@ def no_index_in(location: Location) -> IndexStateError:
 
 
 class Target:
-    """Where `qa.index.update` writes a Milvus generation."""
+    """Where `qa.index.local.update` writes a Milvus generation."""
 
     def __init__(self, location: Location) -> None:
         self.location = location

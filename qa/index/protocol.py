@@ -1,11 +1,11 @@
-"""What readers need of an index (`Store`) and how a build writes one (`StoreWriter`); see qa/store/__init__.py."""
+"""What readers need of an index (`Store`) and how a build writes one (`StoreWriter`); see qa/index/__init__.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from qa.filters import Filters
+from qa.index.filters import Filters
 
 if TYPE_CHECKING:
     import numpy as np

@@ -1,7 +1,7 @@
 """Extractive answers: the sentence that answers, quoted and cited, with how sure we are — or a decline.
 
 No language model writes anything: every sentence of an answer is a verbatim quote of a letter,
-so a citation can never claim what its passage does not say. The reader (`qa/reader.py`) scores
+so a citation can never claim what its passage does not say. The reader (`qa/answer/reader.py`) scores
 the candidate sentences and the confidence; this module turns that into an answer by one
 documented policy (`AnswerPolicy`): which sentence leads, what travels with it, when to decline
 and how to say why.
@@ -15,11 +15,11 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-from qa import reader
+from qa.answer import reader
+from qa.answer.reader import Candidate, QuestionView, ReaderModel, ReadPassage
+from qa.answer.retrieval import Hit
 from qa.core.display import MONTH_NAMES
-from qa.lexical import tokenize
-from qa.reader import Candidate, QuestionView, ReaderModel, ReadPassage
-from qa.retrieval import Hit
+from qa.index.lexical import tokenize
 
 DECLINE = "Ik kan deze vraag niet beantwoorden op basis van de brieven in de index."
 _QUESTION_WORDS = {"Wanneer", "Waarom", "Hoeveel", "Hoe", "Wie", "Wat", "Welke", "Welk", "Waar", "Klopt", "Is", "Zijn",
@@ -47,7 +47,7 @@ class AnswerPolicy:
     # on the cleaned letters 9th-12th (a motie's clauses outrank it). On the letters' set (cleaned index)
     # depth 8 and 10: quotes 0.787, answerable declined 0.075; 12: 0.794 and 0.069 (old parse: no change).
     fact_reading_depth: int = 12
-    # The sentence scorer's weights (features in qa/reader.py). The question's words in the sentence,
+    # The sentence scorer's weights (features in qa/answer/reader.py). The question's words in the sentence,
     # its meaning read in context, the asked kind of fact, the letter's title/section and the passage's
     # rank. Listwise weights learned on the Kamervragen pairs quoted the answer for 0.40-0.62 of the
     # letters' questions against 0.73 for these (docs/reader.md).

@@ -18,7 +18,7 @@ from qa.core import limits
 from qa.core.display import terminal_safe
 from qa.core.errors import LetterError, QAError
 from qa.core.settings import SAMPLE_CORPUS, default_index_dir
-from qa.filters import Filters
+from qa.index.filters import Filters
 
 
 class _Deferred:
@@ -33,10 +33,10 @@ class _Deferred:
 
 
 if TYPE_CHECKING:
-    from qa import index as index_store
     from qa.embed import embedding
+    from qa.index import local as index_store
 else:
-    index_store = _Deferred("qa.index")
+    index_store = _Deferred("qa.index.local")
     embedding = _Deferred("qa.embed.embedding")
 
 
@@ -128,14 +128,14 @@ def _log(message: str) -> None:
 
 
 def _location(index_dir: Path, store: str | None) -> Any:
-    """The index's store (qa.store.locate); a malformed --store is one line and exit 2."""
-    from qa.store import locate
+    """The index's store (qa.index.locate); a malformed --store is one line and exit 2."""
+    from qa.index.stores import locate
 
     return locate(index_dir, store)
 
 
 def _open_engine(index_dir: Path, model: str | None, store: str | None = None):
-    from qa.engine import Engine
+    from qa.answer.engine import Engine
 
     return Engine.open(_location(index_dir, store), model)
 
@@ -167,8 +167,8 @@ def _update(index_dir: Path, model: str | None, progress: bool, ray_address: str
             backend: str | None = None, **changes: Any) -> index_store.UpdateSummary:
     from contextlib import nullcontext
 
-    from qa import store as stores
     from qa.embed.embedding import Embedder, LazyEmbedder, TextEmbedder
+    from qa.index import stores
 
     location = _location(index_dir, store)
     if model is None and stores.exists(location) and not changes.get("replace_all"):
@@ -195,11 +195,12 @@ def _check_watches(index_dir: Path, embedder: Any, summary: index_store.UpdateSu
     the feeds and to the next `qa watch check`. A failing check is reported, never a failed update."""
     if not (summary.added or summary.replaced):
         return
-    from qa import userdb, watches
-    from qa.engine import Engine
+    from qa.answer.engine import Engine
+    from qa.users import db as userdb
+    from qa.users import watches
 
     try:
-        from qa import store as stores
+        from qa.index import stores
 
         index = stores.load(location or stores.Location("local", index_dir))
         report = watches.check_index_folder(index_dir, Engine(index, embedder), _log)
@@ -267,7 +268,7 @@ def index_add(paths: tuple[Path, ...], index_dir: Path, store: str | None, progr
 @store_option
 def index_remove(letter_ids: tuple[str, ...], index_dir: Path, store: str | None) -> None:
     """Remove letters by id (e.g. kst-27925-781)."""
-    from qa import store as stores
+    from qa.index import stores
 
     location = _location(index_dir, store)
     if not stores.exists(location):
@@ -284,7 +285,7 @@ def index_remove(letter_ids: tuple[str, ...], index_dir: Path, store: str | None
               help="With --to local: the folder to copy into [default: the --index folder].")
 def index_copy(index_dir: Path, store: str | None, to: str, to_index: Path | None) -> None:
     """Copy the index into another store (e.g. a local index into Milvus) without embedding anything again."""
-    from qa import store as stores
+    from qa.index import stores
 
     source = stores.load(_location(index_dir, store))
     target = _location(to_index or index_dir, to)
@@ -300,7 +301,7 @@ def index_copy(index_dir: Path, store: str | None, to: str, to_index: Path | Non
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts, instead of the summary.")
 def index_info(index_dir: Path, store: str | None, as_json: bool) -> None:
     """What the index holds and how it was built."""
-    from qa import store as stores
+    from qa.index import stores
 
     summary = stores.load(_location(index_dir.absolute(), store)).info()
     if as_json:
@@ -346,7 +347,7 @@ def _remote(url: str | None) -> Any:
     for name, flag in (("index_dir", "--index"), ("store", "--store"), ("model", "--model")):
         if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
             raise click.UsageError(f"{flag} cannot be used with --url: the server answers from its own index (drop one of them)")
-    from qa.client import Remote
+    from qa.cli.remote import Remote
 
     return Remote(url)
 
@@ -422,7 +423,7 @@ def ask(question: str, k: int, use_llm: bool, concept: bool, show_unsupported: b
             body = remote.ask(question, k, chosen)
         answer = {key: value for key, value in body.items() if key not in ("query", "timings_ms", "mode")}  # the local answer's fields
     elif use_llm:
-        from qa.llm.client import LLMSettings
+        from qa.answer.llm.client import LLMSettings
         from qa.schemas import generation_out, to_json
 
         llm = LLMSettings.from_env(llm_url, llm_model, None, llm_timeout)
@@ -479,8 +480,8 @@ def print_answer(answer: dict[str, Any], quotes: bool = False) -> None:
 def _generate(engine: Any, llm: Any, question: str, k: int, filters: Filters, concept: bool, show_unsupported: bool) -> Any:
     import asyncio
 
-    from qa.llm.client import LLMClient
-    from qa.llm.generate import Options, direct, generate
+    from qa.answer.llm.client import LLMClient
+    from qa.answer.llm.generate import Options, direct, generate
 
     async def run() -> Any:
         client = LLMClient(llm)
@@ -511,7 +512,8 @@ def _stored_feedback(index_dir: Path, rating: str | None, limit: int | None) -> 
     """Read without writing: works on a read-only index folder, and creates nothing where there is no feedback."""
     from contextlib import closing
 
-    from qa import feedback, userdb
+    from qa.users import db as userdb
+    from qa.users import feedback
 
     if not userdb.exists(index_dir):
         return []
@@ -526,7 +528,8 @@ def _stored_feedback(index_dir: Path, rating: str | None, limit: int | None) -> 
 @json_option
 def feedback_list(rating: str | None, limit: int, index_dir: Path, as_json: bool) -> None:
     """The newest feedback first: rating, comment, question, the start of the answer and its letters."""
-    from qa import feedback, userdb
+    from qa.users import db as userdb
+    from qa.users import feedback
 
     items = _stored_feedback(index_dir, rating, limit)
     if as_json:
@@ -554,7 +557,7 @@ def feedback_list(rating: str | None, limit: int, index_dir: Path, as_json: bool
 @index_option
 def feedback_export(fmt: str, rating: str | None, out: Path | None, index_dir: Path) -> None:
     """All feedback, oldest first, as CSV (or JSON lines)."""
-    from qa import feedback
+    from qa.users import feedback
 
     items = _stored_feedback(index_dir, rating, None)[::-1]
     stream = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
@@ -580,7 +583,7 @@ def feedback_export(fmt: str, rating: str | None, out: Path | None, index_dir: P
 def kamervragen_command(question: str | None, per_page: int, page: int, asker: str | None, min_score: float | None,
                         index_dir: Path, as_json: bool, **filters: Any) -> None:
     """Earlier Kamervragen like QUESTION, each with the government's answer, verbatim (without QUESTION: the newest)."""
-    from qa import kamervragen
+    from qa.answer import kamervragen
     from qa.schemas import pair_out, to_json
 
     question = limits.check_question(question) if question is not None else None
@@ -608,7 +611,7 @@ def kamervragen_command(question: str | None, per_page: int, page: int, asker: s
         click.echo(f"({found.total} pairs, page {found.page} of {found.pages}; --page for more)")
 
 
-# --- saved questions (qa/watches.py) --------------------------------------------------------------
+# --- saved questions (qa/users/watches.py) --------------------------------------------------------------
 
 
 @main.group("watch")
@@ -622,7 +625,7 @@ def watch_group() -> None:
 
 def _watch_db(index_dir: Path) -> sqlite3.Connection | None:
     """The users' database beside the index; None when there is none yet (nothing saved, nothing to check)."""
-    from qa import userdb
+    from qa.users import db as userdb
 
     if not userdb.exists(index_dir):
         return None
@@ -632,7 +635,7 @@ def _watch_db(index_dir: Path) -> sqlite3.Connection | None:
 @watch_group.command("add")
 @click.argument("question")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-              help="The reader's confidence a new letter's answer needs to count [default: 0.6, qa/watches.py].")
+              help="The reader's confidence a new letter's answer needs to count [default: 0.6, qa/users/watches.py].")
 @filter_options
 @index_option
 @json_option
@@ -640,8 +643,9 @@ def watch_add(question: str, threshold: float | None, index_dir: Path, as_json: 
     """Follow QUESTION: letters indexed from now on that answer it become hits."""
     from contextlib import closing
 
-    from qa import userdb, watches
     from qa.schemas import to_json, watch_out
+    from qa.users import db as userdb
+    from qa.users import watches
 
     question, chosen = limits.check_question(question), _filters(**filters)
     index = index_store.load(index_dir)
@@ -659,8 +663,8 @@ def watch_add(question: str, threshold: float | None, index_dir: Path, as_json: 
 @json_option
 def watch_list(index_dir: Path, as_json: bool) -> None:
     """The saved questions, with their hits and feed tokens."""
-    from qa import watches
     from qa.schemas import to_json, watch_out
+    from qa.users import watches
 
     connection = _watch_db(index_dir)
     found = [] if connection is None else watches.watches(connection)
@@ -684,7 +688,7 @@ def watch_remove(watch_key: str, index_dir: Path) -> None:
     """Stop following a saved question (by its number or token); its hits go too."""
     from contextlib import closing
 
-    from qa import watches
+    from qa.users import watches
 
     connection = _watch_db(index_dir)
     if connection is None:
@@ -702,7 +706,7 @@ def watch_check(index_dir: Path) -> None:
     One line per hit, exit 0 (also with none), for cron. Loads the model only when there is something new."""
     from contextlib import closing
 
-    from qa import watches
+    from qa.users import watches
 
     connection = _watch_db(index_dir)
     if connection is None:
@@ -713,8 +717,8 @@ def watch_check(index_dir: Path) -> None:
             index = index_store.load(index_dir)
             through = watches.sync_letters(connection, index)
             if any(watch.checked_through < through for watch in saved):
+                from qa.answer.engine import Engine
                 from qa.embed.embedding import Embedder
-                from qa.engine import Engine
 
                 report = watches.check(connection, Engine(index, Embedder(index.model, backend=index.backend)), _log)
                 _log(report.line())
@@ -729,7 +733,7 @@ def watch_check(index_dir: Path) -> None:
 @click.argument("questions_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--mode", type=click.Choice(["all", "hybrid", "dense", "lexical"]), default="all", show_default=True)
 @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
-              help="Try another answer policy value, e.g. --set passages_read=3 (see qa/answering.py AnswerPolicy).")
+              help="Try another answer policy value, e.g. --set passages_read=3 (see qa/answer/answering.py AnswerPolicy).")
 @click.option("--verbose", is_flag=True, help="Print each question with its answer and whether it holds the span.")
 @click.option("--part", type=click.Choice(["all", "dev", "test"]), default="all", show_default=True,
               help="The set's fixed split by a hash of each question: tune on dev, report test.")
@@ -739,9 +743,9 @@ def watch_check(index_dir: Path) -> None:
 def evaluate_command(questions_file: Path, mode: str, settings: tuple[str, ...], verbose: bool, part: str, index_dir: Path,
                      store: str | None, as_json: bool) -> None:
     """Recall@1/5/10, MRR, answer quality and decline rates on a JSONL question set."""
-    from qa.answering import DEFAULT_POLICY, Answer
-    from qa.evaluation import Question, evaluate, question_part, quotes_span, read_questions
-    from qa.retrieval import Mode
+    from qa.answer.answering import DEFAULT_POLICY, Answer
+    from qa.answer.evaluation import Question, evaluate, question_part, quotes_span, read_questions
+    from qa.answer.retrieval import Mode
 
     if any("=" not in setting for setting in settings):
         raise click.UsageError("--set takes NAME=VALUE")

@@ -62,7 +62,7 @@ class LLMSettings:
     concept_max_tokens: int = 800  # a concept-antwoord of up to 250 words
     retries: int = 2  # of a request that has not started answering (see the module docstring)
     temperature: float = 0.0  # the same passages give the same answer; verification does not need variety
-    # Characters of passages in a prompt (qa/llm/prompt.py PromptBudget has the measurement); less for a small context.
+    # Characters of passages in a prompt (qa/answer/llm/prompt.py PromptBudget has the measurement); less for a small context.
     max_prompt_chars: int = 6_000
 
     def __post_init__(self) -> None:

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qa.answer.reader import ReadPassage, can_answer, coverage
 from qa.core.display import dutch_date
-from qa.lexical import fold, tokenize
-from qa.reader import ReadPassage, can_answer, coverage
+from qa.index.lexical import fold, tokenize
 
 
 @dataclass(frozen=True)

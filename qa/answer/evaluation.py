@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.answering import DEFAULT_POLICY, Answer, AnswerPolicy
+from qa.answer.answering import DEFAULT_POLICY, Answer, AnswerPolicy
+from qa.answer.engine import Engine, Turn
+from qa.answer.retrieval import Mode
 from qa.core.errors import QAError
-from qa.engine import Engine, Turn
-from qa.retrieval import Mode
 
 
 @dataclass(frozen=True)

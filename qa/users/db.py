@@ -13,6 +13,7 @@ issue 17 the watches tables).
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +25,7 @@ FILENAME = "qa.sqlite3"
 BUSY_TIMEOUT_SECONDS = 5.0
 
 MIGRATIONS: list[str] = [
-    # 1 (issue 14): feedback on answers, what a team reads to find its bad answers (qa/feedback.py).
+    # 1 (issue 14): feedback on answers, what a team reads to find its bad answers (qa/users/feedback.py).
     """
     CREATE TABLE feedback (
         id INTEGER PRIMARY KEY,
@@ -39,7 +40,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX feedback_by_time ON feedback (created_at);
     """,
-    # 2 (issue 17): saved questions that alert when a newly indexed letter answers them (qa/watches.py).
+    # 2 (issue 17): saved questions that alert when a newly indexed letter answers them (qa/users/watches.py).
     """
     CREATE TABLE watches (
         id INTEGER PRIMARY KEY,
@@ -115,7 +116,7 @@ def connect(data_dir: Path, readonly: bool = False) -> sqlite3.Connection:
         else:
             data_dir.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(file, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-            connection.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(connection)
             migrate(connection)
     except (sqlite3.Error, OSError, UserDataError) as error:
         if connection is not None:
@@ -123,6 +124,21 @@ def connect(data_dir: Path, readonly: bool = False) -> sqlite3.Connection:
         raise explain(file, error, readonly) from error
     connection.row_factory = sqlite3.Row
     return connection
+
+
+def _enable_wal(connection: sqlite3.Connection) -> None:
+    """WAL mode, waiting like any statement would: switching the journal mode of a file that other processes are
+    creating at the same moment fails at once with "database is locked" (SQLite does not call the busy handler
+    there), which cost a worker its first write when several started together (tests/test_feedback.py)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _open_readonly(file: Path) -> sqlite3.Connection:

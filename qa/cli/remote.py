@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from qa.core.errors import QAError
-from qa.filters import Filters
+from qa.index.filters import Filters
 
 URL_ENV = "QA_URL"
 CONNECT_SECONDS = 3.0  # a server on this machine or the LAN accepts in milliseconds; longer means it is not there

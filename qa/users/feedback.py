@@ -1,7 +1,7 @@
 """Feedback on answers: up/down (Nuttig / Niet nuttig) and an optional comment, kept with the question, the answer, its citations
 and the index generation, so a team can find its bad answers later (`qa feedback list --rating down`).
 
-The record and its rules are plain values here; storing takes an open connection of qa/userdb.py,
+The record and its rules are plain values here; storing takes an open connection of qa/users/db.py,
 so the API, the CLI and the tests share one definition of what feedback is.
 """
 
@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from qa import userdb
 from qa.core import limits
 from qa.core.display import json_line, terminal_safe
 from qa.core.errors import InvalidQuery
 from qa.core.limits import Rating
+from qa.users import db as userdb
 
 MAX_CITATIONS = limits.MAX_K  # an answer never quotes more passages than were retrieved
 
@@ -71,7 +71,7 @@ def new(
     )
 
 
-# --- storing and reading (an open qa/userdb.py connection) ---------------------------------
+# --- storing and reading (an open qa/users/db.py connection) ---------------------------------
 
 
 def save(connection: sqlite3.Connection, feedback: Feedback) -> Feedback:

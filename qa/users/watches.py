@@ -6,7 +6,7 @@ passages are ranked for the question (the same fusion as retrieval, over just th
 the reader. A hit is recorded when the answer from a new letter has the reader's confidence at least the
 watch's threshold, so a letter that merely mentions the question's words does not fire.
 
-What is new is kept in the users' database (qa/userdb.py): `index_letters` logs every letter version (id,
+What is new is kept in the users' database (qa/users/db.py): `index_letters` logs every letter version (id,
 content hash) in the order it appeared, and each watch remembers the last one it was checked against.
 Hits are delivered as an Atom feed per watch at an unguessable URL (`/watches/<token>/feed.atom`), a page,
 and `qa watch check` (one line per hit not yet printed, for cron).
@@ -28,20 +28,20 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from qa import retrieval
-from qa.answering import Answer
+from qa.answer.answering import Answer
+from qa.answer.retrieval import Filters, Hit
 from qa.core import display, limits
 from qa.core.errors import InvalidQuery, QAError
 from qa.embed.onnx_runtime import vector_identity
-from qa.lexical import tokenize
-from qa.retrieval import Filters, Hit
+from qa.index.fusion import LEXICAL_WEIGHT, reciprocal_rank_fusion
+from qa.index.lexical import tokenize
 
 if TYPE_CHECKING:
+    from qa.answer.engine import Engine
     from qa.embed.embedding import TextEmbedder
-    from qa.engine import Engine
-    from qa.store import Store as Index
+    from qa.index.protocol import Store as Index
 
-# A hit needs the reader's confidence (qa/reader.py, calibrated: docs/reader.md) at least this, unless the
+# A hit needs the reader's confidence (qa/answer/reader.py, calibrated: docs/reader.md) at least this, unless the
 # watch sets its own. An alert should rather be missed than be noise: on the Kamervragen test split 0.70 of
 # the answers scoring 0.6-0.8 are right, 0.51 of those at 0.4-0.6. Measured on the shared corpus's index
 # (development runs): the letter answering "Wanneer moet de afbouw van Resolute Support afgerond zijn?"
@@ -138,7 +138,7 @@ class NewLetters:
 
     def ranked(self, question: str, letter_ids: Sequence[str], filters: Filters = Filters()) -> list[Hit]:
         """The passages of just these letters, ranked for the question: dense cosine and the question's words, fused by
-        reciprocal rank as retrieval fuses dense and BM25 (`retrieval.RRF_K`, `retrieval.LEXICAL_WEIGHT`)."""
+        reciprocal rank as retrieval fuses dense and BM25 (qa/index/fusion.py)."""
         index = self.engine.index
         rows = [row for letter_id in letter_ids if letter_id in index.letters and filters.accepts(index.letters[letter_id])
                 for row in index.letter_passages.get(letter_id, [])]
@@ -150,10 +150,9 @@ class NewLetters:
         weights = {term: index.lexical.idf(term) for term in set(tokenize(question))}
         total = sum(weights.values()) or 1.0
         coverage = np.asarray([sum(w for t, w in weights.items() if t in self._terms[row]) / total for row in rows])
-        fused = np.zeros(len(rows))
-        for order, weight in ((np.argsort(-cosines, kind="stable"), 1.0), (np.argsort(-coverage, kind="stable"), retrieval.LEXICAL_WEIGHT)):
-            for rank, position in enumerate(order):
-                fused[position] += weight / (retrieval.RRF_K + rank + 1)
+        orders = [(np.argsort(-cosines, kind="stable").tolist(), 1.0), (np.argsort(-coverage, kind="stable").tolist(), LEXICAL_WEIGHT)]
+        by_position = reciprocal_rank_fusion(orders)
+        fused = np.asarray([by_position[position] for position in range(len(rows))])
         hits = []
         for position in np.argsort(-fused, kind="stable"):
             passage = index.passages[rows[int(position)]]
@@ -163,7 +162,7 @@ class NewLetters:
     def answers(self, question: str, letter_ids: Sequence[str], filters: Filters = Filters()) -> list[Answer]:
         """The reader's answer from each of the (at most LETTERS_READ) letters whose passages rank best, that letter's
         passages only: each new letter answers for itself, never helped by another."""
-        from qa.answering import answer
+        from qa.answer.answering import answer
 
         ranked = self.ranked(question, letter_ids, filters)
         policy = self.engine.policy
@@ -178,7 +177,7 @@ def is_hit(result: Answer, threshold: float) -> bool:
     return not result.abstained and bool(result.citations) and result.confidence >= threshold
 
 
-# --- the store (an open qa/userdb.py connection) -----------------------------------------------------------
+# --- the store (an open qa/users/db.py connection) -----------------------------------------------------------
 
 
 def _filters_json(filters: Filters) -> str:
@@ -262,7 +261,7 @@ def open_watch(data_dir: Path, token: str) -> tuple[Watch, list[WatchHit]]:
     an unknown token or a database without watches yet; UserDataError when the database cannot be read."""
     from contextlib import closing
 
-    from qa import userdb
+    from qa.users import db as userdb
 
     if token.isdigit() or not userdb.exists(data_dir):
         raise WatchNotFound("no saved question with this token")
@@ -338,7 +337,7 @@ def check(connection: sqlite3.Connection, engine: Engine, log: Callable[[str], N
     other writers (feedback) wait milliseconds, not the length of the check. Safe to run from several processes
     at once (workers reloading together, cron beside the server): a hit is unique per watch and letter version,
     and a watch's progress only moves forward."""
-    from qa.engine import Engine
+    from qa.answer.engine import Engine
 
     started = time.perf_counter()
     report = CheckReport()
@@ -485,7 +484,7 @@ def check_index_folder(index_dir: Path, engine: Engine, log: Callable[[str], Non
     created for an index nobody follows). None when there is nothing to check."""
     from contextlib import closing
 
-    from qa import userdb
+    from qa.users import db as userdb
 
     if not userdb.exists(index_dir):
         return None

@@ -11,7 +11,7 @@ spans and their in-context sentence vectors), so they cost no model run and no i
 
 Ranking for a user's question weighs how well the earlier *question* matches (its sentences'
 vectors against the question's, and the question's words in it) and how well its *answer* answers
-(the reader of qa/reader.py scoring the Antwoord's sentences, as it scores any passage). Every
+(the reader of qa/answer/reader.py scoring the Antwoord's sentences, as it scores any passage). Every
 number of that is a field of `PairPolicy`, with its measurement.
 """
 
@@ -24,18 +24,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qa import reader
+from qa.answer import reader
+from qa.answer.reader import BLOCK_HEADING, QuestionView, ReadPassage, block_numbers
+from qa.answer.retrieval import Filters, Hit
 from qa.core import limits
+from qa.index.lexical import tokenize
+from qa.index.protocol import Store as Index
 from qa.ingest.chunking import Passage
 from qa.ingest.letter import Letter
 from qa.ingest.metadata import parse_dutch_date
-from qa.lexical import tokenize
-from qa.reader import BLOCK_HEADING, QuestionView, ReadPassage, block_numbers
-from qa.retrieval import Filters, Hit
-from qa.store import Store as Index
 
 if TYPE_CHECKING:
-    from qa.engine import Engine
+    from qa.answer.engine import Engine
 
 _PARAGRAPH = re.compile(r"[^\n]+(?:\n(?!\n)[^\n]+)*")
 # Paragraphs that are page furniture, not the Vraag or Antwoord: a footnote number or a page number alone,
@@ -232,7 +232,7 @@ class PairPolicy:
     # The user's question's words (idf-weighted) in the Vraag: with 0.2 beside the question score R@1 0.90,
     # MRR 0.94 (0.1: 0.95 but R@3 0.95; 0.3 and more: 0.85-0.90).
     weight_coverage: float = 0.2
-    # How well the Antwoord answers, as the reader scores its best sentence (qa/reader.py, the answer
+    # How well the Antwoord answers, as the reader scores its best sentence (qa/answer/reader.py, the answer
     # policy's sentence weights): alone R@1 0.60; 0.05 beside the two above: R@1 0.95, R@3 1.00, MRR 0.967;
     # 0.1: 0.90.
     weight_answer: float = 0.05
@@ -300,7 +300,7 @@ class RankedPairs:
 
     def _answers(self, question: QuestionView, rows: list[int], weights: np.ndarray | None) -> tuple[dict[int, float], dict[int, tuple[int, int]]]:
         """The reader's best sentence of each pair's Antwoord, read together (its meaning is scaled over all of them)."""
-        from qa.answering import DEFAULT_POLICY
+        from qa.answer.answering import DEFAULT_POLICY
 
         items = self.pairs.items
         reads = [ReadPassage(0, Hit(items[i].answer_passage, items[i].letter, 0.0, None, None), items[i].answer_spans,

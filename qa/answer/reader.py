@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.answer.retrieval import Hit
+from qa.index.lexical import tokenize
 from qa.ingest.chunking import is_heading
-from qa.lexical import tokenize
-from qa.retrieval import Hit
 
 MODEL_FILE = Path(__file__).with_name("reader_model.json")
 # A question word counts as present in a compound that ends with it when it has at least this many

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from qa.answer.reader import ReadPassage
 from qa.core.display import dutch_date
-from qa.reader import ReadPassage
 
 Task = Literal["answer", "concept"]
 

@@ -5,5 +5,5 @@
 - `verify`: sentence splitting, facts, support and the supporting quote (pure; the heart).
 - `generate`: the flow of one answer, streamed as events, with the extractive answer as the fallback.
 
-The extractive answer (qa/answering.py) stays the default and works without any of this.
+The extractive answer (qa/answer/answering.py) stays the default and works without any of this.
 """

@@ -1,8 +1,8 @@
 """A generated answer, verified sentence by sentence as it streams; the extractive answer when nothing holds.
 
 The flow (`events`): retrieve and read as for an extractive answer (the engine), send the numbered
-passages to the chat model (qa/llm/prompt.py), relay its text as it comes, and each time a sentence
-is complete check it against the passages it cites (qa/llm/verify.py). A kept sentence is shown
+passages to the chat model (qa/answer/llm/prompt.py), relay its text as it comes, and each time a sentence
+is complete check it against the passages it cites (qa/answer/llm/verify.py). A kept sentence is shown
 with its citations renumbered in order of appearance, each quoting the passage sentence that backs
 it; an unsupported one is removed (or, with `show_unsupported`, marked "niet gevonden in de bron").
 When no sentence holds — or the model server cannot be used before one did — the answer is the
@@ -23,15 +23,15 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
-from qa.answering import Answer, Citation, CitationError, Reading
-from qa.answering import answer as extractive_answer
-from qa.engine import Engine, Turn
-from qa.lexical import tokenize
-from qa.llm.client import LLMClient, LLMError
-from qa.llm.prompt import DEFAULT_BUDGET, PromptBudget, Task, build_messages, shown_passages
-from qa.llm.verify import DEFAULT_VERIFY, NOT_FOUND, Verdict, VerifyPolicy, markers, split_sentences, strip_markers, verify_sentence
-from qa.reader import ReadPassage
-from qa.retrieval import Filters
+from qa.answer.answering import Answer, Citation, CitationError, Reading
+from qa.answer.answering import answer as extractive_answer
+from qa.answer.engine import Engine, Turn
+from qa.answer.llm.client import LLMClient, LLMError
+from qa.answer.llm.prompt import DEFAULT_BUDGET, PromptBudget, Task, build_messages, shown_passages
+from qa.answer.llm.verify import DEFAULT_VERIFY, NOT_FOUND, Verdict, VerifyPolicy, markers, split_sentences, strip_markers, verify_sentence
+from qa.answer.reader import ReadPassage
+from qa.answer.retrieval import Filters
+from qa.index.lexical import tokenize
 
 T = TypeVar("T")
 Runner = Callable[[Callable[[Engine], T]], Awaitable[T]]

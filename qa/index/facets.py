@@ -8,9 +8,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from qa.index.protocol import Store as Index
 from qa.ingest.letter import Letter
 from qa.ingest.ministries import first_signer, ministry_label
-from qa.store import Store as Index
 
 
 def ministry(sender: str | None) -> str | None:

@@ -10,12 +10,12 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from qa import store
-from qa.answering import DEFAULT_POLICY, Answer, AnswerPolicy, Evidence, Reading, answer, unknown_names
+from qa.answer.answering import DEFAULT_POLICY, Answer, AnswerPolicy, Evidence, Reading, answer, unknown_names
+from qa.answer.reader import BLOCK_HEADING, QuestionView, ReadPassage, block_numbers
+from qa.answer.retrieval import Filters, Hit, Mode, search
 from qa.embed.embedding import Embedder, TextEmbedder
-from qa.lexical import tokenize
-from qa.reader import BLOCK_HEADING, QuestionView, ReadPassage, block_numbers
-from qa.retrieval import Filters, Hit, Mode, search
+from qa.index import stores as store
+from qa.index.lexical import tokenize
 
 FILTERED_OUT = "Binnen de gekozen filters beantwoorden de brieven deze vraag niet; zonder filters wel."
 # A follow-up starts like one ("En ...") or points back ("dat", "daarover"); "het" and "er" are too
@@ -77,7 +77,7 @@ class Engine:
         """A decline within filters says whether they are why: asked again without them, would the letters answer?
 
         Every answer that can decline goes through here (`ask`, and the generated answer's extractive fallback in
-        qa/llm/generate.py), so a decline is attributed the same way whichever path gave it."""
+        qa/answer/llm/generate.py), so a decline is attributed the same way whichever path gave it."""
         if not result.abstained or filters.is_empty():
             return result
         policy = policy or self.policy
