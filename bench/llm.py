@@ -21,6 +21,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,7 @@ def main() -> None:
     arguments.add_argument("--llm-model", default="", help="Its model.")
     arguments.add_argument("--calibrate-only", action="store_true", help="Only the verifier's calibration.")
     arguments.add_argument("--calibration-sentences", type=int, default=600)
+    arguments.add_argument("--grammar", action="store_true", help="Constrain the output with llama.cpp's grammar (QA_LLM_GRAMMAR=1): sentences ending in [n].")
     arguments.add_argument("--skip-calibration", action="store_true", help="Only the generated answers (the calibration takes minutes).")
     args = arguments.parse_args()
     if args.quick:
@@ -218,6 +220,8 @@ def main() -> None:
         settings = LLMSettings(server.url, max_prompt_chars=2400, max_tokens=150)
         model = ("SmolLM2-135M-Instruct Q4_1 (llama-cpp-python 0.3.36 server, 1 thread, n_ctx 2048; prompts of 2,400 characters "
                  "of passages, at most 150 tokens an answer)")
+    settings = replace(settings, grammar=args.grammar)
+    model += "; output constrained by the citation grammar (QA_LLM_GRAMMAR=1)" if args.grammar else "; no grammar"
     try:
         body, _ = compare(engine, settings, rows)
     finally:
@@ -227,7 +231,8 @@ def main() -> None:
             f"A subset of {len(rows)} questions, because a CPU model takes seconds per answer on this 2-core machine "
             "(shared with other work: timings are noisy).")
     print(body)
-    write_section(args.out, "llm", "Generated answers against extractive ones", note + "\n\n" + body)
+    title = "Generated answers against extractive ones" + (", with the citation grammar" if args.grammar else "")
+    write_section(args.out, "llm-grammar" if args.grammar else "llm", title, note + "\n\n" + body)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from qa.answer.llm.generate import (
     direct,
     events,
     generate,
+    prompt_for,
 )
 from qa.answer.llm.verify import VerifyPolicy, facts, header, source_facts
 from qa.answer.retrieval import Filters
@@ -122,6 +123,23 @@ def test_every_kept_sentence_quotes_its_support_inside_the_cited_passage(answers
             assert hit.passage.start <= citation.quote_start < citation.quote_end <= hit.passage.end
         # The answer is the kept sentences and nothing else (without show_unsupported, dropped ones are gone).
         assert re.sub(r"(?: \[\d+\])+", "", answer.text) == " ".join(v.text for v in generated.sentences if v.kept)
+
+
+def test_with_the_grammar_every_sentence_the_model_writes_cites_a_passage_it_was_shown(engine: Engine, llama: LlamaServer) -> None:
+    """QA_LLM_GRAMMAR: llama.cpp samples only the verifier's shape, so nothing is echoed and nothing floats free."""
+    for question in QUESTIONS[:2]:
+        generated = ask(engine, settings_for(llama.url, grammar=True), question)
+        shown = len(prompt_for(question, (), engine.read(question, 5), engine.ask(question), Options(), PROMPT_CHARS)[0])
+        assert generated.sentences, question
+        *finished, last = generated.sentences
+        if not re.search(r"\[\d+\]\s*$", last.raw):  # cut off by max_tokens mid-sentence: the grammar cannot end it
+            assert len(last.raw) > 100, last
+        else:
+            finished.append(last)
+        for verdict in finished:
+            assert verdict.decline or (verdict.cited and all(1 <= n <= shown for n in verdict.cited)), verdict
+        for verdict in generated.sentences:
+            assert not verdict.raw.lstrip().startswith(("Vraag", "Antwoord", "Passages")), verdict
 
 
 def test_an_answer_without_a_supported_sentence_is_the_extractive_one_with_a_notice(engine: Engine, llama: LlamaServer) -> None:

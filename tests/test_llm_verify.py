@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from qa.answer.answering import Reading
+from qa.answer.llm.client import GRAMMAR_ENV, LLMSettings
 from qa.answer.llm.generate import Composer
-from qa.answer.llm.prompt import PromptBudget, build_messages, shown_passages
+from qa.answer.llm.prompt import NO_ANSWER, PromptBudget, build_messages, citation_grammar, shown_passages
 from qa.answer.llm.verify import (
     DEFAULT_VERIFY,
     VerifyPolicy,
@@ -26,6 +27,7 @@ from qa.answer.llm.verify import (
 )
 from qa.answer.reader import QuestionView, ReadPassage
 from qa.answer.retrieval import Hit
+from qa.core.errors import SettingsError
 from qa.index.lexical import tokenize
 from qa.ingest.chunking import Passage
 from qa.ingest.letter import Letter
@@ -252,3 +254,21 @@ def test_the_key_is_never_in_the_settings_repr_or_shown_url() -> None:
     assert describe(settings) == {"configured": True, "url": "http://127.0.0.1:8080/v1", "model": None, "api_key": True}
     with pytest.raises(SettingsError):
         LLMSettings("ftp://127.0.0.1")
+
+
+def test_the_grammar_allows_markers_of_the_shown_passages_only_and_the_one_decline() -> None:
+    rules = dict(line.split(" ::= ", 1) for line in citation_grammar(3).splitlines())
+    assert rules["nummer"] == '"1" | "2" | "3"'
+    assert rules["root"].startswith(f'"{NO_ANSWER}" | zin') and "{0,4}" in rules["root"]  # at most five sentences
+    assert rules["zin"].endswith('" [" nummer "]"')  # every sentence ends in its passage number
+    assert "{0,11}" in dict(line.split(" ::= ", 1) for line in citation_grammar(2, "concept").splitlines())["root"]
+
+
+def test_the_grammar_is_sent_only_when_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "http://127.0.0.1:8080/v1"
+    assert LLMSettings.from_env(url).grammar is False  # type: ignore[union-attr]
+    monkeypatch.setenv(GRAMMAR_ENV, "1")
+    assert LLMSettings.from_env(url).grammar is True  # type: ignore[union-attr]
+    monkeypatch.setenv(GRAMMAR_ENV, "yes please")
+    with pytest.raises(SettingsError, match=GRAMMAR_ENV):
+        LLMSettings.from_env(url)

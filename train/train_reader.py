@@ -192,7 +192,7 @@ def write_report(path: Path, figures: dict[str, float], table: list[tuple[str, i
         "| question -> its own answer (test split) | R@1 | R@5 |",
         "| --- | --- | --- |",
         f"| hybrid retrieval | {figures['retrieval_r1']:.3f} | {figures['retrieval_r5']:.3f} |",
-        f"| after the reader reorders the {SEARCH_K} passages it reads (by their best sentence) | {figures['reader_r1']:.3f} | {figures['reader_r5']:.3f} |",
+        f"| after the reader reorders the top {SEARCH_K} passages by their best sentence (the service reads {DEFAULT_POLICY.passages_read}: `AnswerPolicy.passages_read`) | {figures['reader_r1']:.3f} | {figures['reader_r5']:.3f} |",
         "",
         f"- The chosen sentence is from the question's own answer for {figures['top_sentence_correct']:.3f} of the test questions.",
         f"- Decline threshold (calibration part, <= {FALSE_DECLINES:.0%} answerable declined): {figures['decline_threshold']:.3f}.",

@@ -34,6 +34,7 @@ KEY_ENV = "QA_LLM_API_KEY"
 TIMEOUT_ENV = "QA_LLM_TIMEOUT"
 PROMPT_CHARS_ENV = "QA_LLM_PROMPT_CHARS"
 TOTAL_TIMEOUT_ENV = "QA_LLM_TOTAL_TIMEOUT"
+GRAMMAR_ENV = "QA_LLM_GRAMMAR"
 
 
 class LLMError(QAError):
@@ -64,6 +65,9 @@ class LLMSettings:
     temperature: float = 0.0  # the same passages give the same answer; verification does not need variety
     # Characters of passages in a prompt (qa/answer/llm/prompt.py PromptBudget has the measurement); less for a small context.
     max_prompt_chars: int = 6_000
+    # Send llama.cpp's `grammar` with each request (qa/answer/llm/prompt.py citation_grammar): the model can write only
+    # sentences that end in [n]. Off by default: OpenAI and some other servers refuse a field they do not know.
+    grammar: bool = False
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -91,6 +95,10 @@ class LLMSettings:
             if not chars.isdigit() or int(chars) < 200:
                 raise SettingsError(f"${PROMPT_CHARS_ENV}={chars!r}: expected a number of characters, at least 200")
             settings = replace(settings, max_prompt_chars=int(chars))
+        grammar = os.environ.get(GRAMMAR_ENV, "").strip().lower()
+        if grammar not in ("", "0", "1", "gbnf"):
+            raise SettingsError(f"${GRAMMAR_ENV}={grammar!r}: expected 1 (llama.cpp's server: constrain the output) or 0")
+        settings = replace(settings, grammar=grammar in ("1", "gbnf"))
         return replace(settings, read_timeout=timeout) if timeout else settings
 
     @property
@@ -248,8 +256,9 @@ class LLMClient:
             self._model = names[0]
         return self._model
 
-    async def stream(self, messages: Sequence[dict[str, str]], max_tokens: int | None = None) -> AsyncGenerator[str, None]:
+    async def stream(self, messages: Sequence[dict[str, str]], max_tokens: int | None = None, grammar: str | None = None) -> AsyncGenerator[str, None]:
         """The answer's text as the server sends it, piece by piece. Raises `LLMError` (also after some pieces).
+        `grammar` (GBNF) is sent when the settings ask for it (`LLMSettings.grammar`).
 
         Everything, from asking which model to the last piece, is within one deadline (`total_timeout`): each wait
         for the server gets what is left of it, so no byte pattern keeps the answer going longer."""
@@ -260,6 +269,7 @@ class LLMClient:
                 response = await self._client.chat.completions.create(
                     model=model, messages=cast("list[ChatCompletionMessageParam]", list(messages)), stream=True,
                     max_tokens=max_tokens or self.settings.max_tokens, temperature=self.settings.temperature,
+                    extra_body={"grammar": grammar} if grammar and self.settings.grammar else None,
                 )
             async with response:
                 chunks = response.__aiter__()

@@ -27,7 +27,7 @@ from qa.answer.answering import Answer, Citation, CitationError, Reading
 from qa.answer.answering import answer as extractive_answer
 from qa.answer.engine import Engine, Turn
 from qa.answer.llm.client import LLMClient, LLMError
-from qa.answer.llm.prompt import DEFAULT_BUDGET, PromptBudget, Task, build_messages, shown_passages
+from qa.answer.llm.prompt import DEFAULT_BUDGET, PromptBudget, Task, build_messages, citation_grammar, shown_passages
 from qa.answer.llm.verify import DEFAULT_VERIFY, NOT_FOUND, Verdict, VerifyPolicy, markers, split_sentences, strip_markers, verify_sentence
 from qa.answer.reader import ReadPassage
 from qa.answer.retrieval import Filters
@@ -205,7 +205,7 @@ async def events(question: str, k: int, filters: Filters, history: Sequence[Turn
         max_tokens = client.settings.concept_max_tokens if options.task == "concept" else client.settings.max_tokens
         # aclosing: leaving the loop (a looping model, or the user's browser going away) closes the model's stream at
         # once, so the server stops generating, instead of whenever the generator is collected.
-        async with aclosing(client.stream(messages, max_tokens)) as stream:
+        async with aclosing(client.stream(messages, max_tokens, citation_grammar(len(passages), options.task))) as stream:
             async for piece in stream:
                 if "first_token" not in timings:
                     timings["first_token"] = _ms(started)

@@ -17,12 +17,14 @@ from qa.core.display import dutch_date
 
 Task = Literal["answer", "concept"]
 
+NO_ANSWER = "De passages beantwoorden deze vraag niet."
+
 SYSTEM_ANSWER = (
     "Je beantwoordt vragen over brieven van de regering aan de Tweede Kamer. Gebruik uitsluitend de genummerde "
     "passages die je krijgt, nooit eigen kennis. Schrijf in het Nederlands, zakelijk en kort: hoogstens vijf zinnen. "
     "Zet direct na elke zin het nummer van de passage waarop die zin steunt, tussen vierkante haken, bijvoorbeeld [2]. "
     "Noem alleen getallen, data, bedragen en namen die letterlijk in die passage staan. "
-    "Staat het antwoord niet in de passages, schrijf dan alleen: De passages beantwoorden deze vraag niet."
+    "Staat het antwoord niet in de passages, schrijf dan alleen: " + NO_ANSWER
 )
 SYSTEM_CONCEPT = (
     "Je schrijft een concept-antwoord op een Kamervraag, namens de bewindspersoon, in de formele toon van eerdere "
@@ -30,7 +32,7 @@ SYSTEM_CONCEPT = (
     "passages die je krijgt, nooit eigen kennis. Schrijf 50 tot 250 woorden in het Nederlands. Zet direct na elke zin "
     "het nummer van de passage waarop die zin steunt, tussen vierkante haken, bijvoorbeeld [2]; dat worden de voetnoten. "
     "Noem alleen getallen, data, bedragen en namen die letterlijk in die passage staan. "
-    "Staat het antwoord niet in de passages, schrijf dan alleen: De passages beantwoorden deze vraag niet."
+    "Staat het antwoord niet in de passages, schrijf dan alleen: " + NO_ANSWER
 )
 _MARKER = re.compile(r"\s*\[\d{1,3}\]")
 
@@ -115,3 +117,18 @@ def build_messages(question: str, passages: Sequence[ReadPassage], history: Sequ
     tail = "\n\nAntwoord, met het nummer van de passage achter elke zin, zoals [1]:"
     messages.append({"role": "user", "content": f"Passages:\n\n{passages_text(passages, budget)}\n\n{ask}{hint_text(hints)}{tail}"})
     return messages
+
+
+def citation_grammar(passages: int, task: Task = "answer") -> str:
+    """A GBNF grammar (llama.cpp's server: the request's `grammar`) that lets the model write only what the verifier
+    reads: sentences that each end in a full stop and `[n]` for a passage it was shown, or the one sentence that says
+    the passages do not answer. A prompt echoed back ("Vraag: ..."), text without a source and a marker for a passage
+    that was not shown cannot be sampled. Within a sentence "." is allowed before a non-space ("1.500", "o.a.")."""
+    numbers = " | ".join(f'"{number}"' for number in range(1, max(passages, 1) + 1))
+    more = 11 if task == "concept" else 4  # sentences after the first: five for an answer, twelve for a concept
+    return "\n".join([
+        f'root ::= "{NO_ANSWER}" | zin (" " zin){{0,{more}}}',
+        'zin ::= [A-Z0-9\u00C0-\u00DD"(\u2018\u201C] teken{8,} [.!?] " [" nummer "]"',
+        'teken ::= [^\\[\\].!?\\n] | [.!?] [^ \\n\\[\\]]',
+        f"nummer ::= {numbers}",
+    ])
