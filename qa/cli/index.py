@@ -47,6 +47,7 @@ def _update(index_dir: Path, model: str | None, progress: bool, ray_address: str
             backend: str | None = None, **changes: Any) -> index_store.UpdateSummary:
     from contextlib import nullcontext
 
+    from qa import services
     from qa.embed.embedding import Embedder, LazyEmbedder, TextEmbedder
     from qa.index import stores
 
@@ -66,29 +67,8 @@ def _update(index_dir: Path, model: str | None, progress: bool, ray_address: str
         embedder: TextEmbedder = (Embedder(name, backend=backend) if started is None
                                   else LazyEmbedder(name, started.dimension, started.backend))
         summary = stores.update(location, embedder, log=log, progress_bar=progress, runner=started, **changes)
-    _check_watches(index_dir, embedder, summary, location)
+    services.check_after_update(location, embedder, summary, log)  # with --ray: after the cluster has let go of its memory
     return summary
-
-
-def _check_watches(index_dir: Path, embedder: Any, summary: index_store.UpdateSummary, location: Any = None) -> None:
-    """After an index change that brought letters: the saved questions against them (issue 17); hits go to
-    the feeds and to the next `qa watch check`. A failing check is reported, never a failed update."""
-    if not (summary.added or summary.replaced):
-        return
-    from qa.answer.engine import Engine
-    from qa.users import db as userdb
-    from qa.users import watches
-
-    try:
-        from qa.index import stores
-
-        index = stores.load(location or stores.Location("local", index_dir))
-        report = watches.check_index_folder(index_dir, Engine(index, embedder), log)
-    except userdb.UserDataError as error:
-        log(f"saved questions not checked: {error}")
-        return
-    if report is not None:
-        log(f"saved questions: {report.line()}")
 
 
 def _report(summary: index_store.UpdateSummary, errors: list[str]) -> None:
@@ -218,7 +198,9 @@ def update(folder: Path, index_dir: Path, model: str | None, **network: Any) -> 
     """Fetch what is new since the last `qa fetch`/`qa update` and add it to the index.
 
     Only new and changed letters are embedded. Meant for cron; exits 3 when a letter failed or was skipped."""
+    from qa import services
     from qa.embed.embedding import Embedder
+    from qa.index.location import Location
     from qa.ingest import sources
 
     source_name, query = sources.update_query(folder)
@@ -243,7 +225,7 @@ def update(folder: Path, index_dir: Path, model: str | None, **network: Any) -> 
     if letters:
         embedder = Embedder(model, backend=backend)
         changed = index_store.update(index_dir, embedder, add=letters, replace_all=rebuild, log=log, progress_bar=network["progress"])
-        _check_watches(index_dir, embedder, changed)
+        services.check_after_update(Location("local", index_dir), embedder, changed, log)
         _report(changed, errors)
     else:
         click.echo(f"{index_dir}: up to date")
