@@ -143,7 +143,7 @@ Almost all of a local `qa ask` is the model: importing torch and sentence-transf
 transformers, scikit-learn and scipy whether they are used or not) and reading its weights. Those are the
 dependencies' own costs; what this project can cut is not paying them per question. A running server keeps
 the model loaded: **`qa ask --url` takes {statistics.median(remote):.2f} s against {local:.1f} s locally**. The CLI
-imports numpy, FAISS, bm25s and torch only in the commands that use them (`qa/cli/__init__.py` `_Deferred`), so `--help`,
+imports numpy, FAISS, bm25s and torch only in the commands that use them (`qa/cli/common.py` `_Deferred`), so `--help`,
 `--url` and `qa feedback` start in about the time of the interpreter, click and httpx. A local `qa ask` needs all of
 those libraries anyway, so the lazy imports do not shorten it (its two columns differ by the machine's noise).
 """

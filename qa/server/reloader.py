@@ -10,9 +10,9 @@ from pathlib import Path
 
 import anyio
 
+from qa import services
 from qa.index import stores as store
 from qa.server.service import Service
-from qa.users import watches
 
 log = logging.getLogger("qa.server")
 
@@ -90,7 +90,7 @@ class Reloader:
         """The saved questions against the letters the new index brought (issue 17), in the engine's thread, after
         the swap: requests are served meanwhile, and a failing check is logged, never a failed reload."""
         try:
-            report, _ = await service.run(lambda engine: watches.check_index_folder(self.index_dir, engine))
+            report, _ = await service.run(lambda engine: services.check_saved_questions(self.index_dir, engine))
         except Exception:  # noqa: BLE001 - the reload is done; a check that fails must not undo or hide it
             log.exception("checking the saved questions after the reload failed")
             return
