@@ -102,3 +102,23 @@ def test_the_first_start_counts_the_sample_letters_it_embeds() -> None:
     quick_start = README.split("## Quick start")[1].split("## Using it")[0]
     assert f"builds the index of the {len(read_letters([SAMPLE_CORPUS]).letters)} sample\nletters" in quick_start
     assert "about a\nminute" not in quick_start and "about 4 minutes altogether" in quick_start
+
+
+def architecture_modules() -> set[str]:
+    """The files docs/architecture.md's layer table names: `qa/...` as written, anything else inside the row's package."""
+    named: set[str] = set()
+    for row in (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8").splitlines():
+        cells = row.split(" | ")
+        if not row.startswith("| ") or len(cells) < 3 or not cells[1].startswith("`qa"):
+            continue
+        package = cells[1].strip("`") if cells[1].count("`") == 2 and cells[1].endswith("/`") else ""
+        for name in re.findall(r"`([\w/.]+\.(?:py|json))`", row):
+            named.add(name if name.startswith("qa/") else package + name)
+    return named
+
+
+def test_the_architecture_names_every_module_of_the_tree_and_nothing_else() -> None:
+    named = architecture_modules()
+    tree = {str(path.relative_to(ROOT)) for path in (ROOT / "qa").rglob("*.py")} | {"qa/answer/reader_model.json"}
+    assert not named - tree, f"docs/architecture.md names files that do not exist: {sorted(named - tree)}"
+    assert not tree - named, f"docs/architecture.md does not name: {sorted(tree - named)}"
