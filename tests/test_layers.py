@@ -117,7 +117,13 @@ def test_every_module_imports_its_own_layer_or_below() -> None:
 WEB_LAYERS = [
     {"qa.server.serve"},  # uvicorn, one process or N workers
     {"qa.server.app"},  # the factory
-    {"qa.server.api", "qa.server.pages"},  # controllers
+    {"qa.server.api", "qa.server.pages"},  # each shell's list of controllers
+    {"qa.server.pages.chat", "qa.server.pages.search", "qa.server.pages.letters", "qa.server.pages.kamervragen",
+     "qa.server.pages.watches"},  # the page controllers, one per kind of page
+    {"qa.server.pages.history"},  # the no-JS chat's hidden conversation
+    {"qa.server.pages.turns"},  # a chat turn's state and view
+    {"qa.server.pages.filters"},  # the list pages' filters, chips, facets and orders
+    {"qa.server.pages.rendering", "qa.server.pages.highlight"},  # Jinja, messages and links; marked text
     {"qa.server.reloader", "qa.server.errors", "qa.server.openapi"},
     {"qa.server.service", "qa.server.security"},
     {"qa.server.settings"},
