@@ -5,6 +5,7 @@ msgspec Structs, so Litestar validates and documents them (OpenAPI) without a se
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -211,17 +212,18 @@ def passage_out(hit: Hit, score: float | None = None) -> PassageOut:
 
 
 def citation_out(citation: Citation, letter: Letter | None = None) -> CitationOut:
-    """`letter`: the cited letter, for its type and its signers (a motie's indieners are named in its title); without
-    it the sender is read alone (a Citation carries only what the answer needs)."""
+    """The answer's Citation as the wire carries it: every field under its own name (CitationOut starts with them, in
+    order; only `url` is kept to web links), then the links and labels. `letter`: the cited letter, for its type and
+    its signers (a motie's indieners are named in its title); without it the sender is read alone (a Citation carries
+    only what the answer needs)."""
     kind = letter.type if letter else None
     signer = letter.signer if letter is not None else first_signer(citation.sender)
-    return CitationOut(
-        n=citation.n, passage_id=citation.passage_id, letter_id=citation.letter_id, title=citation.title, date=citation.date,
-        sender=citation.sender, section=citation.section, page=citation.page, url=web_url(citation.url), quote=citation.quote,
-        quote_start=citation.quote_start, quote_end=citation.quote_end, score=citation.score,
-        href=letter_href(citation.letter_id, citation.passage_id, citation.quote_start, citation.quote_end),
-        date_label=dutch_date(citation.date), type=kind, type_label=type_label(kind) if kind else "", **signer_fields(signer),
-    )
+    fields: dict[str, Any] = {
+        **dataclasses.asdict(citation), "url": web_url(citation.url),
+        "href": letter_href(citation.letter_id, citation.passage_id, citation.quote_start, citation.quote_end),
+        "date_label": dutch_date(citation.date), "type": kind, "type_label": type_label(kind) if kind else "", **signer_fields(signer),
+    }
+    return CitationOut(**fields)
 
 
 def answer_out(answer: Answer, timings_ms: dict[str, float] | None = None) -> AnswerOut:

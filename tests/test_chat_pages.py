@@ -20,7 +20,8 @@ from qa.answer.engine import Engine
 from qa.core import limits
 from qa.index import local as index_store
 from qa.server.app import create_app
-from qa.server.pages import back_link, share_href, with_back
+from qa.server.pages.rendering import back_link, with_back
+from qa.server.pages.turns import share_href
 from qa.server.settings import Settings
 
 RESOLUTE = "Wanneer moet de afbouw van Resolute Support afgerond zijn?"
@@ -182,7 +183,8 @@ def test_share_links_run_the_engine_so_the_rate_limit_counts_them(fast_index_dir
 def test_a_source_card_names_the_type_every_quote_and_the_role_the_sender_leaves_out() -> None:
     """The macro of the cards: a motie's badge, each quote with its own link, the role from the ministry register
     (issue 15's `role`) only when the sender does not already say it."""
-    from qa.server.pages import Source, template_config
+    from qa.server.pages.rendering import template_config
+    from qa.server.pages.turns import Source
 
     environment = template_config(ROOT / "web").instance.engine  # type: ignore[union-attr]
     card = environment.get_template("_macros.html").module.source_card

@@ -117,7 +117,16 @@ def test_every_module_imports_its_own_layer_or_below() -> None:
 WEB_LAYERS = [
     {"qa.server.serve"},  # uvicorn, one process or N workers
     {"qa.server.app"},  # the factory
-    {"qa.server.api", "qa.server.pages"},  # controllers
+    {"qa.server.api", "qa.server.pages"},  # each shell's list of controllers
+    {"qa.server.api.ask", "qa.server.api.letters", "qa.server.api.kamervragen", "qa.server.api.feedback", "qa.server.api.watches",
+     "qa.server.api.health", "qa.server.api.admin"},  # the API's controllers, one per resource
+    {"qa.server.pages.chat", "qa.server.pages.search", "qa.server.pages.letters", "qa.server.pages.kamervragen",
+     "qa.server.pages.watches"},  # the page controllers, one per kind of page
+    {"qa.server.pages.history"},  # the no-JS chat's hidden conversation
+    {"qa.server.pages.turns"},  # a chat turn's state and view
+    {"qa.server.pages.filters"},  # the list pages' filters, chips, facets and orders
+    {"qa.server.pages.rendering", "qa.server.pages.highlight"},  # Jinja, messages and links; marked text
+    {"qa.server.api.fields", "qa.server.api.userdata"},  # what the API's requests share; the users' database per request
     {"qa.server.reloader", "qa.server.errors", "qa.server.openapi"},
     {"qa.server.service", "qa.server.security"},
     {"qa.server.settings"},

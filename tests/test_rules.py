@@ -17,7 +17,7 @@ from qa.cli import main
 from qa.core import display, limits
 from qa.core.errors import InvalidQuery
 from qa.server.app import create_app
-from qa.server.pages import dutch_message
+from qa.server.pages.rendering import dutch_message
 from qa.server.settings import Settings
 
 GOOD = "Wanneer moet de afbouw van Resolute Support afgerond zijn?"

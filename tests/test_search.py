@@ -21,7 +21,7 @@ from qa.index import facets
 from qa.index import local as index_store
 from qa.index.lexical import fold
 from qa.server.app import create_app
-from qa.server.pages import excerpt
+from qa.server.pages.highlight import excerpt
 from qa.server.settings import Settings
 
 AFGHANISTAN = "kst-27925-781"

@@ -6,6 +6,7 @@ tests/test_api.py; here it is the shapes, links, filters, pagination and reloads
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,12 @@ import pytest
 from conftest import BACKENDS, TEST_HOST, copy_index, milvus_copy, store_setting
 from litestar.testing import TestClient
 
+from qa.answer.answering import Citation
 from qa.answer.engine import Engine
 from qa.core import display, limits
 from qa.index import stores as store
 from qa.ingest.reading import make_letter
+from qa.schemas import CitationOut
 from qa.server.app import create_app
 from qa.server.settings import Settings
 
@@ -42,6 +45,12 @@ def client(index_copy: store.Location, fast_engine: Engine) -> Iterator[TestClie
                         allowed_hosts=(TEST_HOST,))
     with TestClient(create_app(settings, engine=engine)) as test_client:
         yield test_client
+
+
+def test_a_citation_reaches_the_wire_under_its_own_field_names() -> None:
+    """schemas.citation_out passes the answer's Citation through by name: CitationOut starts with its fields, in order."""
+    names = [field.name for field in dataclasses.fields(Citation)]
+    assert list(CitationOut.__struct_fields__[: len(names)]) == names
 
 
 def test_an_answer_carries_links_and_dutch_dates_for_every_source(client: TestClient) -> None:

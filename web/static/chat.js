@@ -11,7 +11,7 @@
 
   var STORAGE_KEY = "kamerbrieven-qa-gesprek";
   var FILTERS_KEY = "kamerbrieven-qa-filters";
-  var FILTER_FIELDS = ["date_from", "date_to", "sender", "type"]; // as qa/server/pages.py FILTER_FIELDS
+  var FILTER_FIELDS = ["date_from", "date_to", "sender", "type"]; // as qa/server/pages/filters.py FILTER_FIELDS
   var CHIP_PREFIX = { date_from: "Vanaf ", date_to: "Tot en met ", sender: "Ministerie: ", type: "Soort: " };
   // The server's rules: how many earlier turns it takes, and what to say when a request breaks a rule.
   var HISTORY_TURNS = Number(form.getAttribute("data-history-turns")) || 10;
@@ -53,7 +53,7 @@
 
   function list(tag, attributes, children) { return el.apply(null, [tag, attributes].concat(children)); }
 
-  // --- links and labels (the same as the server's, qa/server/pages.py) ---------------------
+  // --- links and labels (the same as the server's, qa/server/pages/) ---------------------
 
   function dutchDate(iso) {
     var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(iso || "");
