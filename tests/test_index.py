@@ -107,7 +107,9 @@ def _build_until_staged(folder: str, letters, marker: str) -> None:
         Path(marker).write_text(str(staging))
         time.sleep(3600)
 
-    index_store._fsync_tree = stop_here  # type: ignore[assignment]
+    from qa.index.local import writing
+
+    writing._fsync_tree = stop_here  # type: ignore[assignment]
     index_store.update(Path(folder), FakeEmbedder(), add=letters, replace_all=True)
 
 

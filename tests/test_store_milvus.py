@@ -1,4 +1,4 @@
-"""The Milvus store (qa/index/milvus.py) on milvus-lite: the local index's results, writes by content hash, swaps, errors.
+"""The Milvus store (qa/index/milvus/) on milvus-lite: the local index's results, writes by content hash, swaps, errors.
 
 The fast tier's index (tests/fake_embedder.py) copied into Milvus must rank, filter and read exactly as the local
 one; the real model's figures on the evaluation set are in tests/test_store_eval.py and eval/compare_stores.py."""
@@ -32,7 +32,7 @@ FILTERS = [Filters(), Filters(date_from="2021-01-01"), Filters(date_to="1995-01-
 @pytest.mark.slow  # a milvus-lite server process
 def test_the_dutch_analyzer_stems(tmp_path: Path) -> None:
     """The trap of issue 18: milvus-lite 3.x accepts the Dutch stemmer setting and ignores it; 2.5.1 stems. The store
-    itself hands Milvus our stemmed tokens (qa/index/milvus.py, ANALYZER, says why), but a Milvus that silently drops
+    itself hands Milvus our stemmed tokens (qa/index/milvus/connection.py, ANALYZER, says why), but a Milvus that silently drops
     an analyzer setting is not one to trust with them: raw Dutch through Milvus's Dutch analyzer, "afbouwen" must find "afbouw"."""
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
