@@ -17,7 +17,6 @@ import numpy as np
 
 from qa.answer import confidence as confidence_model
 from qa.answer import reader
-from qa.answer.confidence import ReaderModel
 from qa.answer.reader import Candidate, QuestionView, ReadPassage
 from qa.answer.retrieval import Hit
 from qa.core.display import MONTH_NAMES
@@ -331,7 +330,7 @@ def _join_touching(reading: Reading, chosen: list[Quote]) -> list[Quote]:
     return joined
 
 
-def answer(reading: Reading, policy: AnswerPolicy = DEFAULT_POLICY, model: ReaderModel | None = None) -> Answer:
+def answer(reading: Reading, policy: AnswerPolicy = DEFAULT_POLICY, model: confidence_model.ReaderModel | None = None) -> Answer:
     """Compose a cited extractive answer from what the engine read, or decline with a reason."""
     model = model or confidence_model.load_model()
     evidence = reading.evidence
