@@ -4,7 +4,7 @@
     python bench/ray_embedding.py --letters 40         # its first 40 letters
     python bench/ray_embedding.py --quick              # 3 letters, the test suite's mode
 
-The builds are `qa index build` without the command line (qa/index/local.py `update`), in this process, with the model
+The builds are `qa index build` without the command line (qa/index/local/ `update`), in this process, with the model
 loaded once before: one process embeds with torch's threads on every core (then again with one thread, what a
 core does alone); `--ray` starts a local cluster with one
 actor per core (one torch thread each), every actor loading the same offline model, and hands them the same batches

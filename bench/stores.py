@@ -209,7 +209,7 @@ def main() -> None:
     queries = data.queries(len(questions))
     rows, agreement = [], []
     with ExitStack() as stack:
-        for module in ("qa.index.lexical", "qa.index.local", "qa.index.milvus"):
+        for module in ("qa.index.lexical", "qa.index.local.reading", "qa.index.milvus.store", "qa.index.milvus.writer"):
             __import__(module)
             stack.enter_context(mock.patch(f"{module}.tokenize", cached))
         for n in sizes:

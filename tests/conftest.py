@@ -98,7 +98,7 @@ def fast_engine(fast_index_dir: Path, fake_embedder) -> Engine:  # type: ignore[
     return Engine(index_store.load(fast_index_dir), fake_embedder, FAST_POLICY)
 
 
-# --- the Milvus store (qa/index/milvus.py): the same index copied into a milvus-lite file -----------------
+# --- the Milvus store (qa/index/milvus/): the same index copied into a milvus-lite file -----------------
 
 # Test modules that must hold for every store parametrize their engine or client over these. Milvus runs in the
 # full suite only: each milvus-lite copy starts a server process (4-10 s), too slow for the fast loop.

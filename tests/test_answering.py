@@ -3,8 +3,9 @@ import pytest
 from conftest import BACKENDS
 
 from qa.answer.answering import DECLINE, DEFAULT_POLICY
+from qa.answer.confidence import load_model
 from qa.answer.engine import FILTERED_OUT, Engine, Turn, retrieval_query
-from qa.answer.reader import QuestionView, has_fact, load_model
+from qa.answer.reader import QuestionView, has_fact
 from qa.answer.retrieval import Filters
 
 

@@ -8,9 +8,10 @@ import time
 import numpy as np
 import pytest
 
-from qa.answer import reader
+from qa.answer import confidence, reader
 from qa.answer.answering import DEFAULT_POLICY, AnswerPolicy, unknown_names
-from qa.answer.reader import FEATURES, QuestionView, ReaderModel, ReadPassage
+from qa.answer.confidence import ReaderModel
+from qa.answer.reader import FEATURES, QuestionView, ReadPassage
 from qa.answer.retrieval import Hit
 from qa.ingest.chunking import Passage, paragraphs, split_sentences
 from qa.ingest.letter import Letter
@@ -113,15 +114,15 @@ def test_policy_values_from_the_command_line() -> None:
 
 
 def test_the_shipped_model_matches_the_features_and_is_small() -> None:
-    data = json.loads(reader.MODEL_FILE.read_text(encoding="utf-8"))
+    data = json.loads(confidence.MODEL_FILE.read_text(encoding="utf-8"))
     model = ReaderModel.from_json(data)
-    assert model.confidence_weights.shape == (len(reader.CONFIDENCE_FEATURES),)
+    assert model.confidence_weights.shape == (len(confidence.CONFIDENCE_FEATURES),)
     assert 0 < model.decline_below < 1
     assert "train/train_reader.py" in model.trained_on and "test" in model.trained_on
-    assert reader.MODEL_FILE.stat().st_size < 5_000_000
+    assert confidence.MODEL_FILE.stat().st_size < 5_000_000
     with pytest.raises(ValueError, match="retrain"):
         ReaderModel.from_json({**data, "confidence_features": data["confidence_features"][:-1]})
-    assert 0.0 <= model.confidence(np.zeros(len(reader.CONFIDENCE_FEATURES), np.float32)) <= 1.0
+    assert 0.0 <= model.confidence(np.zeros(len(confidence.CONFIDENCE_FEATURES), np.float32)) <= 1.0
 
 
 def test_the_scorer_weighs_the_policy_features() -> None:

@@ -58,7 +58,8 @@ if point == "writing-vectors":
 if point == "writing-bm25":
     LexicalIndex.save = lambda self, path: stop()
 if point == "before-swap":
-    hook(index_store, "_swap")  # the new generation is complete and renamed, CURRENT not yet replaced
+    from qa.index.local import writing
+    hook(writing, "_swap")  # the new generation is complete and renamed, CURRENT not yet replaced
 if point == "pointer-written":
     import os
     original = os.replace

@@ -33,10 +33,10 @@ sys.path.insert(0, str(REPO / "train"))
 
 from kamervragen import DEFAULT_CSV, DEFAULT_INDEX, Pair, build_answer_index, read_pairs  # noqa: E402
 
-from qa.answer import reader  # noqa: E402
+from qa.answer import confidence, reader  # noqa: E402
 from qa.answer.answering import DEFAULT_POLICY, Reading, rank  # noqa: E402
+from qa.answer.confidence import ReaderModel  # noqa: E402
 from qa.answer.engine import Engine  # noqa: E402
-from qa.answer.reader import ReaderModel  # noqa: E402
 from qa.embed.embedding import Embedder  # noqa: E402
 from qa.index import local as index_store  # noqa: E402
 
@@ -95,7 +95,7 @@ def confidence_rows(engine: Engine, pairs: list[Pair]) -> tuple[np.ndarray, np.n
             best = found[int(order[0])]
             margin = float(scores[order[0]] - scores[order[1]]) if len(order) > 1 else 0.0
             evidence = reading.evidence
-            rows.append(reader.confidence_features(best, float(scores[order[0]]), margin, max(p.cosine for p in reading.passages),
+            rows.append(confidence.confidence_features(best, float(scores[order[0]]), margin, max(p.cosine for p in reading.passages),
                                                    evidence.corpus_lift, evidence.missing_idf, evidence.absent_terms))
             correct.append(not leave_out and reading.passages[best.passage].hit.letter.id == pair.answer_id)
             answerable.append(not leave_out)
@@ -137,7 +137,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     parser.add_argument("--index", type=Path, default=DEFAULT_INDEX)
-    parser.add_argument("--out", type=Path, default=reader.MODEL_FILE)
+    parser.add_argument("--out", type=Path, default=confidence.MODEL_FILE)
     parser.add_argument("--report", type=Path, default=REPO / "docs" / "reader.md")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -221,7 +221,7 @@ def write_report(path: Path, figures: dict[str, float], table: list[tuple[str, i
         "",
         "| feature | weight |",
         "| --- | --- |",
-        *[f"| {name} | {weight:+.3f} |" for name, weight in zip(reader.CONFIDENCE_FEATURES, model.confidence_weights)],
+        *[f"| {name} | {weight:+.3f} |" for name, weight in zip(confidence.CONFIDENCE_FEATURES, model.confidence_weights)],
         "",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")

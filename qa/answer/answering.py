@@ -15,8 +15,9 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
+from qa.answer import confidence as confidence_model
 from qa.answer import reader
-from qa.answer.reader import Candidate, QuestionView, ReaderModel, ReadPassage
+from qa.answer.reader import Candidate, QuestionView, ReadPassage
 from qa.answer.retrieval import Hit
 from qa.core.display import MONTH_NAMES
 from qa.index.lexical import tokenize
@@ -329,9 +330,9 @@ def _join_touching(reading: Reading, chosen: list[Quote]) -> list[Quote]:
     return joined
 
 
-def answer(reading: Reading, policy: AnswerPolicy = DEFAULT_POLICY, model: ReaderModel | None = None) -> Answer:
+def answer(reading: Reading, policy: AnswerPolicy = DEFAULT_POLICY, model: confidence_model.ReaderModel | None = None) -> Answer:
     """Compose a cited extractive answer from what the engine read, or decline with a reason."""
-    model = model or reader.load_model()
+    model = model or confidence_model.load_model()
     evidence = reading.evidence
     if not reading.passages:
         return _decline(reading, "Geen enkele passage past bij de vraag.", policy)
@@ -343,12 +344,12 @@ def answer(reading: Reading, policy: AnswerPolicy = DEFAULT_POLICY, model: Reade
     lead_span = _quote_span(reading, best, policy)
     missing = _missing_fact(reading, _text(reading, best, lead_span))
     margin = float(scores[order[0]] - scores[order[1]]) if len(order) > 1 else 0.0
-    features = reader.confidence_features(
+    features = confidence_model.confidence_features(
         best, float(scores[order[0]]), margin, max(p.cosine for p in reading.passages), evidence.corpus_lift,
         evidence.missing_idf, evidence.absent_terms,
     )
     confidence = model.confidence(features)
-    signals = {name: round(float(value), 4) for name, value in zip(reader.CONFIDENCE_FEATURES, features) if name != "bias"}
+    signals = {name: round(float(value), 4) for name, value in zip(confidence_model.CONFIDENCE_FEATURES, features) if name != "bias"}
     if evidence.unknown_names and confidence < policy.unknown_names_below:
         names = ", ".join(f"'{name}'" for name in evidence.unknown_names)
         return _decline(reading, f"De brieven in de index noemen {names} niet.", policy, confidence, signals)

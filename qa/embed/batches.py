@@ -5,11 +5,11 @@ and cut into batches; each batch is named by a hash of the model and of its text
 finished batch's vectors are saved in the index folder's build folder (`index/.build/`, beside the
 generations, never inside one) as soon as it is done, so a killed build loses only the batches in flight:
 run it again and the saved batches are read back instead of embedded. The folder goes when a change of the
-index completes (qa/index/local.py). The same plan runs in this process (`LocalRunner`) or on a Ray cluster
+index completes (qa/index/generations.py). The same plan runs in this process (`LocalRunner`) or on a Ray cluster
 (qa/embed/cluster.py); both embed the same batches with the same code, so they give the same index.
 
 Each finished batch (`Embedded`: passage vectors, and the in-context vectors of each passage's sentences)
-is what any index writer takes; qa/index/local.py gathers them into a generation.
+is what any index writer takes; qa/index/generations.py hands them to the store's writer.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from qa.core.errors import IndexStateError, SettingsError
 from qa.index import local
+from qa.index.generations import Target
 from qa.index.generations import update as update_generation
 from qa.index.location import STORE_ENV, Location, locate
 from qa.index.protocol import Ranking, Store, StoreWriter, TermStatistics
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from qa.ingest.letter import Letter
 
 __all__ = ["STORE_ENV", "IndexStateError", "SettingsError", "Location", "Ranking", "Store", "StoreWriter", "TermStatistics", "exists", "live_generation",
-           "load", "locate", "no_index", "update", "copy"]
+           "load", "locate", "no_index", "target", "update", "copy"]
 
 
 def _milvus() -> Any:
@@ -63,13 +64,17 @@ def live_generation(location: Location) -> str | None:
     return _milvus().live_generation(location)
 
 
+def target(location: Location) -> Target:
+    """Where a change of the store at `location` is written: its lock, its loader and its `StoreWriter`s."""
+    return local.LocalTarget(location.data_dir) if location.kind == "local" else _milvus().Target(location)
+
+
 def update(location: Location, embedder: TextEmbedder | None, add: Iterable[Letter] = (), remove: Iterable[str] = (),
            replace_all: bool = False, log: Callable[[str], None] = lambda message: None, progress_bar: bool = False,
            **options: Any) -> UpdateSummary:
     """`qa.index.generations.update` on any store: add, replace or remove letters by content hash, then swap the new generation in
     (`options`: its runner and batch size)."""
-    target = local.LocalTarget(location.data_dir) if location.kind == "local" else _milvus().Target(location)
-    return update_generation(target, embedder, add, remove, replace_all, log, progress_bar, **options)
+    return update_generation(target(location), embedder, add, remove, replace_all, log, progress_bar, **options)
 
 
 def no_index(location: Location) -> IndexStateError:
@@ -84,9 +89,9 @@ COPY_BATCH = 1_000  # passages a batch when copying a store (the writers' batch,
 def copy(source: Store, location: Location, log: Callable[[str], None] = lambda message: None) -> str:
     """Write `source` as a new generation of the store at `location` and make it live, without embedding anything:
     a local index moves into Milvus (or back) with the same vectors. Returns the new generation's name."""
-    target = local.LocalTarget(location.data_dir) if location.kind == "local" else _milvus().Target(location)
-    with target.lock():
-        writer = target.writer(source.model, source.dimension, source.backend)
+    writing = target(location)
+    with writing.lock():
+        writer = writing.writer(source.model, source.dimension, source.backend)
         try:
             writer.add_letters(source.letters.values(), source.manifest["letters"])
             for start in range(0, len(source.passages), COPY_BATCH):

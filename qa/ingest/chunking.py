@@ -16,7 +16,7 @@ from qa.ingest.letter import Letter
 from qa.ingest.pages import NOTE_MARKERS
 
 # The version of how letters are read and cut (qa/ingest/: pages.py, cleaning.py, reading.py and this module): an index of another
-# version is refused (qa/index/local.py), `qa update` rebuilds it. 2: issue 15 (PDF text-layer repair, footnotes linked and
+# version is refused (qa/index/local/), `qa update` rebuilds it. 2: issue 15 (PDF text-layer repair, footnotes linked and
 # out of passages, sections of the body only, a motie quoted by its clauses, a long letter head its own passage);
 # 3: a stored web page's notes heading ("X Noot") dropped.
 CHUNKER_VERSION = 3

@@ -40,7 +40,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX feedback_by_time ON feedback (created_at);
     """,
-    # 2 (issue 17): saved questions that alert when a newly indexed letter answers them (qa/users/watches.py).
+    # 2 (issue 17): saved questions that alert when a newly indexed letter answers them (qa/users/watches/).
     """
     CREATE TABLE watches (
         id INTEGER PRIMARY KEY,
