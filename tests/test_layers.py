@@ -141,3 +141,13 @@ def test_the_web_layer_imports_downwards_only() -> None:
         for module in layer:
             wrong = graph[module] & not_below
             assert not wrong, f"{module} imports {wrong}, which is not below it"
+
+
+MAX_LINES = 400  # a module longer than this mixes concerns (issue 26); the exception says so in its docstring
+
+
+def test_no_module_is_over_400_lines_unless_its_docstring_says_why() -> None:
+    long = [f"{path.relative_to(PACKAGE.parent)}: {lines} lines" for path in PACKAGE.rglob("*.py")
+            if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+            and "over 400 lines" not in (ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "")]
+    assert not long, long

@@ -1,4 +1,4 @@
-"""`qa watch add/list/remove/check`: saved questions, and the hits newly indexed letters brought them (qa/users/watches.py)."""
+"""`qa watch add/list/remove/check`: saved questions, and the hits newly indexed letters brought them (qa/users/watches/)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _watch_db(index_dir: Path) -> sqlite3.Connection | None:
 @watch_group.command("add")
 @click.argument("question")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-              help="The reader's confidence a new letter's answer needs to count [default: 0.6, qa/users/watches.py].")
+              help="The reader's confidence a new letter's answer needs to count [default: 0.6, qa/users/watches/storage.py].")
 @filter_options
 @index_option
 @json_option
