@@ -1,6 +1,6 @@
 """Write docs/cli.md from the CLI's own --help texts: `python docs/make_cli_reference.py`.
 
-tests/test_docs.py fails when docs/cli.md differs from what this writes, so the reference cannot
+tests/unit/test_docs.py fails when docs/cli.md differs from what this writes, so the reference cannot
 fall behind a new command or option.
 """
 

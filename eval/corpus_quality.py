@@ -12,7 +12,7 @@ prints:
 - answer spans of eval/questions.jsonl no longer found in their letter (cleaning must keep them).
 
 Usage: python eval/corpus_quality.py [CORPUS] [--verbose] [--json]
-The patterns below are the test's too (tests/test_corpus_quality.py): one home.
+The patterns below are the test's too (tests/unit/test_corpus_quality.py): one home.
 """
 
 from __future__ import annotations

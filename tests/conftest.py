@@ -40,6 +40,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.model)
         if item.get_closest_marker("model") or item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.slow)
+    misplaced = [item.nodeid for item in items if _folder_refuses(item)]
+    if misplaced:
+        raise pytest.UsageError("tests in the wrong folder (docs/architecture.md, Tests): " + ", ".join(misplaced))
+
+
+def _folder_refuses(item: pytest.Item) -> bool:
+    """Folders say what their tests need: tests/unit/ never the real model or a browser, browser tests in tests/browser/."""
+    folder = Path(str(item.path)).parent.name
+    return (folder == "unit" and bool(item.get_closest_marker("model") or item.get_closest_marker("browser"))) or (
+        folder != "browser" and bool(item.get_closest_marker("browser")))
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +141,7 @@ def fast_milvus_engine(tmp_path_factory: pytest.TempPathFactory, fast_index_dir:
     return Engine(store.load(milvus_copy(fast_index_dir, tmp_path_factory.mktemp("milvus-fast"))), fake_embedder, FAST_POLICY)
 
 
-# --- the web app (tests/test_api.py, tests/test_browser.py) -------------------------------
+# --- the web app (tests/integration/test_api.py, tests/browser/test_browser.py) -------------------------------
 
 # The Host of Litestar's TestClient: an app that serves the admin API or feeds to it must allow it (Settings.allowed_hosts).
 TEST_HOST = "testserver.local"

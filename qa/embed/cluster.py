@@ -50,7 +50,7 @@ ACTOR_RESTARTS = 0
 MB = 1024**2
 # What one actor may hold: the measured peak RSS of an actor was 1,344 MB with multilingual-e5-small loaded (of it
 # ~340 MB torch's and transformers' imports, ~300 MB the XLM-R tokenizer, 449 MB the float32 weights: one copy) and
-# 1,536-1,633 MB after embedding tests/test_cluster.py's letters, 1,705 MB after the shared corpus
+# 1,536-1,633 MB after embedding tests/integration/test_cluster.py's letters, 1,705 MB after the shared corpus
 # (bench/ray_embedding.py; docs/reliability.md, "Ray build under memory pressure"). Rounded up: longer passages.
 ACTOR_MEMORY = 2048 * MB
 # Ray's shared-memory object store holds the batches in flight: a batch is at most 256 passages (BATCH_PASSAGES),
@@ -59,10 +59,10 @@ ACTOR_MEMORY = 2048 * MB
 OBJECT_STORE_MEMORY = 256 * MB
 # Beside the actors and the object store: the driver (letters, passages, the index being written; it loads no model
 # with --ray) and Ray's own processes (GCS, raylet, dashboard head and agents, log monitor, autoscaler monitor):
-# measured 174 MB and ~510 MB RSS for tests/test_cluster.py's letters; a larger corpus adds its vectors to the driver.
+# measured 174 MB and ~510 MB RSS for tests/integration/test_cluster.py's letters; a larger corpus adds its vectors to the driver.
 DRIVER_MEMORY = 1024 * MB
 # How long ray.init waits for its GCS server to come up; Ray's 30 s ran out once on this 2-core machine with a load
-# of 5 and 8 GB taken by other work (tests/test_cluster.py, "Timed out waiting for file .../gcs_server_port_...").
+# of 5 and 8 GB taken by other work (tests/integration/test_cluster.py, "Timed out waiting for file .../gcs_server_port_...").
 GCS_START_SECONDS = 120
 MEMORY_ENV = "QA_RAY_MEMORY"  # caps the memory a local Ray build assumes it has (bytes, or with K/M/G), e.g. 3G
 LOCAL = "local"

@@ -129,7 +129,7 @@ def connect(data_dir: Path, readonly: bool = False) -> sqlite3.Connection:
 def _enable_wal(connection: sqlite3.Connection) -> None:
     """WAL mode, waiting like any statement would: switching the journal mode of a file that other processes are
     creating at the same moment fails at once with "database is locked" (SQLite does not call the busy handler
-    there), which cost a worker its first write when several started together (tests/test_feedback.py)."""
+    there), which cost a worker its first write when several started together (tests/unit/test_feedback.py)."""
     deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
     while True:
         try:

@@ -37,7 +37,7 @@ class VerifyPolicy:
     sentences of the passages read for 24 questions, each verified against its own passage (must pass) and 294
     against another passage of the same letter (same topic, other content: should fail). Verbatim sentences are
     the easy case for words; what the thresholds buy is measured against the model's own sentences in the same
-    report (kept share, and every kept sentence's facts re-checked by tests/test_llm.py)."""
+    report (kept share, and every kept sentence's facts re-checked by tests/integration/test_llm.py)."""
 
     # Share of the claim's idf-weighted content words that the supporting sentence(s) must hold. Own passage:
     # 1.000 accepted at 0.4-0.8; other passage of the same letter: 6.1 % at 0.4, 5.4 % at 0.5, 5.1 % at 0.6-0.8

@@ -2,7 +2,7 @@
 
 Passages here are real text from a sample letter (kst-27925-781) with its real sentence spans; the
 vectors are left out (`claim_vector=None` checks words and facts only), so the meaning part is
-covered by tests/test_llm.py with the real model.
+covered by tests/integration/test_llm.py with the real model.
 """
 
 from __future__ import annotations

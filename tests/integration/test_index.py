@@ -1,5 +1,5 @@
 """The local store's own behaviour: a killed build, the write lock, damaged files (what every store does is
-tests/test_store_conformance.py's)."""
+tests/unit/test_store_conformance.py's)."""
 
 import json
 import multiprocessing
@@ -65,7 +65,7 @@ def test_concurrent_writer_is_told_the_index_is_busy(tmp_path: Path, embedder, s
 
 
 def test_an_old_format_and_damage_are_refused(tmp_path: Path, embedder, small_letters) -> None:
-    index_store.update(tmp_path, embedder, add=small_letters[:1], replace_all=True)  # (another model: tests/test_store_conformance.py)
+    index_store.update(tmp_path, embedder, add=small_letters[:1], replace_all=True)  # (another model: tests/unit/test_store_conformance.py)
 
     generation = index_store.live_generation(tmp_path)
     manifest_path = generation / "manifest.json"

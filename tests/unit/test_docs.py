@@ -17,7 +17,7 @@ from qa.cli import main
 from qa.server.app import create_app
 from qa.server.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 API_DOC = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
 

@@ -8,7 +8,7 @@ import pytest
 
 from qa.ingest.reading import read_letters
 
-SCRIPT = Path(__file__).resolve().parent.parent / "eval" / "corpus_quality.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "eval" / "corpus_quality.py"
 MAX_NON_BODY_SECTION_SHARE = 0.01  # the bound: at most 1 % of the passages
 
 

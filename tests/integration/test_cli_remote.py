@@ -19,7 +19,7 @@ from conftest import free_port
 
 from qa.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 QUESTION = "Wanneer moet de terugtrekking uit Afghanistan afgerond zijn?"
 HEAVY = ("numpy", "faiss", "torch", "sentence_transformers", "bm25s", "scipy")
 

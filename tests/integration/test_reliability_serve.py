@@ -19,7 +19,7 @@ import httpx
 import pytest
 from conftest import TEST_MODEL, copy_index, stop_process
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "test-admin-key-0123456789"
 NEW_LETTER = (
     "Den Haag, 2 juni 2031\n\nBRIEF VAN DE MINISTER VAN DEFENSIE\n\nGeachte voorzitter,\n\n"

@@ -374,7 +374,7 @@ def test_bench_llm_quick(sample_index_dir: Path, tmp_path: Path) -> None:
     import sys
 
     out = tmp_path / "report.md"
-    result = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "bench" / "llm.py"), "--quick", "--out", str(out),
+    result = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[2] / "bench" / "llm.py"), "--quick", "--out", str(out),
                              "--index", str(sample_index_dir)], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = out.read_text()

@@ -28,7 +28,7 @@ from qa.ingest.reading import read_letters
 from qa.server.app import create_app
 from qa.server.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REPHRASED = [json.loads(line) for line in (ROOT / "eval" / "kamervragen.jsonl").read_text(encoding="utf-8").splitlines()]
 EVACUEES = "Hoe lang kan men reageren op de internetconsultatie over de huisvesting van evacués en wat gebeurt er daarna?"
 

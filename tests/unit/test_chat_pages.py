@@ -27,7 +27,7 @@ from qa.server.settings import Settings
 RESOLUTE = "Wanneer moet de afbouw van Resolute Support afgerond zijn?"
 LETTER = "kst-27925-781"
 HTML = {"accept": "text/html"}
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

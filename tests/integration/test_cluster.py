@@ -30,7 +30,7 @@ from qa.embed import cluster
 from qa.index import local as index_store
 from qa.ingest.reading import read_letters
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Six sample letters, 100-odd passages: four batches of 32, so a build can be killed between batches.
 LETTERS = ("rijksoverheid-kamerbrief-2023-02-03-npce.txt", "rijksoverheid-kamerbrief-2023-10-18-verzamelbrief-luchtvaart.txt",
            "ah-tk-20232024-1786.txt", "ah-tk-20232024-1178.pdf", "ah-tk-20232024-1771.txt", "kst-27925-781.txt")

@@ -33,7 +33,7 @@ from qa.server.settings import Settings
 from qa.users import db as userdb
 from qa.users import feedback, watches
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 QUESTION = "Wanneer moet de afbouw van Resolute Support afgerond zijn?"
 
 

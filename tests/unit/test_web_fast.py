@@ -1,7 +1,7 @@
 """The web app's logic on the fast tier: the sample index built with the deterministic test embedder.
 
 What the model gets right (which passage answers, when to decline) is tested with the real model in
-tests/test_api.py; here it is the shapes, links, filters, pagination and reloads around it.
+tests/integration/test_api.py; here it is the shapes, links, filters, pagination and reloads around it.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 def run(script: str, out: Path, *extra: str, env: dict[str, str] | None = None) -> str:
@@ -68,7 +68,7 @@ def test_cold(sample_index_dir: Path, tmp_path: Path) -> None:
 
 def test_ray_embedding(tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="the ray extra is not installed")
-    short = Path(tempfile.mkdtemp(prefix="qa-test-", dir="/tmp"))  # Ray's sockets need a short TMPDIR (tests/test_cluster.py)
+    short = Path(tempfile.mkdtemp(prefix="qa-test-", dir="/tmp"))  # Ray's sockets need a short TMPDIR (tests/integration/test_cluster.py)
     try:
         env = {**os.environ, "TMPDIR": str(short), "PYTHONPATH": str(BENCH.parent)}
         text = section(run("ray_embedding.py", tmp_path / "report.md", env=env), "ray_embedding")

@@ -1,5 +1,5 @@
 """Checkpointed batches (qa/embed/batches.py), with the deterministic embedder: the plan, the checkpoint files, and an
-update that fails part-way and is run again (the same with the real model, a real SIGKILL and Ray: tests/test_cluster.py)."""
+update that fails part-way and is run again (the same with the real model, a real SIGKILL and Ray: tests/integration/test_cluster.py)."""
 
 from __future__ import annotations
 

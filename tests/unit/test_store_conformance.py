@@ -4,7 +4,7 @@ local store and the Milvus store both pass.
 Each test runs on both backends (`BACKENDS`: Milvus in the full suite only, as milvus-lite starts a server process;
 one server serves the module, each test its own collections under a prefix of its own). The expected values come from
 the protocol's own definitions (what was written, cosine, BM25 over the written texts, `Filters.accepts`), never from
-the other store; that both stores give the same results is tests/test_store_milvus.py's."""
+the other store; that both stores give the same results is tests/integration/test_store_milvus.py's."""
 
 from __future__ import annotations
 

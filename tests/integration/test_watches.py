@@ -31,7 +31,7 @@ from qa.server.settings import Settings
 from qa.users import db as userdb
 from qa.users import watches
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ATOM = "{http://www.w3.org/2005/Atom}"
 KEY = "watch-admin-key"
 RESOLUTE = "Wanneer moet de afbouw van Resolute Support afgerond zijn?"

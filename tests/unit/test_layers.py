@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "qa"
+PACKAGE = Path(__file__).resolve().parents[2] / "qa"
 SHELLS = ("qa.server", "qa.cli", "qa.__main__")
 
 

@@ -24,7 +24,7 @@ from qa.ingest.reading import read_letters
 SEED = 12
 COUNT = 360  # >= 300 by the issue; ~180 PDF, ~120 XML, ~60 HTML
 PER_FILE_SECONDS = 10.0
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 CHILD = textwrap.dedent("""
     import json, sys, time
@@ -49,6 +49,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # 2-3 s: the full suite's (the fast tier stays within a minute)
 def test_hundreds_of_mutated_letters_are_read_or_reported_never_crash_or_hang(tmp_path: Path) -> None:
     files = [str(path) for path in mutants(tmp_path / "mutants", COUNT, SEED)]
     assert sum(name.endswith(".pdf") for name in files) >= 150 and sum(name.endswith((".xml", ".html")) for name in files) >= 150
@@ -71,7 +72,6 @@ def test_hundreds_of_mutated_letters_are_read_or_reported_never_crash_or_hang(tm
 
 
 @pytest.mark.model
-@pytest.mark.slow
 @pytest.mark.slow
 def test_a_real_build_of_mutants_exits_partial_and_indexes_every_readable_one(tmp_path: Path) -> None:
     folder = tmp_path / "mutants"

@@ -1,7 +1,7 @@
 """End to end in headless Chromium against a real `qa serve`: ask, watch the answer stream in, follow [1]
 to the letter and find the passage highlighted; plus follow-ups, a new conversation and the page without JS.
 
-Screenshots go to test-artifacts/; those the README and docs show are made by tests/test_browser_chat.py."""
+Screenshots go to test-artifacts/; those the README and docs show are made by tests/browser/test_browser_chat.py."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 RESOLUTE = "Wanneer moet de afbouw van Resolute Support afgerond zijn?"
 LETTER = "kst-27925-781"

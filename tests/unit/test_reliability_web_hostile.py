@@ -2,7 +2,7 @@
 
 On the fast tier (the deterministic embedder): the feedback CSV export, the Atom feed of a saved question,
 cross-site requests, and the Host header. The feedback buttons' icons are checked here for the characters
-they use and in Chromium (tests/test_browser_chat.py) for how they render."""
+they use and in Chromium (tests/browser/test_browser_chat.py) for how they render."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def client(index_dir: Path, fast_engine: Engine) -> Iterator[TestClient]:
 
 # --- icons ------------------------------------------------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _emoji(char: str) -> bool:
@@ -55,7 +55,7 @@ def _emoji(char: str) -> bool:
 
 def test_no_page_script_or_server_message_draws_with_an_emoji() -> None:
     """👍/👎 on the feedback buttons were empty boxes in headless Chromium on Debian: the icons are SVG now
-    (and tests/test_browser_chat.py measures them)."""
+    (and tests/browser/test_browser_chat.py measures them)."""
     files = [*(ROOT / "web").rglob("*.html"), *(ROOT / "web" / "static").glob("*.js"), *(ROOT / "web" / "static").glob("*.css"),
              *(ROOT / "qa" / "server").glob("*.py")]
     found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()[:80]}" for path in files

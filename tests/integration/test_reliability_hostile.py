@@ -147,7 +147,7 @@ def test_a_bulk_line_over_the_limit_is_skipped_without_holding_it_in_memory(tmp_
         print([item.id if isinstance(item, Letter) else "error: " + str(item) for item in items])
     """)
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     assert run.returncode == 0, run.stderr[-2000:]
     items = eval(run.stdout)  # noqa: S307 - our own child's repr of a list of strings
     assert items[1] == "kst-1-1"
@@ -341,7 +341,7 @@ def test_a_pdf_that_amplifies_into_millions_of_characters_is_one_message(tmp_pat
     (folder / "good.pdf").write_bytes(good_pdf())
     (folder / "few-draws.pdf").write_bytes(amplified_pdf(pages=3, draws=2))  # amplifying a little is a real letter's way
     run = subprocess.run([sys.executable, "-c", READ_AMPLIFIED, str(folder)], capture_output=True, text=True, timeout=AMPLIFIED_SECONDS,
-                         cwd=Path(__file__).resolve().parents[1])
+                         cwd=Path(__file__).resolve().parents[2])
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(run.stdout)
     assert sorted(report["letters"]) == ["few-draws", "good"], report

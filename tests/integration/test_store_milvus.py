@@ -1,7 +1,7 @@
 """The Milvus store (qa/index/milvus/) on milvus-lite: the local index's results, writes by content hash, swaps, errors.
 
 The fast tier's index (tests/fake_embedder.py) copied into Milvus must rank, filter and read exactly as the local
-one; the real model's figures on the evaluation set are in tests/test_store_eval.py and eval/compare_stores.py."""
+one; the real model's figures on the evaluation set are in eval/compare_stores.py."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from qa.ingest.reading import make_letter
 
 pytest.importorskip("pymilvus", reason="the Milvus store is not installed: pip install -c constraints.txt -e '.[milvus]'")
 
-QUESTIONS = [json.loads(line)["question"] for line in (Path(__file__).parents[1] / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+QUESTIONS = [json.loads(line)["question"] for line in (Path(__file__).parents[2] / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
 FILTERS = [Filters(), Filters(date_from="2021-01-01"), Filters(date_to="1995-01-01"), Filters(sender="Defensie"), Filters(type="motie"),
            Filters(dossier="27 925"), Filters(date_from="2010-01-01", date_to="2023-12-31", type="brief_regering"), Filters(sender="IenW"),
            Filters(dossier='9" or row >= 0 or dossier == "'), Filters(dossier="\\\" or \\"), Filters(sender='Defensie" or "x')]  # quotes stay text
@@ -93,7 +93,7 @@ def test_answers_are_the_local_ones(fast_engine: Engine, fast_milvus_engine: Eng
 @pytest.mark.slow  # a milvus-lite server process
 def test_old_generations_are_dropped(tmp_path: Path, fast_index_dir: Path, fake_embedder: Any) -> None:
     """The live generation and its predecessor stay (a server may still read it); older ones' collections go. (What an
-    update adds, replaces and removes, and commit and abort, are tests/test_store_conformance.py's, for every store.)"""
+    update adds, replaces and removes, and commit and abort, are tests/unit/test_store_conformance.py's, for every store.)"""
     from qa.index.milvus import client
 
     location = milvus_copy(fast_index_dir, tmp_path)
