@@ -47,7 +47,6 @@ from scale import PeakRss, Synthetic, exact, passage_texts, recall, release, rss
 from qa.answer import retrieval
 from qa.answer.engine import Engine  # noqa: E402
 from qa.index import lexical
-from qa.index import local as local_index  # noqa: E402
 from qa.index import stores as store  # noqa: E402
 from qa.index.filters import Filters  # noqa: E402
 from qa.ingest.chunking import Passage  # noqa: E402
@@ -139,7 +138,7 @@ def measure(location: store.Location, n: int, unique: list[str], data: Synthetic
             questions: list[str], truth: np.ndarray, asks: int) -> tuple[list[object], dict[str, list[list[Any]]]]:
     release()
     before, children_before = rss_mb(), children_rss_mb()
-    target = local_index.LocalTarget(location.data_dir) if location.kind == "local" else store._milvus().Target(location)
+    target = store.target(location)
     started = time.perf_counter()
     with PeakRss() as memory:
         writer = target.writer(VectorEmbedder.name, VectorEmbedder.dimension, VectorEmbedder.backend)
@@ -234,7 +233,7 @@ def main() -> None:
                 if milvus_location.kind == "milvus-lite":  # stop its server, or the next size's local row counts it
                     from milvus_lite.server_manager import server_manager_instance
 
-                    store._milvus()._clients.pop(str(milvus_location)).close()
+                    store._milvus().close(milvus_location)
                     server_manager_instance.release_server(milvus_location.target)
                 shutil.rmtree(workspace, ignore_errors=True)
             # The report after each size: a 1 M run that is stopped keeps the smaller sizes' figures.

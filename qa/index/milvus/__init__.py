@@ -19,10 +19,10 @@ Letters and passage metadata are loaded into memory when a store opens (the page
 passage's text is a slice of its letter); vectors, BM25 and sentences stay in Milvus.
 """
 
-from qa.index.milvus.connection import ANALYZER, DUTCH_ANALYZER, client
+from qa.index.milvus.connection import ANALYZER, DUTCH_ANALYZER, client, close
 from qa.index.milvus.expressions import NOTHING, expression
 from qa.index.milvus.store import MilvusStore, TermStats, exists, live_generation, load, no_index_in
 from qa.index.milvus.writer import Target, Writer
 
-__all__ = ["ANALYZER", "DUTCH_ANALYZER", "NOTHING", "MilvusStore", "Target", "TermStats", "Writer", "client", "exists", "expression",
+__all__ = ["ANALYZER", "DUTCH_ANALYZER", "NOTHING", "MilvusStore", "Target", "TermStats", "Writer", "client", "close", "exists", "expression",
            "live_generation", "load", "no_index_in"]

@@ -59,6 +59,13 @@ def client(location: Location) -> MilvusClient:
     return _clients[key]
 
 
+def close(location: Location) -> None:
+    """Close this process's connection to the store, if it has one (a benchmark that starts a store per size)."""
+    connection = _clients.pop(str(location), None)
+    if connection is not None:
+        connection.close()
+
+
 def reason(error: BaseException) -> str:
     return str(getattr(error, "message", "") or error).splitlines()[0][:300]
 
