@@ -15,7 +15,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.types import Guard, Message, Scope
 
-from qa.server.settings import ADMIN_KEY_ENV, ALLOWED_HOSTS_ENV, ANY_HOST, BASE_URL_ENV, Settings, parse_rate_limit
+from qa.server.settings import ADMIN_KEY_ENV, ALLOWED_HOSTS_ENV, ANY_HOST, BASE_URL_ENV, HOST_NAME, IP_ADDRESS, Settings, parse_rate_limit
 
 DOCS_PATH = "/api/docs"
 CSP = (
@@ -132,7 +132,7 @@ def admin_key_matches(admin_key: str | None, given: str | None) -> bool:
 
 
 # A Host header: a name or an address (IPv6 in brackets), and a port. Anything else ("evil/x", "a@b", "a b") is no host.
-_HOST = re.compile(r"(?P<name>[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+_HOST = re.compile(rf"(?P<name>{HOST_NAME}|\[{IP_ADDRESS}\])(?::[0-9]{{1,5}})?")
 UNKNOWN_HOST = (f"the Host header names no host of this server; set {BASE_URL_ENV} (qa serve --base-url) or {ALLOWED_HOSTS_ENV} "
                 "(--allowed-hosts) to the name clients use")
 

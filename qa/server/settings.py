@@ -74,7 +74,11 @@ def check_base_url(value: str) -> str:
     return value.strip().rstrip("/")
 
 
-_HOST_NAME = re.compile(r"[a-z0-9_][a-z0-9_.-]{0,252}|[0-9a-f:.]+")
+# What a host is, for the allowed hosts here and the Host header (qa/server/security.py): a name, or an IP address
+# (IPv6 in brackets in a header). Case is folded by the callers.
+HOST_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}"
+IP_ADDRESS = r"[0-9A-Fa-f:.]{2,45}"
+_HOST_NAME = re.compile(f"{HOST_NAME}|{IP_ADDRESS}")
 
 
 @dataclass(frozen=True)
