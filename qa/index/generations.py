@@ -17,7 +17,7 @@ from qa.core import progress as reporting
 from qa.core.errors import IndexStateError
 from qa.embed.batches import BatchedEmbedding, LocalRunner, Runner
 from qa.embed.embedding import TextEmbedder
-from qa.embed.onnx_runtime import vector_identity
+from qa.embed.onnx_runtime import LEGACY_BACKEND, vector_identity
 from qa.ingest.chunking import Passage, chunk_letter
 from qa.ingest.letter import Letter
 
@@ -42,6 +42,20 @@ class IndexOutdated(IndexStateError):
         super().__init__(message)
         self.letter_ids = letter_ids  # what the old index holds, for a rebuild from the same letters
         self.model = model
+
+
+class ManifestFields:
+    """What every store reads the same way from its generation's manifest: the model and the backend that embedded it."""
+
+    manifest: dict
+
+    @property
+    def model(self) -> str:
+        return str(self.manifest["model"])
+
+    @property
+    def backend(self) -> str:
+        return str(self.manifest.get("backend", LEGACY_BACKEND))  # an index from before backends were recorded
 
 
 def by_score(ranking: list[tuple[int, float]]) -> list[tuple[int, float]]:

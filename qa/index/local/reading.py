@@ -12,10 +12,9 @@ import faiss
 import numpy as np
 
 from qa.core.errors import IndexStateError
-from qa.embed.onnx_runtime import LEGACY_BACKEND
 from qa.index import vectors as vector_index
 from qa.index.filters import Filters
-from qa.index.generations import FORMAT_VERSION, IndexOutdated, by_score, letters_summary
+from qa.index.generations import FORMAT_VERSION, IndexOutdated, ManifestFields, by_score, letters_summary
 from qa.index.lexical import LexicalIndex, tokenize
 from qa.ingest.chunking import CHUNKER_VERSION, Passage
 from qa.ingest.letter import Letter
@@ -24,7 +23,7 @@ POINTER = "CURRENT"
 
 
 @dataclass
-class Index:
+class Index(ManifestFields):
     folder: Path
     manifest: dict
     letters: dict[str, Letter]
@@ -54,14 +53,6 @@ class Index:
     def passages_of(self, letter_id: str) -> list[Passage]:
         """A letter's passages in text order (none for an unknown letter)."""
         return [self.passages[row] for row in self.letter_passages.get(letter_id, [])]
-
-    @property
-    def model(self) -> str:
-        return str(self.manifest["model"])
-
-    @property
-    def backend(self) -> str:
-        return str(self.manifest.get("backend", LEGACY_BACKEND))
 
     @property
     def dimension(self) -> int:

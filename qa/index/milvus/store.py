@@ -12,11 +12,10 @@ from typing import Any
 import numpy as np
 
 from qa.core.errors import IndexStateError
-from qa.embed.onnx_runtime import LEGACY_BACKEND
 from qa.index import vectors as vector_index
 from qa.index.filters import Filters
 from qa.index.fusion import RRF_K
-from qa.index.generations import FORMAT_VERSION, IndexOutdated, by_score, letters_summary
+from qa.index.generations import FORMAT_VERSION, IndexOutdated, ManifestFields, by_score, letters_summary
 from qa.index.lexical import idf, tokenize
 from qa.index.location import Location
 from qa.index.milvus.connection import BM25_K1, MAX_RESULTS, MilvusException, client, collection_name, iterate, meta_collection, reason
@@ -38,7 +37,7 @@ class TermStats:
         return idf(self._document_frequency.get(token, 0), self.size)
 
 
-class MilvusStore:
+class MilvusStore(ManifestFields):
     """A generation in Milvus, as `qa.index.Store`."""
 
     def __init__(self, location: Location, generation: str, manifest: dict, letters: dict[str, Letter], passages: list[Passage],
@@ -60,14 +59,6 @@ class MilvusStore:
     @property
     def lexical(self) -> TermStats:
         return self._terms
-
-    @property
-    def model(self) -> str:
-        return str(self.manifest["model"])
-
-    @property
-    def backend(self) -> str:
-        return str(self.manifest.get("backend", LEGACY_BACKEND))
 
     @property
     def dimension(self) -> int:
