@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from bench.common import QUESTIONS_FILE, parser, percentiles, table, write_section  # noqa: E402
 from qa.answer.engine import Engine  # noqa: E402
+from qa.answer.evaluation import Question, question_part, quotes_span  # noqa: E402
 from qa.answer.llm.client import LLMClient, LLMError, LLMSettings  # noqa: E402
 from qa.answer.llm.generate import Finished, Generated, Options, Token, claim_inputs, direct, events, prompt_for  # noqa: E402
 from qa.answer.llm.verify import DEFAULT_VERIFY, VerifyPolicy, verify_sentence  # noqa: E402
@@ -43,11 +44,20 @@ COVERAGES = (0.4, 0.5, 0.6, 0.7, 0.8)
 MEANINGS = (0.0, 0.75, 0.78, 0.8, 0.82)
 
 
-def questions(limit: int) -> list[dict[str, Any]]:
-    """`limit` questions spread evenly over the question set (the same ones every run)."""
-    rows = [json.loads(line) for line in QUESTIONS_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+def questions(limit: int, part: str = "test") -> list[dict[str, Any]]:
+    """`limit` questions spread evenly over one part of the question set (the same ones every run; no follow-ups: a
+    first turn is what a model is asked most). Answers are measured on the test part; the verifier's thresholds are
+    calibrated on the dev part."""
+    rows = [row for line in QUESTIONS_FILE.read_text(encoding="utf-8").splitlines() if line.strip()
+            for row in [json.loads(line)] if question_part(row["question"]) == part and not row.get("history")]
     step = max(1, len(rows) // limit)
     return rows[::step][:limit]
+
+
+def holds_span(answer: Any, row: dict[str, Any]) -> bool:
+    """Does a quote of the answer hold the question's answer span (or another wording of it), from its letter?"""
+    return quotes_span(answer, Question(row["question"], row.get("doc_id"), row.get("answer_span"), True,
+                                        also_spans=tuple(row.get("also_spans") or ())))
 
 
 # --- the verifier's calibration ----------------------------------------------------------------
@@ -134,10 +144,12 @@ async def _model_own_first_token(engine: Engine, client: LLMClient, question: st
 
 def compare(engine: Engine, settings: LLMSettings, rows: Sequence[dict[str, Any]]) -> tuple[str, dict[str, float]]:
     extractive_ms = []
+    extractive_holds = 0
     for row in rows:
         started = time.perf_counter()
-        engine.ask(row["question"])
+        extractive = engine.ask(row["question"])
         extractive_ms.append((time.perf_counter() - started) * 1000)
+        extractive_holds += bool(row.get("answerable") and row.get("answer_span")) and holds_span(extractive, row)
 
     async def run() -> tuple[list[tuple[Generated, float | None, float]], list[float | None]]:
         client = LLMClient(settings)
@@ -169,6 +181,9 @@ def compare(engine: Engine, settings: LLMSettings, rows: Sequence[dict[str, Any]
     right = [row for row, (g, _, _) in zip(rows, results) if row.get("answerable") and g.mode == "generative"]
     cites_right = sum(any(c.letter_id == row["doc_id"] for c in g.answer.citations)
                       for row, (g, _, _) in zip(rows, results) if row.get("answerable") and g.mode == "generative")
+    with_span = [(row, g) for row, (g, _, _) in zip(rows, results) if row.get("answerable") and row.get("answer_span")]
+    generated_holds = sum(g.mode == "generative" and holds_span(g.answer, row) for row, g in with_span)
+    any_holds = sum(holds_span(g.answer, row) for row, g in with_span)  # the generated text, or the extractive fallback
     p50 = lambda values: percentiles(values)[0] if values else float("nan")  # noqa: E731
     figures = {"kept": kept / max(total, 1), "fallback": fallbacks / len(rows), "ttft": p50(firsts), "own_ttft": p50(own_firsts)}
     body = table(["", "value"], [
@@ -177,6 +192,9 @@ def compare(engine: Engine, settings: LLMSettings, rows: Sequence[dict[str, Any]
         ["answers falling back to the extractive answer", f"{fallbacks} of {len(rows)} (**{figures['fallback']:.0%}**)"],
         ["... of them because the model server failed", errors],
         ["generative answers (answerable questions) citing the right letter", f"{cites_right} of {len(right)}"],
+        ["answerable questions whose kept generated text quotes the answer span", f"{generated_holds} of {len(with_span)}"],
+        ["... the answer the user gets (generated, else the extractive fallback) quotes it", f"{any_holds} of {len(with_span)}"],
+        ["... the extractive answer quotes it", f"{extractive_holds} of {len(with_span)}"],
         ["time to first token, ours (from the request, retrieval included), p50", f"{p50(firsts):.0f} ms"],
         ["time to first token, the model server's own for the same messages, p50", f"{p50(own_firsts):.0f} ms"],
         ["total time of a generated answer, p50 / p95", f"{percentiles(totals)[0]:.0f} / {percentiles(totals)[1]:.0f} ms"],
@@ -201,7 +219,7 @@ def main() -> None:
     engine = Engine.open(args.index)
     rows = questions(args.limit)
     if not args.skip_calibration:
-        calibration = calibrate(engine, questions(max(args.limit, 24)), args.calibration_sentences)
+        calibration = calibrate(engine, questions(max(args.limit, 24), "dev"), args.calibration_sentences)
         print(calibration)
         write_section(args.out, "llm-verifier", "Verifying generated sentences: calibration", calibration)
     if args.calibrate_only:
@@ -228,7 +246,7 @@ def main() -> None:
         if server:
             server.stop()
     note = (f"Model: {model}; index `{args.index}` ({len(engine.index.letters)} letters, {len(engine.index.passages)} passages). "
-            f"A subset of {len(rows)} questions, because a CPU model takes seconds per answer on this 2-core machine "
+            f"A subset of {len(rows)} questions of the test part (first turns), because a CPU model takes seconds per answer on this 2-core machine "
             "(shared with other work: timings are noisy).")
     print(body)
     title = "Generated answers against extractive ones" + (", with the citation grammar" if args.grammar else "")

@@ -178,6 +178,12 @@ def test_earlier_kamervragen_beside_the_answer_and_on_their_page(server: str, pa
     expect(first).to_contain_text("Gesteld door Keijzer (BBB)")
     page.screenshot(path=str(ARTIFACTS / "chat-kamervragen.png"), full_page=True)
 
+    # A server that cannot store saved questions (a read-only data folder: 503) says so in Dutch; the button stays.
+    page.route("**/api/watches", lambda route: route.fulfill(status=503, content_type="application/json",
+                                                             body='{"status_code": 503, "detail": "saved questions cannot be stored"}'))
+    answer.get_by_role("button", name="Volg deze vraag").click()
+    expect(answer.locator(".follow .turn-error")).to_have_text(re.compile(r"Volgen kan nu niet: de server kan op dit moment geen vragen bewaren"))
+    page.unroute("**/api/watches")
     with page.expect_response("**/api/watches") as saved:  # "Volg deze vraag": a saved question with its own feed
         answer.get_by_role("button", name="Volg deze vraag").click()
     assert saved.value.status == 201

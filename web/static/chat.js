@@ -649,14 +649,18 @@
       try {
         var response = await fetch("/api/watches", { method: "POST", headers: { "Content-Type": "application/json" },
           body: JSON.stringify({ question: text, filters: filters }) });
-        if (!response.ok) throw new Error(String(response.status));
+        if (!response.ok) {
+          throw new Error(response.status === 503 ? "Volgen kan nu niet: de server kan op dit moment geen vragen bewaren. Probeer het later opnieuw."
+            : "Volgen lukte niet. Probeer het opnieuw.");
+        }
         var watch = await response.json();
         box.replaceChildren("U volgt deze vraag: beantwoordt een nieuwe brief haar, dan staat die in ",
           el("a", { href: watch.feed_url, type: "application/atom+xml" }, "de feed"), " en op ",
           el("a", { href: watch.page_url }, "de pagina van deze vraag"), ". Bewaar die link: wie hem heeft, kan meelezen.");
-      } catch (ignored) {
+      } catch (error) {
         button.disabled = false;
-        box.appendChild(el("span", { class: "turn-error" }, " Volgen lukte niet. Probeer het opnieuw."));
+        var shown = box.querySelector(".turn-error") || box.appendChild(el("span", { class: "turn-error" }));
+        shown.textContent = " " + (error instanceof TypeError ? "De server is niet bereikbaar. Probeer het opnieuw." : error.message);
       }
     });
     view.answer.appendChild(box);
