@@ -187,7 +187,7 @@ def compare(engine: Engine, settings: LLMSettings, rows: Sequence[dict[str, Any]
     p50 = lambda values: percentiles(values)[0] if values else float("nan")  # noqa: E731
     figures = {"kept": kept / max(total, 1), "fallback": fallbacks / len(rows), "ttft": p50(firsts), "own_ttft": p50(own_firsts)}
     body = table(["", "value"], [
-        ["questions (spread over eval/questions.jsonl)", len(rows)],
+        ["questions (first turns spread over the test part of eval/questions.jsonl)", len(rows)],
         ["generated sentences kept", f"{kept} of {total} (**{figures['kept']:.0%}**)"],
         ["answers falling back to the extractive answer", f"{fallbacks} of {len(rows)} (**{figures['fallback']:.0%}**)"],
         ["... of them because the model server failed", errors],
