@@ -40,11 +40,14 @@ DEFAULT_BACKEND = "onnx"
 BACKEND_ENV = "QA_BACKEND"
 THREADS_ENV = "OMP_NUM_THREADS"  # a session's threads: set per worker by `qa serve --workers` and per actor by Ray
 LEGACY_BACKEND = "torch"  # what an index whose manifest names no backend was built with
-EXPORT_RECIPE = 2  # 2: "onnx" is fp32 (was int8 in 1). Bump when export, optimisation or quantisation change: old exports are then never used
+# Bump when export, optimisation or quantisation change: old exports are then never used. 1: "onnx" was int8; 2: fp32;
+# 3: exported with eager attention, which the optimiser fuses into its Attention op (recipe 2 traced torch's SDPA, which
+# it could not fuse: passages 1.5x faster in fp32, 1.8x in int8, the same vectors; docs/benchmarks.md).
+EXPORT_RECIPE = 3
 OPSET = 17
-# Texts per session run. Unlike torch, ONNX Runtime is fastest on small batches here: passages/s on 200 passages of the
-# shared corpus, 2 cores: int8 batch 1 28.7, 2 30.5, 8 22.5, 16 17.3, 32 12.9; fp32 batch 1 18.8, 2 18.9 (torch: 17.0
-# at its batch 32, 23.1 at 8).
+# Texts per session run. Unlike torch, ONNX Runtime gains little from batching here: passages/s on 240 passages of the
+# shared corpus, 2 cores, recipe 3: fp32 batch 1 16.6, 2 16.6, 4 16.9, 8 17.2; int8 batch 1 30.8, 2 27.7, 4 28.0
+# (torch 18.9 at batch 8). Recipe 2 measured int8 8 22.5, 16 17.3, 32 12.9: small batches pad least.
 BATCH_SIZE = 2
 _MARKER = "export.json"  # written last: a folder without it is never used
 
@@ -131,6 +134,7 @@ def _export(model: SentenceTransformer, folder: Path, quantize: bool) -> None:
 
     transformer, pooling = model[0], _pooling_mode(model)
     bert = transformer.auto_model.eval()
+    bert.set_attn_implementation("eager")  # the graph the optimiser can fuse into one Attention op per layer (recipe 3)
     config = bert.config
 
     class LastHiddenState(torch.nn.Module):
