@@ -28,6 +28,29 @@ from qa.ingest.chunking import chunk_letter  # noqa: E402
 from qa.ingest.reading import read_letters  # noqa: E402
 
 ROUNDS = 2
+GEMM_SIZE = 1536  # the fp32 matrix product that measures this machine's ceiling (about the shape of a batch's FFN)
+
+
+def encoder_flops(tokens: int, hidden: int, layers: int) -> float:
+    """Multiply-adds x 2 of one BERT-style encoder pass over `tokens` tokens: per layer the four attention projections
+    (4 h^2), the feed-forward (8 h^2, inner size 4 h) per token, and the two attention products (2 L h)."""
+    return 2.0 * layers * tokens * (12 * hidden * hidden + 2 * tokens * hidden)
+
+
+def gemm_ceiling(rounds: int = 5) -> float:
+    """GFLOP/s of torch's fp32 matrix product on all cores: the most an fp32 encoder can reach here."""
+    import torch
+
+    a, b = torch.randn(GEMM_SIZE, GEMM_SIZE), torch.randn(GEMM_SIZE, GEMM_SIZE)
+    torch.matmul(a, b)
+    best = min(_timed(lambda: torch.matmul(a, b)) for _ in range(rounds))
+    return 2 * GEMM_SIZE**3 / best / 1e9
+
+
+def _timed(work) -> float:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
 
 
 def passages(limit: int) -> tuple[list[str], list[np.ndarray]]:
@@ -68,17 +91,28 @@ def main() -> None:
                 started = time.perf_counter()
                 embedder._embed_query(question)  # uncached
                 queries[backend].append((time.perf_counter() - started) * 1000)
+    torch_model = embedders["torch"].model
+    assert torch_model is not None
+    config = torch_model[0].auto_model.config
+    lengths = [len(ids) for ids in torch_model[0].tokenizer([embedders["torch"].passage_prefix + text for text in texts], truncation=True,
+                                                            max_length=embedders["torch"].max_length)["input_ids"]]
+    gflop = sum(encoder_flops(n, int(config.hidden_size), int(config.num_hidden_layers)) for n in lengths) / len(lengths) / 1e9
+    ceiling = gemm_ceiling()
     rows = []
     for backend in BACKENDS:
         p50 = statistics.median(queries[backend])
         cosine = float((vectors[backend] * vectors["torch"]).sum(axis=1).min())
         rows.append((backend, f"{loaded[backend]:.1f} s", f"{rates[backend]:.1f}", f"{rates[backend] / rates['torch']:.2f}×",
-                     f"{p50:.1f} ms", f"{statistics.median(queries['torch']) / p50:.2f}×", f"{cosine:.4f}"))
-    headers = ["backend", "load", "passages/s", "vs torch", "query p50", "vs torch", "min cos to torch"]
+                     f"{p50:.1f} ms", f"{statistics.median(queries['torch']) / p50:.2f}×", f"{cosine:.4f}",
+                     f"{rates[backend] * gflop:.0f} ({rates[backend] * gflop / ceiling:.0%})"))
+    headers = ["backend", "load", "passages/s", "vs torch", "query p50", "vs torch", "min cos to torch", "GFLOP/s (of fp32 ceiling)"]
     print(table(headers, rows))
     body = (f"Model {name}; {len(texts)} passages of `{SHARED_CORPUS.name}/letters` ({sum(map(len, texts)) / len(texts):,.0f} characters "
             f"each) and {len(questions)} questions, best of {ROUNDS} rounds, `python bench/backends.py{' --quick' if args.quick else ''}`. "
-            "Load: a cached export (the first use of an ONNX backend exports once, ~40 s).\n\n" + table(headers, rows))
+            "Load: a cached export (the first use of an ONNX backend exports once, ~40 s).\n\n" + table(headers, rows)
+            + f"\n\nCompute: a passage averages {statistics.mean(lengths):.0f} tokens, {gflop:.1f} GFLOP of encoder work "
+            f"(`encoder_flops`); this machine's fp32 ceiling, torch's {GEMM_SIZE}² matrix product on all cores, is {ceiling:.0f} GFLOP/s. "
+            f"A passage rate 3× torch's in fp32 would need {3 * rates['torch'] * gflop / ceiling:.0%} of that ceiling.")
     write_section(args.out, "backends", "Embedding backends: torch, ONNX fp32, ONNX int8", body)
 
 

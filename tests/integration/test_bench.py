@@ -89,7 +89,8 @@ def test_stores(shared_corpus: Path, tmp_path: Path) -> None:
 
 def test_backends(tmp_path: Path) -> None:
     text = section(run("backends.py", tmp_path / "report.md"), "backends")
-    rows = re.findall(r"^\| (torch|onnx|onnx-int8) \| [\d.]+ s \| ([\d.]+) \| [\d.]+× \| ([\d.]+) ms \| [\d.]+× \| ([\d.]+) \|$", text, re.M)
+    rows = re.findall(r"^\| (torch|onnx|onnx-int8) \| [\d.]+ s \| ([\d.]+) \| [\d.]+× \| ([\d.]+) ms \| [\d.]+× \| ([\d.]+) \| \d+ \(\d+%\) \|$", text, re.M)
     assert [row[0] for row in rows] == ["torch", "onnx", "onnx-int8"], text
     assert all(float(rate) > 0 and float(p50) > 0 for _, rate, p50, _ in rows)
     assert float(rows[1][3]) > 0.9999 and float(rows[2][3]) > 0.98  # fp32 is torch's vectors; int8 moves them a little
+    assert re.search(r"averages \d+ tokens, [\d.]+ GFLOP .* ceiling, .* is \d+ GFLOP/s", text), text

@@ -88,10 +88,10 @@ def encoded() -> dict[str, tuple[np.ndarray, list[np.ndarray], np.ndarray]]:
 
 
 @pytest.mark.model
-@pytest.mark.parametrize(("backend", "bound"), [("onnx", 0.9999), ("onnx-int8", 0.98)])
+@pytest.mark.parametrize(("backend", "bound"), [("onnx", 0.9999), ("onnx-int8", 0.995)])
 def test_onnx_vectors_are_torch_vectors_within_the_measured_bound(encoded, backend: str, bound: float) -> None:  # type: ignore[no-untyped-def]
-    """fp32 is the same computation (cos 0.99999994 measured); int8 weights move vectors a little (passages >= 0.994,
-    sentence spans >= 0.988, measured on 96 passages of the shared corpus) and cost R@1 (docs/benchmarks.md)."""
+    """fp32 is the same computation (cos 0.99999994 measured); int8 weights move vectors a little (recipe 4: passages
+    >= 0.998 on 400 passages of the shared corpus, bench/backends.py; recipe 3, all MatMuls in int8: 0.993)."""
     vectors, spans, query = encoded[backend]
     torch_vectors, torch_spans, torch_query = encoded["torch"]
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
