@@ -216,7 +216,7 @@ def update(folder: Path, index_dir: Path, model: str | None, **network: Any) -> 
                 raise index_store.IndexStateError(
                     f"{outdated}; it holds {len(missing)} letters that are not in {folder} ({', '.join(missing[:3])}"
                     f"{', ...' if len(missing) > 3 else ''}), so `qa update` cannot rebuild it from there") from outdated
-            rebuild, model = True, model or outdated.model
+            rebuild, model, backend = True, model or outdated.model, outdated.backend
             log(f"{index_dir} was built by an older version of qa: rebuilding it from all letters in {folder}")
     summary = fetch_letters(folder, source_name, query, **network)
     letters, errors = sources.letters_to_index(folder, index_ids, summary.added + summary.replaced)

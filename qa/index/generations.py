@@ -38,10 +38,12 @@ class IndexOutdated(IndexStateError):
     version differs): its passages, sections and quotable sentences are not what this qa makes of the letters.
     Refused, never read as if current; `qa index build` (or `qa update`, from its letters folder) rebuilds it."""
 
-    def __init__(self, message: str, letter_ids: tuple[str, ...] = (), model: str | None = None) -> None:
+    def __init__(self, message: str, letter_ids: tuple[str, ...] = (), manifest: dict | None = None) -> None:
         super().__init__(message)
         self.letter_ids = letter_ids  # what the old index holds, for a rebuild from the same letters
-        self.model = model
+        model = (manifest or {}).get("model")
+        self.model = model if isinstance(model, str) else None
+        self.backend = manifest_backend(manifest or {})  # a rebuild keeps it: its saved questions' vectors are of it
 
 
 class ManifestFields:
@@ -55,7 +57,11 @@ class ManifestFields:
 
     @property
     def backend(self) -> str:
-        return str(self.manifest.get("backend", LEGACY_BACKEND))  # an index from before backends were recorded
+        return manifest_backend(self.manifest)
+
+
+def manifest_backend(manifest: dict) -> str:
+    return str(manifest.get("backend", LEGACY_BACKEND))  # an index from before backends were recorded
 
 
 def by_score(ranking: list[tuple[int, float]]) -> list[tuple[int, float]]:

@@ -320,7 +320,8 @@ def test_an_index_of_an_older_chunker_is_refused_and_update_rebuilds_it(tmp_path
     import qa.embed.embedding
     from qa.ingest.chunking import CHUNKER_VERSION
 
-    monkeypatch.setattr(qa.embed.embedding, "Embedder", lambda name=None, device=None, backend=None: fake_embedder)
+    backends: list[str | None] = []
+    monkeypatch.setattr(qa.embed.embedding, "Embedder", lambda name=None, device=None, backend=None: backends.append(backend) or fake_embedder)
     letters, index_dir = tmp_path / "letters", tmp_path / "index"
     runner = CliRunner()
     with FakeServer() as server:
@@ -350,3 +351,4 @@ def test_an_index_of_an_older_chunker_is_refused_and_update_rebuilds_it(tmp_path
     index = index_store.load(index_dir)
     assert index.manifest["chunker_version"] == CHUNKER_VERSION and set(index.letters) == held
     assert f"embedded {len(index.passages)} passages" in rebuilt.output  # every letter cut again, none reused
+    assert backends[-1] == fake_embedder.backend == index.backend  # rebuilt on the backend it had, not the default

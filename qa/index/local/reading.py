@@ -143,12 +143,12 @@ def load(folder: Path) -> Index:
     if not isinstance(manifest, dict):
         raise IndexStateError(f"{generation}: damaged manifest (not a JSON object); rebuild with `qa index build`")
     if manifest.get("format_version") != FORMAT_VERSION or manifest.get("chunker_version") != CHUNKER_VERSION:
-        hashes, model = manifest.get("letters"), manifest.get("model")
+        hashes = manifest.get("letters")
         raise IndexOutdated(
             f"{folder} was built by another version of qa (format {manifest.get('format_version')}, "
             f"chunker {manifest.get('chunker_version')}; this qa writes format {FORMAT_VERSION}, chunker {CHUNKER_VERSION}, "
             "which parses and cuts letters differently); rebuild it with `qa index build PATH ...` from its letters",
-            tuple(hashes) if isinstance(hashes, dict) else (), model if isinstance(model, str) else None,
+            tuple(hashes) if isinstance(hashes, dict) else (), manifest,
         )
     try:
         letters = {letter.id: letter for letter in _read_letters(generation / "letters.jsonl")}

@@ -207,7 +207,7 @@ def load(location: Location) -> MilvusStore:
         if manifest.get("format_version") != FORMAT_VERSION or manifest.get("chunker_version") != CHUNKER_VERSION:
             raise IndexOutdated(f"{location} was built by another version of qa (format {manifest.get('format_version')}, "
                                 f"chunker {manifest.get('chunker_version')}; this qa writes format {FORMAT_VERSION}, chunker {CHUNKER_VERSION}); "
-                                f"rebuild it with `qa index build PATH ... --store {location}` from its letters", (), manifest.get("model"))
+                                f"rebuild it with `qa index build PATH ... --store {location}` from its letters", (), manifest)
         parts: dict[str, list[tuple[int, str]]] = {}
         records: dict[str, dict] = {}
         for item in iterate(milvus, collection_name(location, generation, "letters"), "part >= 0", ["letter_id", "part", "text", "meta"]):
