@@ -12,7 +12,7 @@ from typing import Literal
 from qa.core import limits as rules
 from qa.embed.embedding import TextEmbedder
 from qa.index.filters import Filters  # its home is qa/index/filters.py; callers import it from here too
-from qa.index.fusion import LEXICAL_WEIGHT, reciprocal_rank_fusion
+from qa.index.fusion import fuse, fusion_for
 from qa.index.lexical import content_words, tokenize
 from qa.index.protocol import Store
 from qa.ingest.chunking import Passage
@@ -95,7 +95,7 @@ def search(
     dense_scores = dict(dense)
     lexical_scores = dict(lexical)
     if mode == "hybrid":
-        fused = reciprocal_rank_fusion([([row for row, _ in dense], 1.0), ([row for row, _ in lexical], LEXICAL_WEIGHT)])
+        fused = fuse([row for row, _ in dense], [row for row, _ in lexical], fusion_for(embedder.name))
         ranked = sorted(fused.items(), key=lambda item: -item[1])
     else:
         ranked = dense or lexical

@@ -16,7 +16,7 @@ import numpy as np
 from qa.answer.answering import Answer
 from qa.answer.retrieval import Filters, Hit
 from qa.embed.onnx_runtime import vector_identity
-from qa.index.fusion import LEXICAL_WEIGHT, reciprocal_rank_fusion
+from qa.index.fusion import fuse, fusion_for
 from qa.index.lexical import tokenize
 from qa.users.watches.storage import Watch, WatchHit, now, record_hit, sync_letters, watches
 
@@ -82,8 +82,8 @@ class NewLetters:
         weights = {term: index.lexical.idf(term) for term in set(tokenize(question))}
         total = sum(weights.values()) or 1.0
         coverage = np.asarray([sum(w for t, w in weights.items() if t in self._terms[row]) / total for row in rows])
-        orders = [(np.argsort(-cosines, kind="stable").tolist(), 1.0), (np.argsort(-coverage, kind="stable").tolist(), LEXICAL_WEIGHT)]
-        by_position = reciprocal_rank_fusion(orders)
+        by_position = fuse(np.argsort(-cosines, kind="stable").tolist(), np.argsort(-coverage, kind="stable").tolist(),
+                           fusion_for(self.engine.embedder.name))
         fused = np.asarray([by_position[position] for position in range(len(rows))])
         hits = []
         for position in np.argsort(-fused, kind="stable"):
