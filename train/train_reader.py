@@ -137,8 +137,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     parser.add_argument("--index", type=Path, default=DEFAULT_INDEX)
-    parser.add_argument("--out", type=Path, default=confidence.MODEL_FILE)
-    parser.add_argument("--report", type=Path, default=REPO / "docs" / "reader.md")
+    parser.add_argument("--out", type=Path, default=None, help="default: the index's model's file (confidence.model_file)")
+    parser.add_argument("--report", type=Path, default=None, help="default: docs/reader.md, docs/reader-MODEL.md for a model of its own")
     args = parser.parse_args()
     started = time.perf_counter()
     pairs = read_pairs(args.csv)
@@ -148,6 +148,8 @@ def main() -> None:
         build_answer_index(args.index, pairs)
         answers = index_store.load(args.index)
     engine = Engine(answers, Embedder(answers.model, backend=answers.backend))
+    out = args.out or confidence.model_file(answers.model)
+    report = args.report or REPO / "docs" / ("reader.md" if out == confidence.MODEL_FILE else f"reader-{answers.model}.md")
     parts = {name: [p for p in pairs if part(p.question) == name] for name in ("fit", "calibration", "test")}
     print({name: len(items) for name, items in parts.items()})
 
@@ -173,18 +175,19 @@ def main() -> None:
     }
     model = ReaderModel(unfitted.confidence_weights, threshold,
                         f"train/train_reader.py on {len(parts['fit'])} fit + {len(parts['calibration'])} calibration "
-                        f"Kamervragen; test ({len(parts['test'])}): " + json.dumps(figures))
-    args.out.write_text(json.dumps(model.to_json(), indent=1) + "\n", encoding="utf-8")
+                        f"Kamervragen, embedding model {answers.model}; test ({len(parts['test'])}): " + json.dumps(figures))
+    out.write_text(json.dumps(model.to_json(), indent=1) + "\n", encoding="utf-8")
     table = reliability(test_confidence, test_correct)
-    write_report(args.report, figures, table, model)
+    write_report(report, figures, table, model, answers.model)
     print(json.dumps(figures, indent=1))
     for row in table:
         print(row)
 
 
-def write_report(path: Path, figures: dict[str, float], table: list[tuple[str, int, float, float]], model: ReaderModel) -> None:
+def write_report(path: Path, figures: dict[str, float], table: list[tuple[str, int, float, float]], model: ReaderModel,
+                 embedding_model: str) -> None:
     lines = [
-        "# The reader: training and test figures",
+        "# The reader: training and test figures" + ("" if path.name == "reader.md" else f", embedding model {embedding_model}"),
         "",
         "Written by `python train/train_reader.py` (Kamervragen pairs; fit 0-7, calibration 8-b, test c-f by the",
         "first hex digit of the question's SHA-1; figures on the test split only).",

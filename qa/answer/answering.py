@@ -181,6 +181,7 @@ class Reading:
     passages: list[ReadPassage]
     evidence: Evidence
     hits: list[Hit]  # what the caller shows (its k)
+    embedding_model: str = ""  # whose scores these are: the confidence model is fitted per embedding model
 
 
 def _decline(reading: Reading, reason: str | None, policy: AnswerPolicy, confidence: float = 0.0,
@@ -332,7 +333,7 @@ def _join_touching(reading: Reading, chosen: list[Quote]) -> list[Quote]:
 
 def answer(reading: Reading, policy: AnswerPolicy = DEFAULT_POLICY, model: confidence_model.ReaderModel | None = None) -> Answer:
     """Compose a cited extractive answer from what the engine read, or decline with a reason."""
-    model = model or confidence_model.load_model()
+    model = model or confidence_model.model_for(reading.embedding_model)
     evidence = reading.evidence
     if not reading.passages:
         return _decline(reading, "Geen enkele passage past bij de vraag.", policy)

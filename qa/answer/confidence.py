@@ -13,8 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from qa.answer.reader import FEATURES, Candidate
+from qa.embed.embedding import TUNED_MODEL
 
 MODEL_FILE = Path(__file__).with_name("reader_model.json")
+# The confidence features include cosines, whose scale is the embedding model's: a model whose scores differ gets its
+# own fit (train/train_reader.py on an index of that model). Any model not named here uses MODEL_FILE.
+MODEL_FILES = {TUNED_MODEL: MODEL_FILE.with_name(f"reader_model-{TUNED_MODEL}.json")}
 
 CONFIDENCE_FEATURES = (
     "best_score",  # the sentence scorer's score for the chosen sentence
@@ -71,6 +75,18 @@ class ReaderModel:
         )
 
 
-@cache
+def model_file(embedding_model: str) -> Path:
+    return MODEL_FILES.get(embedding_model, MODEL_FILE)
+
+
 def load_model(path: Path = MODEL_FILE) -> ReaderModel:
+    return _load(path)  # one cache key per file, however it was named
+
+
+@cache
+def _load(path: Path) -> ReaderModel:
     return ReaderModel.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def model_for(embedding_model: str) -> ReaderModel:
+    return load_model(model_file(embedding_model))

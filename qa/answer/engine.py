@@ -118,7 +118,7 @@ class Engine:
             absent_terms=sum(w for t, w in weights.items() if lexical.frequency(t) == 0) / total,
             unknown_names=unknown_names(question, lexical.frequency, lexical.size),
         )
-        return Reading(query, view, passages, evidence, list(hits[:k]))
+        return Reading(query, view, passages, evidence, list(hits[:k]), self.embedder.name)
 
     def _read_passages(self, hits: Sequence[Hit], vector: np.ndarray) -> list[ReadPassage]:
         """The top passages, and for a "Vraag N" that a passage ends with, the passage holding its "Antwoord N"."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from qa.answer.answering import DEFAULT_POLICY, AnswerPolicy, unknown_names
 from qa.answer.confidence import ReaderModel
 from qa.answer.reader import FEATURES, QuestionView, ReadPassage
 from qa.answer.retrieval import Hit
+from qa.index.filters import Filters
 from qa.ingest.chunking import Passage, paragraphs, split_sentences
 from qa.ingest.letter import Letter
 
@@ -113,16 +115,28 @@ def test_policy_values_from_the_command_line() -> None:
     assert AnswerPolicy(high_from=0.7, medium_from=0.4).label(0.1) == "laag"
 
 
-def test_the_shipped_model_matches_the_features_and_is_small() -> None:
-    data = json.loads(confidence.MODEL_FILE.read_text(encoding="utf-8"))
+@pytest.mark.parametrize("path", [confidence.MODEL_FILE, *confidence.MODEL_FILES.values()], ids=lambda path: path.name)
+def test_the_shipped_model_matches_the_features_and_is_small(path: Path) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
     model = ReaderModel.from_json(data)
     assert model.confidence_weights.shape == (len(confidence.CONFIDENCE_FEATURES),)
     assert 0 < model.decline_below < 1
     assert "train/train_reader.py" in model.trained_on and "test" in model.trained_on
-    assert confidence.MODEL_FILE.stat().st_size < 5_000_000
+    assert path.stat().st_size < 5_000_000
     with pytest.raises(ValueError, match="retrain"):
         ReaderModel.from_json({**data, "confidence_features": data["confidence_features"][:-1]})
     assert 0.0 <= model.confidence(np.zeros(len(confidence.CONFIDENCE_FEATURES), np.float32)) <= 1.0
+
+
+def test_each_embedding_model_is_read_with_its_own_confidence_fit(fast_engine) -> None:  # type: ignore[no-untyped-def]
+    """Cosines are on the model's own scale: the tuned model has its own fit, any other model the default one."""
+    from qa.embed.embedding import DEFAULT_MODEL, TUNED_MODEL
+
+    assert confidence.model_for(DEFAULT_MODEL) is confidence.model_for("some/other-model") is confidence.load_model()
+    tuned = confidence.model_for(TUNED_MODEL)
+    assert tuned is not confidence.load_model() and TUNED_MODEL in tuned.trained_on
+    reading = fast_engine.read("Wanneer begon de proef met drones?", 5, Filters(), [], "hybrid", DEFAULT_POLICY)
+    assert reading.embedding_model == fast_engine.embedder.name
 
 
 def test_the_scorer_weighs_the_policy_features() -> None:
