@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -24,6 +25,18 @@ from qa.ingest.reading import read_letters
 
 TEST_MODEL = os.environ.get("QA_TEST_MODEL", DEFAULT_MODEL)
 SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative: str):  # type: ignore[no-untyped-def]
+    """A script of the repo (eval/..., bench/...) imported as a module, under its file name, so its functions can be tested."""
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RECORDED = FIXTURES / "recorded"  # copies of ../shared/corpus/fixtures (tests/fixtures/README.md)
 FIXTURE_LETTERS = FIXTURES / "letters"  # copies of five letters of ../shared/corpus/letters

@@ -1,29 +1,18 @@
 """Issue 15's 'done when', measured on the shared corpus with eval/corpus_quality.py (one home of the patterns)."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from qa.ingest.reading import read_letters
 
-SCRIPT = Path(__file__).resolve().parents[2] / "eval" / "corpus_quality.py"
 MAX_NON_BODY_SECTION_SHARE = 0.01  # the issue's bound: at most 1 % of the passages
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("corpus_quality", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["corpus_quality"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def figures(shared_corpus: Path) -> dict:
-    quality = load_script()
+    quality = load_script("eval/corpus_quality.py")
     report = read_letters([shared_corpus])
     assert not report.errors
     return quality.measure(report.letters)
@@ -39,7 +28,7 @@ def test_no_furniture_pattern_of_the_corpus_stands_in_a_passage(figures: dict) -
 
 
 def test_the_furniture_patterns_catch_what_the_corpus_had() -> None:
-    quality = load_script()
+    quality = load_script("eval/corpus_quality.py")
     seen = ["P agina 1 van 7", "Kamers tuk 3 6200-XII- 60", "I E NW/BSK-2023/297705", "Inf rastructuur en", "2515 XP D en Haag",
             "veiligheidsregio e n de omgevingsdienst", "die a ls bijlage", "Kenmerk I E NW/BSK-2023/33017", "T 0 7 0-456 0000",
             "> Retouradres Postbus 20901", "ISSN 0921 • 7371", "\uf0b7 Circulair", "uitgevoerd op Schiphol.4 In die zin"]
@@ -68,7 +57,7 @@ def test_cleaning_keeps_every_answer_span_of_the_question_set(figures: dict) -> 
 
 
 def test_the_section_patterns_catch_what_the_corpus_had() -> None:
-    quality = load_script()
+    quality = load_script("eval/corpus_quality.py")
     for section in ("Tweede Kamer der Staten-Generaal", "Tweede Kamer der Staten Genetaai", "Voorgesteld tijdens het notaoverleg van",
                     "Kamerstukken", "Kenmerk", "Aanhangsel van de Handelingen", "Postbus 20018", "Bijlage(n)", "Rijnstraat 8",
                     "1 Zie ook de Nationale Grondstoffenstrategie (Kamerstuk 2022Z24775)", "Hoofdstuk VI Ministerie van Justitie"):

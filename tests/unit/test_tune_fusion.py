@@ -1,25 +1,16 @@
 """eval/tune_fusion.py: its offline fusion is the service's, so a (weight, k) it chooses means what it says."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from conftest import load_script
 
 from qa.index.fusion import fusion_for
 
-SCRIPT = Path(__file__).resolve().parents[2] / "eval" / "tune_fusion.py"
 QUESTIONS = ["stikstof provincies", "drones Noordzee", "Wat kost de aanpak?", "asielzoekers opvang gemeenten", "Defensie"]
 
 
 @pytest.fixture(scope="module")
 def tune():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("tune_fusion", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tune_fusion"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("eval/tune_fusion.py")
 
 
 def test_offline_fusion_ranks_as_search_does(tune, fast_engine) -> None:  # type: ignore[no-untyped-def]
