@@ -1,11 +1,12 @@
-"""Embedding backends side by side: torch fp32, ONNX Runtime fp32 and int8, on the same texts in one run.
+"""Embedding backends side by side: torch fp32 and bf16, ONNX Runtime fp32 and int8, on the same texts in one run.
 
     python bench/backends.py               # 400 passages of the shared corpus's letters, 100 questions
     python bench/backends.py --quick       # 12 passages, 5 questions (the test suite's mode)
 
 Passages go through `embed_passages_with_spans`, what an index build runs (passage and sentence vectors in one
 pass), each backend at its own batch size; queries through the uncached `embed_query`. The backends take turns
-per round (best of two rounds), so a busy moment of the machine hurts all of them alike. Quality on the question
+per round (best of two rounds), so a busy moment of the machine hurts all of them alike. torch-bf16 runs only on a CPU
+with bf16 instructions (`available_backends`). Quality on the question
 sets is eval/kamervragen_split.py --backend and `qa eval --part test` on an index built with --backend.
 """
 
@@ -23,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import SHARED_CORPUS, bench_questions, parser, table, write_section  # noqa: E402
 from qa.core.settings import SAMPLE_CORPUS  # noqa: E402
 from qa.embed.embedding import Embedder, default_model_name  # noqa: E402
-from qa.embed.onnx_runtime import BACKENDS  # noqa: E402
+from qa.embed.onnx_runtime import BACKENDS, BF16_BACKEND, cpu_has_bf16  # noqa: E402
 from qa.ingest.chunking import chunk_letter  # noqa: E402
 from qa.ingest.reading import read_letters  # noqa: E402
 
@@ -53,6 +54,11 @@ def _timed(work) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - started
 
 
+def available_backends() -> list[str]:
+    """Every backend this CPU can run: torch-bf16 needs bf16 instructions."""
+    return [backend for backend in BACKENDS if backend != BF16_BACKEND or cpu_has_bf16()]
+
+
 def passages(limit: int) -> tuple[list[str], list[np.ndarray]]:
     folder = SHARED_CORPUS / "letters" if (SHARED_CORPUS / "letters").is_dir() else SAMPLE_CORPUS
     texts: list[str] = []
@@ -74,13 +80,14 @@ def main() -> None:
     questions = bench_questions(5 if args.quick else 100)
     name = args.model or default_model_name()
     loaded, embedders = {}, {}
-    for backend in BACKENDS:
+    backends = available_backends()
+    for backend in backends:
         started = time.perf_counter()
         embedders[backend] = Embedder(name, backend=backend)
         loaded[backend] = time.perf_counter() - started
         embedders[backend].embed_passages_with_spans(texts[:4], spans[:4])  # first-call costs outside the timings
-    rates: dict[str, float] = dict.fromkeys(BACKENDS, 0.0)
-    queries: dict[str, list[float]] = {backend: [] for backend in BACKENDS}
+    rates: dict[str, float] = dict.fromkeys(backends, 0.0)
+    queries: dict[str, list[float]] = {backend: [] for backend in backends}
     vectors: dict[str, np.ndarray] = {}
     for _ in range(ROUNDS):
         for backend, embedder in embedders.items():
@@ -99,7 +106,7 @@ def main() -> None:
     gflop = sum(encoder_flops(n, int(config.hidden_size), int(config.num_hidden_layers)) for n in lengths) / len(lengths) / 1e9
     ceiling = gemm_ceiling()
     rows = []
-    for backend in BACKENDS:
+    for backend in backends:
         p50 = statistics.median(queries[backend])
         cosine = float((vectors[backend] * vectors["torch"]).sum(axis=1).min())
         rows.append((backend, f"{loaded[backend]:.1f} s", f"{rates[backend]:.1f}", f"{rates[backend] / rates['torch']:.2f}×",
@@ -113,7 +120,9 @@ def main() -> None:
             + f"\n\nCompute: a passage averages {statistics.mean(lengths):.0f} tokens, {gflop:.1f} GFLOP of encoder work "
             f"(`encoder_flops`); this machine's fp32 ceiling, torch's {GEMM_SIZE}² matrix product on all cores, is {ceiling:.0f} GFLOP/s. "
             f"A passage rate 3× torch's in fp32 would need {3 * rates['torch'] * gflop / ceiling:.0%} of that ceiling.")
-    write_section(args.out, "backends", "Embedding backends: torch, ONNX fp32, ONNX int8", body)
+    if BF16_BACKEND not in backends:
+        body += f"\n\n{BF16_BACKEND} is left out: this CPU has no bf16 instructions."
+    write_section(args.out, "backends", "Embedding backends: torch fp32 and bf16, ONNX fp32 and int8", body)
 
 
 if __name__ == "__main__":

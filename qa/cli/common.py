@@ -54,7 +54,7 @@ store_option = click.option(
 model_option = click.option("--model", default=None, help="Sentence-transformers model name or path [default: $QA_MODEL or multilingual-e5-small].")
 backend_option = click.option(
     "--backend", type=click.Choice(onnx_runtime.BACKENDS), default=None,
-    help=f"What runs the model: onnx (ONNX Runtime), onnx-int8 (faster, a little less exact) or torch; the index records it and its queries use it "
+    help=f"What runs the model: onnx (ONNX Runtime), onnx-int8 (faster, a little less exact), torch, or torch-bf16 (fast builds on a CPU with bf16 instructions); the index records it and its queries use it "
          f"[default: ${onnx_runtime.BACKEND_ENV} or {onnx_runtime.DEFAULT_BACKEND}].")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -115,7 +116,7 @@ class Embedder:
     """A sentence-transformers model that knows its prefixes; vectors are L2-normalised.
 
     `backend` says what runs it (qa/embed/onnx_runtime.py): `onnx` (the default, ONNX Runtime), `onnx-int8`,
-    or `torch`. An index records the backend it was built with, and is searched with that one."""
+    `torch` or `torch-bf16`. An index records the backend it was built with, and is searched with that one."""
 
     def __init__(self, name: str | None = None, device: str | None = None, backend: str | None = None) -> None:
         from qa.embed import onnx_runtime
@@ -128,7 +129,10 @@ class Embedder:
             raise ModelError(f"the adapter of {TUNED_MODEL!r} is missing ({adapter}); reinstall the package")
         self.model: SentenceTransformer | None = None
         self._onnx: onnx_runtime.OnnxEncoder | None = None
-        if self.backend == "torch":
+        self._bf16 = self.backend == onnx_runtime.BF16_BACKEND
+        if self._bf16:
+            onnx_runtime.check_bf16()  # before the model load, so it fails at once
+        if self.backend in onnx_runtime.TORCH_BACKENDS:
             self.model = self._load_torch(path, adapter, device)
             prompts = self.model.prompts or {}
             self.dimension = int(self.model.get_embedding_dimension() or 0)
@@ -160,12 +164,21 @@ class Embedder:
             merge(model[0].auto_model, adapter)
         return model
 
+    def _precision(self) -> AbstractContextManager[object]:
+        """torch-bf16: the model's matrix products in bfloat16 (autocast keeps its weights, sums and norms in fp32)."""
+        if not self._bf16:
+            return nullcontext()
+        import torch
+
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
     def _encode(self, prefixed: Sequence[str], batch_size: int) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
         """Unit vectors, and per text its token vectors and their character offsets, from either backend."""
         if self._onnx is not None:
             return self._onnx.encode(prefixed)  # its own batch size (onnx_runtime.BATCH_SIZE), measured
         assert self.model is not None
-        outputs = self.model.encode(list(prefixed), batch_size=batch_size, output_value=None, show_progress_bar=False)
+        with self._precision():
+            outputs = self.model.encode(list(prefixed), batch_size=batch_size, output_value=None, show_progress_bar=False)
         offsets = self.model[0].tokenizer(list(prefixed), return_offsets_mapping=True, truncation=True, max_length=self.max_length)["offset_mapping"]
         vectors = np.stack([output["sentence_embedding"].float().numpy() for output in outputs]) if outputs else np.zeros((0, self.dimension), np.float32)
         tokens = [output["token_embeddings"][: len(text_offsets)].float().numpy() for output, text_offsets in zip(outputs, offsets)]
@@ -181,13 +194,14 @@ class Embedder:
                 vectors[positions] = self._onnx.encode([self.passage_prefix + texts[i] for i in positions])[0]
             return vectors
         assert self.model is not None
-        vectors = self.model.encode(
-            [self.passage_prefix + text for text in texts],
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-        )
+        with self._precision():
+            vectors = self.model.encode(
+                [self.passage_prefix + text for text in texts],
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def _embed_query(self, text: str) -> np.ndarray:
@@ -195,9 +209,10 @@ class Embedder:
             vector = self._onnx.encode([self.query_prefix + text])[0]
         else:
             assert self.model is not None
-            vector = self.model.encode(
-                [self.query_prefix + text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )
+            with self._precision():
+                vector = self.model.encode(
+                    [self.query_prefix + text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+                )
         vector = np.ascontiguousarray(vector, dtype=np.float32)
         vector.setflags(write=False)  # cached and shared between requests
         return vector

@@ -36,7 +36,12 @@ if TYPE_CHECKING:
 # embedded ~3x faster; onnx-int8: int8 weights except the feed-forward outputs, passages ~1.5x and queries ~5x torch's
 # rate, hybrid R@1/R@5 within 0.01 of fp32 on both test sets but one unanswerable letters question less declined
 # (docs/benchmarks.md), so it is a choice for bulk builds, not the default.
-BACKENDS = ("torch", "onnx", "onnx-int8")
+# torch-bf16: torch with its matrix products in bfloat16 (autocast), only on a CPU with bf16 instructions (AVX512-BF16 or
+# AMX; without them torch emulates bf16, slower than fp32): vectors as torch's (cos >= 0.99998), passages 2.0x torch's
+# rate on an AMD EPYC with AVX512-BF16, 2.6x on a Xeon with AMX (docs/benchmarks.md).
+BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
+TORCH_BACKENDS = ("torch", "torch-bf16")  # run by sentence-transformers, not exported
+BF16_BACKEND = "torch-bf16"
 DEFAULT_BACKEND = "onnx"
 BACKEND_ENV = "QA_BACKEND"
 THREADS_ENV = "OMP_NUM_THREADS"  # a session's threads: set per worker by `qa serve --workers` and per actor by Ray
@@ -68,6 +73,22 @@ def check_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise ModelError(f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     return backend
+
+
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Does this CPU multiply in bf16 (AVX512-BF16 or AMX)? Read from the kernel's flags, not from torch, which says
+    yes wherever it can emulate bf16. Off Linux: no."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
+def check_bf16() -> None:
+    if not cpu_has_bf16():
+        raise ModelError(f"the {BF16_BACKEND} backend needs a CPU with bf16 instructions (AVX512-BF16 or AMX), which this one "
+                         "lacks: torch would emulate them, slower than fp32. Use onnx-int8 for fast builds here, or onnx.")
 
 
 def session_threads() -> int:

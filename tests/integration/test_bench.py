@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from qa.embed import onnx_runtime
+
 pytestmark = pytest.mark.slow
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -89,8 +91,11 @@ def test_stores(shared_corpus: Path, tmp_path: Path) -> None:
 
 def test_backends(tmp_path: Path) -> None:
     text = section(run("backends.py", tmp_path / "report.md"), "backends")
-    rows = re.findall(r"^\| (torch|onnx|onnx-int8) \| [\d.]+ s \| ([\d.]+) \| [\d.]+× \| ([\d.]+) ms \| [\d.]+× \| ([\d.]+) \| \d+ \(\d+%\) \|$", text, re.M)
-    assert [row[0] for row in rows] == ["torch", "onnx", "onnx-int8"], text
+    rows = re.findall(r"^\| (torch|torch-bf16|onnx|onnx-int8) \| [\d.]+ s \| ([\d.]+) \| [\d.]+× \| ([\d.]+) ms \| [\d.]+× \| ([\d.]+) \| \d+ \(\d+%\) \|$", text, re.M)
+    bf16 = onnx_runtime.cpu_has_bf16()
+    assert [row[0] for row in rows] == ["torch", *(["torch-bf16"] if bf16 else []), "onnx", "onnx-int8"], text
+    assert bf16 or "torch-bf16 is left out: this CPU has no bf16 instructions" in text
     assert all(float(rate) > 0 and float(p50) > 0 for _, rate, p50, _ in rows)
-    assert float(rows[1][3]) > 0.9999 and float(rows[2][3]) > 0.98  # fp32 is torch's vectors; int8 moves them a little
+    cosines = {backend: float(cosine) for backend, _, _, cosine in rows}
+    assert cosines["onnx"] > 0.9999 and cosines["onnx-int8"] > 0.98 and cosines.get("torch-bf16", 1.0) > 0.999  # int8 moves them a little
     assert re.search(r"averages \d+ tokens, [\d.]+ GFLOP .* ceiling, .* is \d+ GFLOP/s", text), text

@@ -1,5 +1,5 @@
-"""The ONNX Runtime backend (qa/embed/onnx_runtime.py): the same vectors as torch within a measured bound, an index
-that records its backend and is searched and extended with it, and an export made once and never half-used."""
+"""The backends (qa/embed/onnx_runtime.py): ONNX Runtime and torch-bf16 give torch's vectors within a measured bound, an
+index records its backend and is searched and extended with it, and an export is made once and never half-used."""
 
 from __future__ import annotations
 
@@ -33,6 +33,27 @@ def test_an_unknown_backend_is_a_clear_error() -> None:
         onnx_runtime.check_backend("gpu")
     result = CliRunner().invoke(main, ["index", "build", "--backend", "gpu"])
     assert result.exit_code == 2 and "'gpu' is not one of" in result.output
+
+
+def test_bf16_is_read_from_the_cpus_flags(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n", encoding="utf-8")
+    assert not onnx_runtime.cpu_has_bf16(cpuinfo)
+    for flag in ("avx512_bf16", "amx_bf16"):
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: fpu avx512f {flag} avx512_vnni\n", encoding="utf-8")
+        assert onnx_runtime.cpu_has_bf16(cpuinfo)
+    assert not onnx_runtime.cpu_has_bf16(tmp_path / "missing")
+
+
+def test_torch_bf16_on_a_cpu_without_bf16_is_refused_before_the_model_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch emulates bf16 where the CPU cannot multiply in it: slower than fp32, so it is refused, saying what to use."""
+    monkeypatch.setattr(onnx_runtime, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(Embedder, "_load_torch", lambda *args: pytest.fail("the model was loaded"))
+    with pytest.raises(ModelError, match="needs a CPU with bf16 instructions .* Use onnx-int8"):
+        Embedder("multilingual-e5-small", backend="torch-bf16")
+    result = CliRunner().invoke(main, ["index", "build", "--backend", "torch-bf16", "--index", str(tmp_path / "index")])
+    assert result.exit_code == 2 and "needs a CPU with bf16 instructions" in result.output, result.output
+    assert not (tmp_path / "index").exists()
 
 
 def test_vectors_of_another_backend_are_kept_under_another_name() -> None:
@@ -74,12 +95,15 @@ def test_a_half_written_export_is_never_used(tmp_path: Path) -> None:
 
 # --- real: the model on each backend ----------------------------------------------------------------------------
 
+HAS_BF16 = onnx_runtime.cpu_has_bf16()
+RUNNABLE = [backend for backend in onnx_runtime.BACKENDS if backend != onnx_runtime.BF16_BACKEND or HAS_BF16]
+
 
 @pytest.fixture(scope="module")
 def encoded() -> dict[str, tuple[np.ndarray, list[np.ndarray], np.ndarray]]:
     spans = [np.asarray(split_sentences(text)) for text in TEXTS]
     results = {}
-    for backend in onnx_runtime.BACKENDS:
+    for backend in RUNNABLE:
         embedder = Embedder("multilingual-e5-small", backend=backend)
         assert embedder.backend == backend and embedder.dimension == 384
         vectors, span_vectors = embedder.embed_passages_with_spans(TEXTS, spans)
@@ -88,10 +112,14 @@ def encoded() -> dict[str, tuple[np.ndarray, list[np.ndarray], np.ndarray]]:
 
 
 @pytest.mark.model
-@pytest.mark.parametrize(("backend", "bound"), [("onnx", 0.9999), ("onnx-int8", 0.995)])
-def test_onnx_vectors_are_torch_vectors_within_the_measured_bound(encoded, backend: str, bound: float) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("backend", "bound"), [
+    ("onnx", 0.9999), ("onnx-int8", 0.995),
+    pytest.param("torch-bf16", 0.9995, marks=pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bf16 instructions")),
+])
+def test_vectors_are_torch_vectors_within_the_measured_bound(encoded, backend: str, bound: float) -> None:  # type: ignore[no-untyped-def]
     """fp32 is the same computation (cos 0.99999994 measured); int8 weights move vectors a little (recipe 4: passages
-    >= 0.998 on 400 passages of the shared corpus, bench/backends.py; recipe 3, all MatMuls in int8: 0.993)."""
+    >= 0.998 on 400 passages of the shared corpus, bench/backends.py; recipe 3, all MatMuls in int8: 0.993); bf16
+    products with fp32 sums: >= 0.99998 on 240 passages."""
     vectors, spans, query = encoded[backend]
     torch_vectors, torch_spans, torch_query = encoded["torch"]
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
