@@ -6,7 +6,7 @@
 Passages go through `embed_passages_with_spans`, what an index build runs (passage and sentence vectors in one
 pass), each backend at its own batch size; queries through the uncached `embed_query`. The backends take turns
 per round (best of two rounds), so a busy moment of the machine hurts all of them alike. torch-bf16 runs only on a CPU
-with bf16 instructions (`available_backends`). Quality on the question
+with bf16 instructions (`runnable_backends`). Quality on the question
 sets is eval/kamervragen_split.py --backend and `qa eval --part test` on an index built with --backend.
 """
 
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import SHARED_CORPUS, bench_questions, parser, table, write_section  # noqa: E402
 from qa.core.settings import SAMPLE_CORPUS  # noqa: E402
 from qa.embed.embedding import Embedder, default_model_name  # noqa: E402
-from qa.embed.onnx_runtime import BACKENDS, BF16_BACKEND, cpu_has_bf16  # noqa: E402
+from qa.embed.onnx_runtime import BF16_BACKEND, runnable_backends  # noqa: E402
 from qa.ingest.chunking import chunk_letter  # noqa: E402
 from qa.ingest.reading import read_letters  # noqa: E402
 
@@ -54,11 +54,6 @@ def _timed(work) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - started
 
 
-def available_backends() -> list[str]:
-    """Every backend this CPU can run: torch-bf16 needs bf16 instructions."""
-    return [backend for backend in BACKENDS if backend != BF16_BACKEND or cpu_has_bf16()]
-
-
 def passages(limit: int) -> tuple[list[str], list[np.ndarray]]:
     folder = SHARED_CORPUS / "letters" if (SHARED_CORPUS / "letters").is_dir() else SAMPLE_CORPUS
     texts: list[str] = []
@@ -80,7 +75,7 @@ def main() -> None:
     questions = bench_questions(5 if args.quick else 100)
     name = args.model or default_model_name()
     loaded, embedders = {}, {}
-    backends = available_backends()
+    backends = runnable_backends()
     for backend in backends:
         started = time.perf_counter()
         embedders[backend] = Embedder(name, backend=backend)

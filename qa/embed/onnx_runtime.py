@@ -85,6 +85,11 @@ def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & set(flags))
 
 
+def runnable_backends() -> list[str]:
+    """The backends this CPU can run: torch-bf16 only with bf16 instructions."""
+    return [backend for backend in BACKENDS if backend != BF16_BACKEND or cpu_has_bf16()]
+
+
 def check_bf16() -> None:
     if not cpu_has_bf16():
         raise ModelError(f"the {BF16_BACKEND} backend needs a CPU with bf16 instructions (AVX512-BF16 or AMX), which this one "

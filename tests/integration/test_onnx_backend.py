@@ -96,14 +96,13 @@ def test_a_half_written_export_is_never_used(tmp_path: Path) -> None:
 # --- real: the model on each backend ----------------------------------------------------------------------------
 
 HAS_BF16 = onnx_runtime.cpu_has_bf16()
-RUNNABLE = [backend for backend in onnx_runtime.BACKENDS if backend != onnx_runtime.BF16_BACKEND or HAS_BF16]
 
 
 @pytest.fixture(scope="module")
 def encoded() -> dict[str, tuple[np.ndarray, list[np.ndarray], np.ndarray]]:
     spans = [np.asarray(split_sentences(text)) for text in TEXTS]
     results = {}
-    for backend in RUNNABLE:
+    for backend in onnx_runtime.runnable_backends():
         embedder = Embedder("multilingual-e5-small", backend=backend)
         assert embedder.backend == backend and embedder.dimension == 384
         vectors, span_vectors = embedder.embed_passages_with_spans(TEXTS, spans)
