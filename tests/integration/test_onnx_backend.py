@@ -168,3 +168,21 @@ def test_an_unwritable_cache_is_a_clear_model_error(tmp_path: Path, monkeypatch:
     folder = onnx_runtime.export_dir("m", str(tmp_path), None, "onnx")
     with pytest.raises(ModelError, match="cannot write the ONNX export .* QA_CACHE_DIR .* QA_BACKEND=torch"):
         onnx_runtime.ensure_export(folder, lambda: pytest.fail("nothing is loaded"), "onnx", log=lambda line: None)
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bf16 instructions")
+def test_a_bf16_index_on_a_cpu_without_bf16_is_refused_and_can_be_rebuilt(tmp_path: Path, sample_letters, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """An index built on a server with bf16, copied to a laptop without: a clear error, nothing lost, a rebuild works."""
+    folder = tmp_path / "index"
+    index_store.update(folder, Embedder("multilingual-e5-small", backend="torch-bf16"), add=sample_letters[:2], replace_all=True)
+    built = index_store.load(folder)
+    assert built.backend == "torch-bf16" and Engine.open(folder).search("drones", k=3)
+    monkeypatch.setattr(onnx_runtime, "cpu_has_bf16", lambda: False)
+    result = CliRunner().invoke(main, ["ask", "Hoeveel kost de registratie van een drone?", "--index", str(folder)])
+    assert result.exit_code == 2 and "needs a CPU with bf16 instructions" in result.output, result.output
+    assert index_store.load(folder).generation == built.generation
+    sources = [str(letter.source) for letter in sample_letters[:2]]
+    result = CliRunner().invoke(main, ["index", "build", *sources, "--backend", "onnx", "--index", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert index_store.load(folder).backend == "onnx" and len(index_store.load(folder).letters) == 2
