@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -164,21 +163,23 @@ class Embedder:
             merge(model[0].auto_model, adapter)
         return model
 
-    def _precision(self) -> AbstractContextManager[object]:
-        """torch-bf16: the model's matrix products in bfloat16 (autocast keeps its weights, sums and norms in fp32)."""
+    def _torch_encode(self, texts: list[str], **options: Any) -> Any:
+        """sentence-transformers' encode; on torch-bf16 with the model's matrix products in bfloat16 (autocast keeps its
+        weights, sums and norms in fp32)."""
+        assert self.model is not None
         if not self._bf16:
-            return nullcontext()
+            return self.model.encode(texts, **options)
         import torch
 
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.model.encode(texts, **options)
 
     def _encode(self, prefixed: Sequence[str], batch_size: int) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
         """Unit vectors, and per text its token vectors and their character offsets, from either backend."""
         if self._onnx is not None:
             return self._onnx.encode(prefixed)  # its own batch size (onnx_runtime.BATCH_SIZE), measured
         assert self.model is not None
-        with self._precision():
-            outputs = self.model.encode(list(prefixed), batch_size=batch_size, output_value=None, show_progress_bar=False)
+        outputs = self._torch_encode(list(prefixed), batch_size=batch_size, output_value=None, show_progress_bar=False)
         offsets = self.model[0].tokenizer(list(prefixed), return_offsets_mapping=True, truncation=True, max_length=self.max_length)["offset_mapping"]
         vectors = np.stack([output["sentence_embedding"].float().numpy() for output in outputs]) if outputs else np.zeros((0, self.dimension), np.float32)
         tokens = [output["token_embeddings"][: len(text_offsets)].float().numpy() for output, text_offsets in zip(outputs, offsets)]
@@ -193,26 +194,22 @@ class Embedder:
             for positions in _progress(_slices(texts, batch_size, progress), progress, total=len(texts)):
                 vectors[positions] = self._onnx.encode([self.passage_prefix + texts[i] for i in positions])[0]
             return vectors
-        assert self.model is not None
-        with self._precision():
-            vectors = self.model.encode(
-                [self.passage_prefix + text for text in texts],
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=progress,
-            )
+        vectors = self._torch_encode(
+            [self.passage_prefix + text for text in texts],
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def _embed_query(self, text: str) -> np.ndarray:
         if self._onnx is not None:
             vector = self._onnx.encode([self.query_prefix + text])[0]
         else:
-            assert self.model is not None
-            with self._precision():
-                vector = self.model.encode(
-                    [self.query_prefix + text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-                )
+            vector = self._torch_encode(
+                [self.query_prefix + text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
         vector = np.ascontiguousarray(vector, dtype=np.float32)
         vector.setflags(write=False)  # cached and shared between requests
         return vector
