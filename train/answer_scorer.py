@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 MODEL_FILE = Path("/tmp/answer-scorer-v1.safetensors")  # not shipped: it did not pay (docs/answer-scorer.md)
 LAYERS = 2  # 2 layers over 8 pairs: ~24 ms fp32 on this 2-core CPU; 3 layers ~40 ms (a probe, docs/reader.md)
@@ -41,7 +42,6 @@ class AnswerScorer:
     """The model in torch: `logits(question, texts)` scores all candidates in one batched pass."""
 
     def __init__(self, base: Path, layers: int = LAYERS) -> None:
-        import torch
         from transformers import AutoModel, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(base))
@@ -50,7 +50,7 @@ class AnswerScorer:
         self.layers = layers
 
     def trainable(self) -> list:  # type: ignore[type-arg]
-        """The weights training changes and the repo ships: the encoder layers and the head (not the word embeddings)."""
+        """The weights training changes and `save` writes: the encoder layers and the head (not the word embeddings)."""
         for parameter in self.model.embeddings.parameters():
             parameter.requires_grad = False
         return [*self.model.encoder.parameters(), *self.head.parameters()]
@@ -64,27 +64,24 @@ class AnswerScorer:
         return self.head(pooled).squeeze(-1)
 
     def logits(self, question: str, texts: Sequence[str]) -> np.ndarray:
-        import torch
-
         if not texts:
             return np.zeros(0, dtype=np.float32)
         self.model.eval()
         with torch.inference_mode():
             return self.forward([question] * len(texts), texts).float().numpy()
 
-    def shipped_state(self) -> dict:  # type: ignore[type-arg]
+    def saved_state(self) -> dict:  # type: ignore[type-arg]
         state = {f"encoder.{k}": v for k, v in self.model.encoder.state_dict().items()}
         state.update({f"head.{k}": v for k, v in self.head.state_dict().items()})
-        return {k: v.detach().to(dtype=__import__("torch").float16).contiguous() for k, v in state.items()}
+        return {k: v.detach().to(dtype=torch.float16).contiguous() for k, v in state.items()}
 
     def save(self, path: Path, about: dict[str, object]) -> None:
         from safetensors.torch import save_file
 
-        save_file(self.shipped_state(), str(path), metadata={"about": json.dumps(about), "layers": str(self.layers)})
+        save_file(self.saved_state(), str(path), metadata={"about": json.dumps(about), "layers": str(self.layers)})
 
     @classmethod
     def load(cls, path: Path, base: Path) -> AnswerScorer:
-        import torch
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as handle:
